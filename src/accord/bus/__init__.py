@@ -1,0 +1,1 @@
+"""Change propagation: how a committed write reaches every other process."""

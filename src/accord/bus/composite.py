@@ -1,0 +1,51 @@
+"""Redis first, with a fallback bus that is always listening.
+
+Every process listens on the fallback too, so a process that had to publish there (because its
+Redis connection was down) still reaches processes whose Redis connection is fine. Receivers
+drop the duplicates by revision.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from accord.bus.redis_bus import RedisChangeBus
+from accord.bus.types import BusUnavailableError, ChangeBus, EventHandler
+from accord.store.types import Change
+
+log = logging.getLogger("accord.bus")
+
+
+class FallbackChangeBus:
+    def __init__(self, primary: RedisChangeBus, fallback: ChangeBus) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    @property
+    def mode(self) -> str:
+        return self.primary.mode if self.primary.connected else self.fallback.mode
+
+    @property
+    def fallback_active(self) -> bool:
+        return not self.primary.connected
+
+    @property
+    def degraded(self) -> bool:
+        return self.fallback_active or self.fallback.degraded
+
+    async def start(self, handler: EventHandler) -> None:
+        await self.fallback.start(handler)
+        await self.primary.start(handler)
+
+    async def publish(self, change: Change) -> None:
+        if self.primary.connected:
+            try:
+                await self.primary.publish(change)
+                return
+            except BusUnavailableError as exc:
+                log.warning("publishing on %s instead: %s", self.fallback.mode, exc)
+        await self.fallback.publish(change)
+
+    async def aclose(self) -> None:
+        await self.primary.aclose()
+        await self.fallback.aclose()

@@ -1,0 +1,107 @@
+"""PostgreSQL LISTEN/NOTIFY change bus, for deployments without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from accord.bus.types import BusUnavailableError, EventHandler, Resync
+from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
+from accord.core.retry import backoff_delays
+from accord.store.types import Change
+
+log = logging.getLogger("accord.bus.postgres")
+CHANNEL = "accord_changes"
+_DOWN_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class PgNotifyBus:
+    """One connection listens; another publishes with ``pg_notify``. Both reconnect on their own."""
+
+    def __init__(self, dsn: str, *, display_url: str) -> None:
+        self._dsn = dsn
+        self._display = display_url
+        self._listener: asyncio.Task[None] | None = None
+        self._publisher: Any = None
+        self._publish_lock = asyncio.Lock()
+        self._connected = asyncio.Event()
+        self._closing = False
+
+    @property
+    def mode(self) -> str:
+        return "postgres"
+
+    @property
+    def degraded(self) -> bool:
+        return not self._connected.is_set()
+
+    async def start(self, handler: EventHandler) -> None:
+        self._listener = asyncio.create_task(self._listen_forever(handler), name="accord-pg-bus")
+
+    async def publish(self, change: Change) -> None:
+        payload = encode_change(change, max_bytes=PG_NOTIFY_MAX_BYTES)
+        async with self._publish_lock:
+            try:
+                if self._publisher is None or self._publisher.is_closed():
+                    self._publisher = await asyncpg.connect(self._dsn, timeout=2)
+                await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except _DOWN_ERRORS as exc:
+                await self._drop_publisher()
+                raise BusUnavailableError(f"postgres notify on {self._display}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._listener:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._drop_publisher()
+
+    async def _drop_publisher(self) -> None:
+        if self._publisher is not None:
+            with contextlib.suppress(*_DOWN_ERRORS):
+                await self._publisher.close(timeout=1)
+            self._publisher = None
+
+    async def _listen_forever(self, handler: EventHandler) -> None:
+        delays = backoff_delays()
+        while not self._closing:
+            try:
+                await self._listen_once(handler)
+                delays = backoff_delays()
+            except _DOWN_ERRORS as exc:
+                if self._connected.is_set():
+                    log.warning("lost postgres listener on %s: %s; reconnecting", self._display, exc)
+                self._connected.clear()
+                await asyncio.sleep(next(delays))
+
+    async def _listen_once(self, handler: EventHandler) -> None:
+        conn = await asyncpg.connect(self._dsn, timeout=2)
+        lost = asyncio.Event()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: queue.put_nowait(payload))
+            self._connected.set()
+            await handler(Resync("postgres listener connected"))
+            await self._pump(conn, queue, lost, handler)
+        finally:
+            self._connected.clear()
+            with contextlib.suppress(*_DOWN_ERRORS):
+                await conn.close(timeout=1)
+
+    async def _pump(self, conn: Any, queue: asyncio.Queue[str], lost: asyncio.Event, handler: EventHandler) -> None:
+        while not lost.is_set():
+            try:
+                payload = await asyncio.wait_for(queue.get(), timeout=2.0)
+            except TimeoutError:
+                await conn.execute("SELECT 1")  # a dead server is only noticed when we talk to it
+                continue
+            change = decode_change(payload)
+            if change is not None:
+                await handler(change)
+        raise ConnectionResetError("postgres listener connection terminated")

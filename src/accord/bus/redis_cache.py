@@ -1,0 +1,121 @@
+"""A cache of current values in Redis, marked with the revision it reflects.
+
+A fleet of cold-starting pods, or a pod that starts while the database is down, can load it
+instead of the database. Redis may lose it at any time (it keeps nothing on disk): when the
+marker is missing, the first process to notice rebuilds it from the database under a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from accord.bus.redis_conn import REDIS_DOWN_ERRORS
+from accord.core.redis_keys import CACHE_REBUILD_LOCK, CACHE_REVISION, CACHE_VALUES
+from accord.store.types import Change, Entry, KVStore
+
+log = logging.getLogger("accord.bus.cache")
+REBUILD_LOCK_MS = 30_000
+
+# KEYS[1] values hash, KEYS[2] revision marker
+# ARGV[1] key, ARGV[2] revision, ARGV[3] "put" or "delete", ARGV[4] encoded entry (put only)
+# Applies one change only when the cache is complete (marker present) and the change is newer
+# than what the cache holds for that key; raises the marker to the change's revision.
+APPLY_CHANGE = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local rev = tonumber(cjson.decode(held)['mod_revision'])
+  if rev and rev >= tonumber(ARGV[2]) then return 0 end
+end
+if ARGV[3] == 'delete' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+end
+if tonumber(redis.call('GET', KEYS[2])) < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+
+class RedisValueCache:
+    """Current values by key plus the revision they reflect."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._apply = client.register_script(APPLY_CHANGE)
+
+    async def apply(self, change: Change, entry: Entry | None) -> None:
+        """Best effort: the database already has the change, so a Redis error only costs freshness."""
+        payload = encode_entry(entry) if entry is not None else ""
+        try:
+            await self._apply(
+                keys=[CACHE_VALUES, CACHE_REVISION], args=[change.key, change.revision, change.op, payload]
+            )
+        except REDIS_DOWN_ERRORS as exc:
+            log.debug("cache update skipped, redis unavailable: %s", exc)
+
+    async def is_complete(self) -> bool:
+        return bool(await self._client.exists(CACHE_REVISION))
+
+    async def ensure(self, store: KVStore) -> bool:
+        """Rebuild from the store if the marker is gone; True if this process rebuilt it."""
+        if await self.is_complete():
+            return False
+        if not await self._client.set(CACHE_REBUILD_LOCK, b"1", nx=True, px=REBUILD_LOCK_MS):
+            return False
+        try:
+            revision, entries = await store.snapshot()
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(CACHE_VALUES)
+                if entries:
+                    pipe.hset(CACHE_VALUES, mapping={e.key: encode_entry(e) for e in entries})
+                pipe.set(CACHE_REVISION, revision)
+                await pipe.execute()
+            log.info("rebuilt the redis value cache from the database at revision %d (%d keys)", revision, len(entries))
+            return True
+        finally:
+            await self._client.delete(CACHE_REBUILD_LOCK)
+
+    async def load(self) -> tuple[int, list[Entry]] | None:
+        """The cached snapshot, or None when the cache is not complete."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.get(CACHE_REVISION)
+            pipe.hgetall(CACHE_VALUES)
+            marker, values = await pipe.execute()
+        if marker is None:
+            return None
+        return int(marker), [decode_entry(raw) for raw in values.values()]
+
+
+def encode_entry(entry: Entry) -> str:
+    body: dict[str, Any] = {
+        "key": entry.key,
+        "value": base64.b64encode(entry.value).decode(),
+        "version": entry.version,
+        "create_revision": entry.create_revision,
+        "mod_revision": entry.mod_revision,
+        "secret": entry.secret,
+        "updated_at": entry.updated_at.isoformat(),
+        "updated_by": entry.updated_by,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def decode_entry(raw: bytes | str) -> Entry:
+    body = json.loads(raw)
+    return Entry(
+        key=body["key"],
+        value=base64.b64decode(body["value"]),
+        version=int(body["version"]),
+        create_revision=int(body["create_revision"]),
+        mod_revision=int(body["mod_revision"]),
+        secret=bool(body["secret"]),
+        updated_at=datetime.fromisoformat(body["updated_at"]),
+        updated_by=body["updated_by"],
+    )

@@ -1,0 +1,43 @@
+"""The role every change bus plays, and what it delivers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from accord.store.types import Change
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Ask the receiver to catch up from the store: after a (re)connect, or when polling saw the revision move."""
+
+    reason: str
+
+
+BusEvent = Change | Resync
+EventHandler = Callable[[BusEvent], Awaitable[None]]
+
+
+class ChangeBus(Protocol):
+    """Delivers committed changes to every subscribed process, at most once and possibly out of order or not at all.
+
+    Receivers order by revision and resync from the store on gaps, so a bus only has to be fast.
+    """
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def degraded(self) -> bool: ...
+
+    async def start(self, handler: EventHandler) -> None: ...
+
+    async def publish(self, change: Change) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BusUnavailableError(Exception):
+    """Internal: a publish could not be delivered by this bus; a composite bus then tries its fallback."""

@@ -1,0 +1,1 @@
+"""Typed settings over the versioned store, live in every process."""

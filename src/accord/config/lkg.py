@@ -1,0 +1,47 @@
+"""The opt-in last-known-good snapshot file, read only when the database is down at start.
+
+It is not a configuration source: it is written from the database and read only to start
+read-only when neither the database nor a complete Redis cache is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from accord.bus.redis_cache import decode_entry, encode_entry
+from accord.store.types import Entry
+
+log = logging.getLogger("accord.config")
+
+
+def write(path: str, revision: int, entries: list[Entry]) -> None:
+    """Replace the file atomically (write, fsync, rename) with owner-only permissions."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = {"revision": revision, "entries": [encode_entry(e) for e in entries]}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: str) -> tuple[int, list[Entry]] | None:
+    try:
+        body = json.loads(Path(path).read_text())
+        return int(body["revision"]), [decode_entry(raw) for raw in body["entries"]]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable snapshot file %s: %s", path, exc)
+        return None

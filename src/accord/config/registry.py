@@ -1,0 +1,91 @@
+"""The settings a LiveConfig knows: declared groups, or every schema registered in the store."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import pkgutil
+from collections.abc import Iterable
+
+from accord.config.settings import SettingsGroup
+from accord.config.spec import SettingSpec, StoredSetting
+from accord.core.errors import AccordError, UnknownSettingError
+
+log = logging.getLogger("accord.config")
+
+
+class SettingRegistry:
+    """Specs by dotted path and by store key, plus the declared group classes."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, SettingSpec] = {}
+        self.by_key: dict[str, SettingSpec] = {}
+        self.groups: dict[str, type[SettingsGroup]] = {}
+
+    @classmethod
+    def declared(cls, groups: Iterable[type[SettingsGroup]]) -> SettingRegistry:
+        registry = cls()
+        for group in groups:
+            registry.add_group(group)
+        return registry
+
+    @classmethod
+    def from_stored(cls, specs: dict[str, str]) -> SettingRegistry:
+        registry = cls()
+        for path, spec_json in sorted(specs.items()):
+            try:
+                registry.add(StoredSetting.from_stored(path, spec_json))
+            except (ValueError, KeyError, AccordError) as exc:
+                log.warning("ignoring unreadable stored schema for %s: %s", path, exc)
+        return registry
+
+    def add_group(self, group: type[SettingsGroup]) -> None:
+        category = group.__category__
+        other = self.groups.get(category)
+        if other is not None and other is not group:
+            raise AccordError(f"category {category!r} is declared twice: {other.__qualname__} and {group.__qualname__}")
+        self.groups[category] = group
+        for spec in group.__settings__.values():
+            self.add(spec)
+
+    def add(self, spec: SettingSpec) -> None:
+        self.by_path[spec.path] = spec
+        self.by_key[spec.key] = spec
+
+    def spec(self, path: str) -> SettingSpec:
+        try:
+            return self.by_path[path]
+        except KeyError:
+            raise UnknownSettingError(f"unknown setting {path!r}: no application has declared it") from None
+
+    def spec_for_key(self, key: str) -> SettingSpec | None:
+        return self.by_key.get(key)
+
+    def categories(self) -> list[str]:
+        return sorted({path.split(".", 1)[0] for path in self.by_path})
+
+    def stored_form(self) -> dict[str, str]:
+        return {path: spec.to_stored() for path, spec in self.by_path.items()}
+
+
+def discover(package: str) -> list[type[SettingsGroup]]:
+    """Import every ``*_config`` module of ``package`` and return the SettingsGroup classes defined there.
+
+    Adding a file adds settings, with no list to keep in sync.
+    """
+    try:
+        root = importlib.import_module(package)
+    except ImportError as exc:
+        raise AccordError(f"cannot import settings package {package!r}: {exc}") from exc
+    modules = [root]
+    for info in pkgutil.iter_modules(getattr(root, "__path__", []), prefix=f"{package}."):
+        if info.name.rsplit(".", 1)[-1].endswith("_config"):
+            modules.append(importlib.import_module(info.name))
+    found: list[type[SettingsGroup]] = []
+    for module in modules:
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, SettingsGroup) and obj is not SettingsGroup and obj.__module__ == module.__name__:
+                found.append(obj)
+    return found
+

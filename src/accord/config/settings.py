@@ -1,0 +1,172 @@
+"""Declaring settings: ``Setting(...)`` fields on ``SettingsGroup`` subclasses.
+
+A group instance held by a LiveConfig keeps the current values in its ``__dict__``; ``Setting``
+is a non-data descriptor, so a read such as ``cfg.embedding.model`` is a plain attribute lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, get_origin, get_type_hints
+
+from pydantic import Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from accord.config.spec import failed, secret_by_name, stored_spec_json
+from accord.core import codec
+from accord.core.errors import AccordError, CodecError, ValidationFailedError
+from accord.core.keys import path_to_key
+
+_CATEGORY = re.compile(r"^[a-z_][a-z0-9_]*$")
+_CONSTRAINTS = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern", "multiple_of")
+
+
+@dataclass
+class SettingInfo:
+    """What ``Setting(...)`` records before the class it lives on is complete."""
+
+    default: Any
+    env: str | None = None
+    description: str = ""
+    secret: bool | None = None
+    pin_env: bool = False
+    constraints: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is None:
+            return self
+        return self.default
+
+
+def Setting(  # noqa: N802 - reads like a type in declarations, as pydantic's Field does
+    default: Any,
+    *,
+    env: str | None = None,
+    description: str = "",
+    secret: bool | None = None,
+    pin_env: bool = False,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    pattern: str | None = None,
+    multiple_of: float | None = None,
+) -> Any:
+    """Declare a setting with its default; the annotation on the attribute is its type.
+
+    ``secret`` defaults to a guess from the name (api_key, password, token...). ``env`` names an
+    environment variable that seeds the value while nothing is stored (or always wins with ``pin_env``).
+    """
+    given = {"ge": ge, "gt": gt, "le": le, "lt": lt, "min_length": min_length, "max_length": max_length}
+    given |= {"pattern": pattern, "multiple_of": multiple_of}
+    constraints = {k: v for k, v in given.items() if v is not None}
+    return SettingInfo(default, env, description, secret, pin_env, constraints)
+
+
+class DeclaredSetting:
+    """A setting as its application declared it: a Python type plus constraints, validated by pydantic."""
+
+    def __init__(self, category: str, info: SettingInfo, annotation: Any) -> None:
+        self.path = f"{category}.{info.name}"
+        self.key = path_to_key(self.path)
+        self.name = info.name
+        self.annotation = annotation
+        self.env = info.env
+        self.description = info.description
+        self.pin_env = info.pin_env
+        self.secret = info.secret if info.secret is not None else secret_by_name(self.path)
+        self.constraints = info.constraints
+        self._default = info.default
+        self.validate(info.default)
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        if self.constraints:
+            return TypeAdapter(Annotated[self.annotation, Field(**self.constraints)])
+        return TypeAdapter(self.annotation)
+
+    @property
+    def default(self) -> object:
+        return self._default
+
+    @property
+    def type_name(self) -> str:
+        if get_origin(self.annotation) is None and hasattr(self.annotation, "__name__"):
+            return str(self.annotation.__name__)
+        return str(self.annotation).replace("typing.", "")
+
+    def decode(self, text: str) -> object:
+        return codec.decode(text, self.annotation)
+
+    def encode(self, value: object) -> str:
+        return codec.encode(value)
+
+    def validate(self, value: object) -> object:
+        try:
+            return self._adapter.validate_python(value, strict=True)
+        except PydanticValidationError as exc:
+            rule = "; ".join(e["msg"] for e in exc.errors())
+            raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret) from None
+
+    def parse_input(self, raw: str) -> object:
+        try:
+            value = codec.parse_input(raw, self.annotation)
+        except CodecError as exc:
+            raise ValidationFailedError(f"invalid value for {self.path}: {exc.detail}") from None
+        return self.validate(value)
+
+    def to_stored(self) -> str:
+        schema = self._adapter.json_schema()
+        return stored_spec_json(schema, codec.encode(self._default), self)
+
+
+class SettingsGroup:
+    """Base class of a category of settings: ``class Embedding(SettingsGroup, category="embedding")``."""
+
+    __category__: ClassVar[str]
+    __settings__: ClassVar[dict[str, DeclaredSetting]]
+
+    def __init_subclass__(cls, category: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = category or getattr(cls, "__category__", None) or cls.__name__.lower()
+        if not _CATEGORY.match(name):
+            raise AccordError(f"category {name!r} of {cls.__qualname__} must match [a-z_][a-z0-9_]*")
+        cls.__category__ = name
+        cls.__settings__ = dict(_collect(cls, name))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are read-only here; use `await cfg.set('{self.__category__}.{name}', ...)`")
+
+    def __repr__(self) -> str:
+        shown = {n: ("****" if s.secret else self.__dict__.get(n)) for n, s in self.__settings__.items()}
+        return f"{type(self).__name__}({shown})"
+
+
+def _collect(cls: type[SettingsGroup], category: str) -> dict[str, DeclaredSetting]:
+    hints = get_type_hints(cls, include_extras=True)
+    found: dict[str, DeclaredSetting] = {}
+    for name, annotation in hints.items():
+        if name.startswith("_") or get_origin(annotation) is ClassVar:
+            continue
+        raw = cls.__dict__[name] if name in cls.__dict__ else _inherited(cls, name)
+        info = raw if isinstance(raw, SettingInfo) else SettingInfo(raw, name=name)
+        info.name = name
+        if not isinstance(raw, SettingInfo):
+            setattr(cls, name, info)
+        found[name] = DeclaredSetting(category, info, annotation)
+    return found
+
+
+def _inherited(cls: type, name: str) -> Any:
+    for base in cls.__mro__[1:]:
+        if name in base.__dict__:
+            return base.__dict__[name]
+    raise AccordError(f"setting {cls.__qualname__}.{name} has a type but no default: use `{name}: T = Setting(...)`")

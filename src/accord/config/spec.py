@@ -1,0 +1,157 @@
+"""What the store knows about a setting, whether or not the reading process declared it.
+
+An application declares settings as Python types (``DeclaredSetting``); on connect it registers
+their JSON Schema in the store. Tools that never import application code — the CLI, the server —
+rebuild a ``StoredSetting`` from that schema and validate exactly as the application would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from accord.core import codec
+from accord.core.errors import CodecError, ValidationFailedError
+from accord.core.keys import path_to_key
+from accord.core.masking import is_secret_name, mask_value
+
+
+class SettingSpec(Protocol):
+    """The behaviour every setting description offers, declared or stored."""
+
+    path: str
+    key: str
+    secret: bool
+    env: str | None
+    pin_env: bool
+    description: str
+
+    @property
+    def default(self) -> object: ...
+
+    @property
+    def type_name(self) -> str: ...
+
+    def decode(self, text: str) -> object: ...
+
+    def encode(self, value: object) -> str: ...
+
+    def validate(self, value: object) -> object: ...
+
+    def parse_input(self, raw: str) -> object: ...
+
+    def to_stored(self) -> str: ...
+
+
+def show(spec: SettingSpec, value: object) -> object:
+    """A value as it may be displayed: secrets masked, everything else as is."""
+    if spec.secret and value not in (None, ""):
+        return mask_value(value)
+    return value
+
+
+def failed(path: str, value: object, rule: str, *, secret: bool) -> ValidationFailedError:
+    shown = mask_value(value) if secret else _short(value)
+    return ValidationFailedError(f"invalid value for {path}: {shown} — {rule}")
+
+
+def secret_by_name(path: str) -> bool:
+    return is_secret_name(path.rsplit(".", 1)[-1])
+
+
+@dataclass
+class StoredSetting:
+    """A setting rebuilt from the schema an application registered in the store."""
+
+    path: str
+    schema: dict[str, Any]
+    default_text: str | None
+    description: str = ""
+    secret: bool = False
+    env: str | None = None
+    pin_env: bool = False
+    python_type: str = ""
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = path_to_key(self.path)
+        self._validator = jsonschema.Draft202012Validator(self.schema)
+
+    @classmethod
+    def from_stored(cls, path: str, spec_json: str) -> StoredSetting:
+        spec = json.loads(spec_json)
+        return cls(
+            path=path,
+            schema=spec["schema"],
+            default_text=spec.get("default"),
+            description=spec.get("description", ""),
+            secret=bool(spec.get("secret")),
+            env=spec.get("env"),
+            pin_env=bool(spec.get("pin_env")),
+            python_type=spec.get("python_type", ""),
+        )
+
+    @property
+    def type_name(self) -> str:
+        return self.python_type or str(self.schema.get("type", "any"))
+
+    @property
+    def default(self) -> object:
+        return None if self.default_text is None else self.decode(self.default_text)
+
+    def _is_text(self) -> bool:
+        schema = self.schema
+        return schema.get("type") == "string" or (
+            "enum" in schema and all(isinstance(v, str) for v in schema["enum"])
+        )
+
+    def decode(self, text: str) -> object:
+        if self._is_text():
+            return text
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise CodecError(f"stored text for {self.path} is not valid for {self.type_name}: {text[:80]!r}") from exc
+
+    def encode(self, value: object) -> str:
+        return codec.encode(value)
+
+    def validate(self, value: object) -> object:
+        error = best_match(self._validator.iter_errors(value))
+        if error is not None:
+            raise failed(self.path, value, f"{error.message} (expected {self.type_name})", secret=self.secret)
+        return value
+
+    def parse_input(self, raw: str) -> object:
+        if self._is_text():
+            return self.validate(raw)
+        try:
+            value: object = json.loads(raw)
+        except ValueError:
+            value = raw
+        return self.validate(value)
+
+    def to_stored(self) -> str:
+        return stored_spec_json(self.schema, self.default_text, self)
+
+
+def stored_spec_json(schema: dict[str, Any], default_text: str | None, spec: SettingSpec) -> str:
+    body = {
+        "schema": schema,
+        "default": default_text,
+        "description": spec.description,
+        "secret": spec.secret,
+        "env": spec.env,
+        "pin_env": spec.pin_env,
+        "python_type": spec.type_name,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

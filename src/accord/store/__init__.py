@@ -1,0 +1,1 @@
+"""The versioned KV store: the single source of truth every other component reads from."""

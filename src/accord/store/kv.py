@@ -1,0 +1,256 @@
+"""The SQL implementation of the revisioned KV store (SQLite and PostgreSQL).
+
+Every mutation is one transaction that first bumps the single revision row. That row lock
+serialises writers, so revision order is commit order and a reader asking for "changes since N"
+can never miss a write that committed late — which a database sequence would not guarantee.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from accord.core.errors import CompactedError, ConflictError, NotFoundError
+from accord.core.keys import check_value_size, validate_key, validate_prefix
+from accord.store import tables as t
+from accord.store.engine import create_engine, is_sqlite, read_tx, redact, write_tx
+from accord.store.migrate import upgrade
+from accord.store.types import Change, Entry, Op
+
+
+class SqlKVStore:
+    """The revisioned store on one SQLAlchemy async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def from_url(cls, url: str, *, migrate: bool = True) -> SqlKVStore:
+        """Open the store at ``url``, applying migrations first unless told not to."""
+        store = cls(create_engine(url))
+        if migrate:
+            try:
+                await upgrade(store.engine)
+            except BaseException:
+                await store.aclose()
+                raise
+        return store
+
+    @property
+    def url(self) -> str:
+        return redact(self.engine.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> SqlKVStore:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def current_revision(self) -> int:
+        async with read_tx(self.engine) as conn:
+            return await _meta_value(conn, t.REVISION_ROW)
+
+    async def get(self, key: str) -> Entry | None:
+        async with read_tx(self.engine) as conn:
+            row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
+        return _entry(row) if row else None
+
+    async def snapshot(self, prefix: str = "") -> tuple[int, list[Entry]]:
+        """All entries under ``prefix`` and the revision they reflect, read in one transaction."""
+        query = sa.select(t.kv).order_by(t.kv.c.key)
+        if prefix:
+            query = query.where(t.kv.c.key.startswith(validate_prefix(prefix), autoescape=True))
+        async with read_tx(self.engine) as conn:
+            revision = await _meta_value(conn, t.REVISION_ROW)
+            rows = (await conn.execute(query)).all()
+        return revision, [_entry(row) for row in rows]
+
+    async def put(
+        self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
+    ) -> Change:
+        validate_key(key)
+        check_value_size(key, value)
+        async with write_tx(self.engine) as conn:
+            revision = await _bump_revision(conn)
+            current = await _current(conn, key)
+            _check_expected(key, expect_version, current)
+            version = (current.version if current else 0) + 1
+            now = datetime.now(UTC)
+            fields = {
+                "value": value,
+                "mod_revision": revision,
+                "version": version,
+                "secret": secret,
+                "updated_at": now,
+                "updated_by": actor,
+            }
+            if current is None:
+                await conn.execute(sa.insert(t.kv).values(key=key, create_revision=revision, **fields))
+            else:
+                await conn.execute(sa.update(t.kv).where(t.kv.c.key == key).values(**fields))
+            change = Change(revision, key, "put", version, value, secret, actor, now)
+            await _append_history(conn, change)
+        return change
+
+    async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change:
+        validate_key(key)
+        async with write_tx(self.engine) as conn:
+            revision = await _bump_revision(conn)
+            current = await _current(conn, key)
+            if current is None:
+                raise NotFoundError(f"key {key!r} does not exist")
+            _check_expected(key, expect_version, current)
+            await conn.execute(sa.delete(t.kv).where(t.kv.c.key == key))
+            change = Change(revision, key, "delete", current.version + 1, None, current.secret, actor, datetime.now(UTC))
+            await _append_history(conn, change)
+        return change
+
+    async def history(self, key: str, *, limit: int | None = None) -> list[Change]:
+        """Mutations of ``key``, newest first."""
+        query = sa.select(t.kv_history).where(t.kv_history.c.key == key).order_by(t.kv_history.c.revision.desc())
+        async with read_tx(self.engine) as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [_change(row) for row in rows]
+
+    async def rollback(self, key: str, to_version: int, *, actor: str = "") -> Change:
+        """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten."""
+        query = sa.select(t.kv_history).where(t.kv_history.c.key == key, t.kv_history.c.version == to_version)
+        async with read_tx(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFoundError(f"key {key!r} has no version {to_version} in its history")
+        old = _change(row)
+        if old.op == "delete" or old.value is None:
+            return await self.delete(key, actor=actor)
+        return await self.put(key, old.value, actor=actor, secret=old.secret)
+
+    async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
+        """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
+        query = sa.select(t.kv_history).where(t.kv_history.c.revision > revision).order_by(t.kv_history.c.revision)
+        async with read_tx(self.engine) as conn:
+            compacted = await _meta_value(conn, t.COMPACTED_ROW)
+            if revision < compacted:
+                raise CompactedError(
+                    f"history before revision {compacted} was compacted; cannot replay from {revision}",
+                    compacted_revision=compacted,
+                )
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [_change(row) for row in rows]
+
+    async def compact(self, below_revision: int) -> int:
+        """Drop history rows older than ``below_revision``, keeping each key's latest row; returns rows removed."""
+        latest = sa.select(sa.func.max(t.kv_history.c.revision)).group_by(t.kv_history.c.key)
+        async with write_tx(self.engine) as conn:
+            current = await _meta_value(conn, t.REVISION_ROW)
+            target = min(below_revision, current)
+            result = await conn.execute(
+                sa.delete(t.kv_history).where(t.kv_history.c.revision < target, t.kv_history.c.revision.not_in(latest))
+            )
+            await conn.execute(
+                sa.update(t.meta)
+                .where(t.meta.c.name == t.COMPACTED_ROW, t.meta.c.value < target)
+                .values(value=target)
+            )
+        return int(result.rowcount or 0)
+
+    async def put_schemas(self, specs: dict[str, str]) -> None:
+        """Register declared setting schemas (path -> JSON spec); existing paths are replaced."""
+        if not specs:
+            return
+        now = datetime.now(UTC)
+        async with write_tx(self.engine) as conn:
+            existing = await _existing_schemas(conn, list(specs))
+            for path, spec in specs.items():
+                if path not in existing:
+                    await conn.execute(sa.insert(t.setting_schema).values(path=path, spec=spec, updated_at=now))
+                elif existing[path] != spec:
+                    stmt = sa.update(t.setting_schema).where(t.setting_schema.c.path == path)
+                    await conn.execute(stmt.values(spec=spec, updated_at=now))
+
+    async def get_schemas(self) -> dict[str, str]:
+        async with read_tx(self.engine) as conn:
+            rows = (await conn.execute(sa.select(t.setting_schema.c.path, t.setting_schema.c.spec))).all()
+        return {row.path: row.spec for row in rows}
+
+    def __repr__(self) -> str:
+        return f"SqlKVStore({self.url!r}, sqlite={is_sqlite(self.engine)})"
+
+
+async def _meta_value(conn: AsyncConnection, name: str) -> int:
+    value = await conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.name == name))
+    return int(value or 0)
+
+
+async def _bump_revision(conn: AsyncConnection) -> int:
+    stmt = (
+        sa.update(t.meta).where(t.meta.c.name == t.REVISION_ROW).values(value=t.meta.c.value + 1).returning(t.meta.c.value)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _current(conn: AsyncConnection, key: str) -> Entry | None:
+    row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
+    return _entry(row) if row else None
+
+
+async def _existing_schemas(conn: AsyncConnection, paths: list[str]) -> dict[str, str]:
+    query = sa.select(t.setting_schema.c.path, t.setting_schema.c.spec).where(t.setting_schema.c.path.in_(paths))
+    return {row.path: row.spec for row in (await conn.execute(query)).all()}
+
+
+async def _append_history(conn: AsyncConnection, change: Change) -> None:
+    await conn.execute(
+        sa.insert(t.kv_history).values(
+            revision=change.revision,
+            key=change.key,
+            op=change.op,
+            value=change.value,
+            version=change.version,
+            secret=change.secret,
+            actor=change.actor,
+            at=change.at,
+        )
+    )
+
+
+def _check_expected(key: str, expected: int | None, current: Entry | None) -> None:
+    actual = current.version if current else 0
+    if expected is not None and expected != actual:
+        what = "create-only write" if expected == 0 else f"write expecting version {expected}"
+        raise ConflictError(
+            f"{what} to {key!r} conflicted: its version is {actual}", key=key, expected=expected, actual=actual
+        )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _entry(row: sa.Row[Any]) -> Entry:
+    return Entry(
+        key=row.key,
+        value=bytes(row.value),
+        version=int(row.version),
+        create_revision=int(row.create_revision),
+        mod_revision=int(row.mod_revision),
+        secret=bool(row.secret),
+        updated_at=_utc(row.updated_at),
+        updated_by=row.updated_by,
+    )
+
+
+def _change(row: sa.Row[Any]) -> Change:
+    op: Op = "delete" if row.op == "delete" else "put"
+    value = bytes(row.value) if row.value is not None else None
+    return Change(row.revision, row.key, op, int(row.version), value, bool(row.secret), row.actor, _utc(row.at))
+

@@ -1,0 +1,15 @@
+"""Alembic environment: always run on a connection the store hands over (see accord.store.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from accord.store.tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("accord migrations run through accord.store.migrate.upgrade(), which supplies a connection")
+
+context.configure(connection=connection, target_metadata=metadata, version_table="accord_alembic_version")
+with context.begin_transaction():
+    context.run_migrations()

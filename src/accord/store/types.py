@@ -1,0 +1,72 @@
+"""Values the store hands out and the Protocol every store backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+Op = Literal["put", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The current state of one key."""
+
+    key: str
+    value: bytes
+    version: int
+    create_revision: int
+    mod_revision: int
+    secret: bool
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed mutation; a history row and a bus message are both this.
+
+    ``value`` is None for deletes, and for puts whose value was too large to travel on the bus
+    (``value_omitted``): the receiver then fetches the key.
+    """
+
+    revision: int
+    key: str
+    op: Op
+    version: int
+    value: bytes | None
+    secret: bool = False
+    actor: str = ""
+    at: datetime | None = None
+    value_omitted: bool = False
+
+
+class KVStore(Protocol):
+    """The revisioned store: every mutation bumps one global revision in its own transaction."""
+
+    async def current_revision(self) -> int: ...
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def snapshot(self, prefix: str = "") -> tuple[int, list[Entry]]: ...
+
+    async def put(
+        self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
+    ) -> Change: ...
+
+    async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change: ...
+
+    async def history(self, key: str, *, limit: int | None = None) -> list[Change]: ...
+
+    async def rollback(self, key: str, to_version: int, *, actor: str = "") -> Change: ...
+
+    async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]: ...
+
+    async def compact(self, below_revision: int) -> int: ...
+
+    async def put_schemas(self, specs: dict[str, str]) -> None: ...
+
+    async def get_schemas(self) -> dict[str, str]: ...
+
+    async def aclose(self) -> None: ...
