@@ -33,7 +33,7 @@ from accord.core.errors import AccordError, CodecError, CompactedError, ReadOnly
 from accord.core.keys import CONFIG_PREFIX
 from accord.store.kv import SqlKVStore
 from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry
+from accord.store.types import Change, Entry, PutItem
 
 log = logging.getLogger("accord.config")
 ChangeCallback = Callable[[SettingChange], Awaitable[None] | None]
@@ -131,6 +131,18 @@ class LiveConfig:
         )
         await self._after_write(change)
         return self.meta(path)
+
+    async def set_many(self, values: dict[str, object]) -> list[SettingMeta]:
+        """Validate every value first, then write them all in one transaction: all or nothing."""
+        items = []
+        for path, value in values.items():
+            spec = self._registry.spec(path)
+            items.append(PutItem(spec.key, spec.encode(spec.validate(value)).encode(), secret=spec.secret))
+        self._check_writable()
+        changes = await self._store.put_many(items, actor=self._actor)
+        for change in changes:
+            await self._after_write(change)
+        return [self.meta(path) for path in values]
 
     async def set_input(self, path: str, raw: str, *, expect_version: int | None = None) -> SettingMeta:
         """Like ``set`` for a value typed by a person (CLI, form): parsed by the setting's type first."""

@@ -21,7 +21,7 @@ def backoff_delays(initial: float = 0.05, maximum: float = 5.0, factor: float = 
     """Endless delays for reconnect loops: exponential, capped, with jitter so a fleet does not reconnect in step."""
     delay = initial
     while True:
-        yield delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+        yield delay * (0.5 + random.random() / 2)  # jitter, not cryptography
         delay = min(delay * factor, maximum)
 
 

@@ -8,6 +8,7 @@ can never miss a write that committed late — which a database sequence would n
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.engine import create_engine, is_sqlite, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry, Op
+from accord.store.types import Change, Entry, Op, PutItem
 
 
 class SqlKVStore:
@@ -78,29 +79,15 @@ class SqlKVStore:
     async def put(
         self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
     ) -> Change:
-        validate_key(key)
-        check_value_size(key, value)
+        return (await self.put_many([PutItem(key, value, expect_version, secret)], actor=actor))[0]
+
+    async def put_many(self, items: Sequence[PutItem], *, actor: str = "") -> list[Change]:
+        """Write several keys in one transaction (one revision each): all of them or, on any error, none."""
+        for item in items:
+            validate_key(item.key)
+            check_value_size(item.key, item.value)
         async with write_tx(self.engine) as conn:
-            revision = await _bump_revision(conn)
-            current = await _current(conn, key)
-            _check_expected(key, expect_version, current)
-            version = (current.version if current else 0) + 1
-            now = datetime.now(UTC)
-            fields = {
-                "value": value,
-                "mod_revision": revision,
-                "version": version,
-                "secret": secret,
-                "updated_at": now,
-                "updated_by": actor,
-            }
-            if current is None:
-                await conn.execute(sa.insert(t.kv).values(key=key, create_revision=revision, **fields))
-            else:
-                await conn.execute(sa.update(t.kv).where(t.kv.c.key == key).values(**fields))
-            change = Change(revision, key, "put", version, value, secret, actor, now)
-            await _append_history(conn, change)
-        return change
+            return [await _put_one(conn, item, actor) for item in items]
 
     async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change:
         validate_key(key)
@@ -196,6 +183,29 @@ async def _bump_revision(conn: AsyncConnection) -> int:
         sa.update(t.meta).where(t.meta.c.name == t.REVISION_ROW).values(value=t.meta.c.value + 1).returning(t.meta.c.value)
     )
     return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _put_one(conn: AsyncConnection, item: PutItem, actor: str) -> Change:
+    revision = await _bump_revision(conn)
+    current = await _current(conn, item.key)
+    _check_expected(item.key, item.expect_version, current)
+    version = (current.version if current else 0) + 1
+    now = datetime.now(UTC)
+    fields = {
+        "value": item.value,
+        "mod_revision": revision,
+        "version": version,
+        "secret": item.secret,
+        "updated_at": now,
+        "updated_by": actor,
+    }
+    if current is None:
+        await conn.execute(sa.insert(t.kv).values(key=item.key, create_revision=revision, **fields))
+    else:
+        await conn.execute(sa.update(t.kv).where(t.kv.c.key == item.key).values(**fields))
+    change = Change(revision, item.key, "put", version, item.value, item.secret, actor, now)
+    await _append_history(conn, change)
+    return change
 
 
 async def _current(conn: AsyncConnection, key: str) -> Entry | None:

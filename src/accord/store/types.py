@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -42,6 +43,16 @@ class Change:
     value_omitted: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PutItem:
+    """One write of a batch."""
+
+    key: str
+    value: bytes
+    expect_version: int | None = None
+    secret: bool = False
+
+
 class KVStore(Protocol):
     """The revisioned store: every mutation bumps one global revision in its own transaction."""
 
@@ -54,6 +65,8 @@ class KVStore(Protocol):
     async def put(
         self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
     ) -> Change: ...
+
+    async def put_many(self, items: Sequence[PutItem], *, actor: str = "") -> list[Change]: ...
 
     async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change: ...
 

@@ -1,0 +1,1 @@
+"""The ``accord`` command: a thin terminal shell over the library."""

@@ -1,0 +1,142 @@
+"""The key grammar and size limits, checked in one place so the store, server and CLI agree.
+
+A key is 1 to 512 bytes of ``[A-Za-z0-9_.-/]``: slash-separated segments, none empty, none ``.`` or
+``..``. The grammar keeps keys safe to put in URLs, file names and shell commands unquoted, and rules
+out the aliasing (``a//b`` vs ``a/b``, ``a/./b``) that would let two spellings name one value.
+
+Settings declared in code use dotted paths ``<category>.<name>``; each maps to exactly one key
+``config/<category>/<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from accord.core.errors import InvalidKeyError, ValueTooLargeError
+
+__all__ = [
+    "CONFIG_PREFIX",
+    "MAX_KEY_BYTES",
+    "MAX_VALUE_BYTES",
+    "check_value_size",
+    "key_to_path",
+    "path_to_key",
+    "validate_key",
+    "validate_prefix",
+]
+
+MAX_KEY_BYTES = 512
+MAX_VALUE_BYTES = 512 * 1024
+CONFIG_PREFIX = "config/"
+
+_FORBIDDEN_CHAR = re.compile(r"[^A-Za-z0-9_.\-/]")
+_CATEGORY = re.compile(r"[a-z_][a-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PREVIEW_CHARS = 80
+
+
+def validate_key(key: str) -> str:
+    """Refuse a malformed key before it reaches storage, naming the rule it breaks."""
+    problem = _empty_problem(key) or _grammar_problem(key, prefix=False)
+    if problem:
+        raise InvalidKeyError(f"invalid key {_preview(key)}: {problem}")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check a listing/watch prefix: a string prefix of keys, so it may end in ``/`` or be empty (all keys).
+
+    Only complete segments are checked for ``.``/``..``, because ``config/.`` legitimately
+    prefixes ``config/.hidden``.
+    """
+    problem = _grammar_problem(prefix, prefix=True)
+    if problem:
+        raise InvalidKeyError(f"invalid key prefix {_preview(prefix)}: {problem}")
+    return prefix
+
+
+def _empty_problem(key: object) -> str | None:
+    return "must not be empty" if key == "" else None
+
+
+def _grammar_problem(text: object, *, prefix: bool) -> str | None:
+    """The first rule ``text`` breaks, or None; rules shared by keys and prefixes live here."""
+    if not isinstance(text, str):
+        return f"must be a string, not {type(text).__qualname__}"
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        return f"is {size} bytes long; the limit is {MAX_KEY_BYTES} bytes"
+    bad = _FORBIDDEN_CHAR.search(text)
+    if bad:
+        return f"contains {bad.group()!r} at position {bad.start()}; only A-Z a-z 0-9 _ . - / are allowed"
+    if text.startswith("/"):
+        return "must not start with '/'"
+    if "//" in text:
+        return "must not contain an empty segment ('//')"
+    if not prefix and text.endswith("/"):
+        return "must not end with '/' (only a prefix may)"
+    return _dot_segment_problem(text, prefix=prefix)
+
+
+def _dot_segment_problem(text: str, *, prefix: bool) -> str | None:
+    segments = text.split("/")
+    if prefix:
+        segments = segments[:-1]  # the last piece of a prefix is a partial segment
+    for segment in segments:
+        if segment in {".", ".."}:
+            return f"must not contain a {segment!r} segment"
+    return None
+
+
+def check_value_size(key: str, data: bytes | str) -> None:
+    """Refuse oversized values up front; the limit applies to the UTF-8 bytes that are stored."""
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_VALUE_BYTES:
+        raise ValueTooLargeError(f"value for key {_preview(key)} is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes")
+
+
+def path_to_key(path: str) -> str:
+    """Map a setting path ``<category>.<name>`` to its key ``config/<category>/<name>``.
+
+    Exactly one dot: nested categories would make ``a.b.c`` ambiguous between two keys.
+    """
+    problem = _path_problem(path)
+    if problem:
+        raise InvalidKeyError(f"invalid setting path {_preview(path)}: {problem}")
+    category, _, name = path.partition(".")
+    key = f"{CONFIG_PREFIX}{category}/{name}"
+    if len(key) > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"invalid setting path {_preview(path)}: its key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}"
+        )
+    return key
+
+
+def _path_problem(path: object) -> str | None:
+    if not isinstance(path, str):
+        return f"must be a string, not {type(path).__qualname__}"
+    category, dot, name = path.partition(".")
+    if not dot or "." in name:
+        return "must be '<category>.<name>' with exactly one dot"
+    if not _CATEGORY.fullmatch(category):
+        return f"category {category!r} must match [a-z_][a-z0-9_]*"
+    if not _NAME.fullmatch(name):
+        return f"name {name!r} must match [A-Za-z_][A-Za-z0-9_]*"
+    return None
+
+
+def key_to_path(key: str) -> str | None:
+    """The setting path a key belongs to, or None for keys that are not ``config/<category>/<name>``."""
+    if not key.startswith(CONFIG_PREFIX) or len(key) > MAX_KEY_BYTES:
+        return None
+    category, slash, name = key.removeprefix(CONFIG_PREFIX).partition("/")
+    if not slash or not _CATEGORY.fullmatch(category) or not _NAME.fullmatch(name):
+        return None
+    return f"{category}.{name}"
+
+
+def _preview(text: object) -> str:
+    shown = repr(text)
+    if len(shown) <= _PREVIEW_CHARS:
+        return shown
+    return f"{shown[:_PREVIEW_CHARS]}... ({len(shown)} chars)"
