@@ -1,8 +1,8 @@
 """accord: shared state for Python services that run as many instances.
 
-    cfg = await accord.connect(groups=[Embedding])
-    cfg.embedding.model                       # a memory read
-    await cfg.set("embedding.model", "bge")   # validated, versioned, seen by every instance
+cfg = await accord.connect(groups=[Embedding])
+cfg.embedding.model                       # a memory read
+await cfg.set("embedding.model", "bge")   # validated, versioned, seen by every instance
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def build_propagation(
     )
 
 
-async def warn_if_redis_missing(propagation: Propagation, timeout: float) -> None:
-    if propagation.redis and not await propagation.redis.wait_connected(timeout):
+async def warn_if_redis_missing(propagation: Propagation, wait_s: float) -> None:
+    if propagation.redis and not await propagation.redis.wait_connected(wait_s):
         fallback = propagation.bus.mode
         log.warning(
             "redis %s is unreachable; propagating through %s and reconnecting in the background",
@@ -53,4 +53,6 @@ def _database_bus(store: SqlKVStore, poll_interval: float) -> ChangeBus:
     if store.dialect == "postgresql":
         dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return PgNotifyBus(dsn, display_url=store.url)
-    return LocalChangeBus(store, store_id=store.engine.url.render_as_string(hide_password=False), poll_interval=poll_interval)
+    return LocalChangeBus(
+        store, store_id=store.engine.url.render_as_string(hide_password=False), poll_interval=poll_interval
+    )

@@ -49,9 +49,9 @@ class RedisChangeBus:
     async def start(self, handler: EventHandler) -> None:
         self._listener = asyncio.create_task(self._listen_forever(handler), name="accord-redis-bus")
 
-    async def wait_connected(self, timeout: float) -> bool:
+    async def wait_connected(self, wait_s: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            await asyncio.wait_for(self._connected.wait(), wait_s)
         return self.connected
 
     async def publish(self, change: Change) -> None:
@@ -99,4 +99,4 @@ class RedisChangeBus:
                     await handler(change)
         finally:
             with contextlib.suppress(*REDIS_DOWN_ERRORS, RuntimeError):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

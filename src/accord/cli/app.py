@@ -32,8 +32,12 @@ app.add_typer(config_app, name="config")
 
 DbUrl = Annotated[
     str | None,
-    typer.Option("--db-url", envvar="ACCORD_DB_URL", help="Database URL (sqlite:///path or postgresql://...).",
-                 show_default="the embedded ./accord.db"),
+    typer.Option(
+        "--db-url",
+        envvar="ACCORD_DB_URL",
+        help="Database URL (sqlite:///path or postgresql://...).",
+        show_default="the embedded ./accord.db",
+    ),
 ]
 RedisUrl = Annotated[str | None, typer.Option("--redis-url", envvar="ACCORD_REDIS_URL", help="Redis URL, if any.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
@@ -93,7 +97,9 @@ def main_options(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what accord does to stderr.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -239,8 +245,11 @@ async def config_migrate(
             output.print_json(report)
             return
         verb = "would migrate" if dry_run else "migrated"
-        output.console.print(f"{verb} {len(report['migrated'])}, unchanged {len(report['unchanged'])}, "
-                             f"skipped unknown {len(report['skipped_unknown'])}", highlight=False)
+        output.console.print(
+            f"{verb} {len(report['migrated'])}, unchanged {len(report['unchanged'])}, "
+            f"skipped unknown {len(report['skipped_unknown'])}",
+            highlight=False,
+        )
         for path, value in report["migrated"].items():
             output.console.print(f"  [green]{verb}[/green] {path} = {value!r}", highlight=False)
         for path in report["skipped_unknown"]:

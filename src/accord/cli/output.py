@@ -52,7 +52,9 @@ def settings_table(rows: list[dict[str, Any]]) -> Table:
         source = row["source"] + (" (pinned)" if row["pinned"] else "")
         if row["shadowed_env"]:
             source += f" (shadows ${row['shadowed_env']})"
-        table.add_row(row["path"], as_text(row["value"]), row["type"], source, str(row["version"]), str(row["mod_revision"]))
+        table.add_row(
+            row["path"], as_text(row["value"]), row["type"], source, str(row["version"]), str(row["mod_revision"])
+        )
     return table
 
 

@@ -18,7 +18,8 @@ from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS, resolve_redis_url
 from accord.config import lkg
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
-from accord.config.registry import SettingRegistry, discover as discover_groups
+from accord.config.registry import SettingRegistry
+from accord.config.registry import discover as discover_groups
 from accord.config.settings import SettingsGroup
 from accord.core.errors import StoreUnavailableError
 from accord.core.keys import CONFIG_PREFIX
@@ -55,14 +56,16 @@ async def connect(
     """
     url = resolve_db_url(db_url)
     redis = resolve_redis_url(redis_url)
-    timeout = start_timeout if start_timeout is not None else _env_float("ACCORD_START_TIMEOUT", DEFAULT_START_TIMEOUT_S)
+    budget = start_timeout if start_timeout is not None else _env_float("ACCORD_START_TIMEOUT", DEFAULT_START_TIMEOUT_S)
     snapshot_path = snapshot_file or os.environ.get("ACCORD_SNAPSHOT_FILE") or None
     declared = _declared(groups, discover)
     store = SqlKVStore(create_engine(url))
     propagation = build_propagation(store, redis, poll_interval=poll_interval)
     try:
-        snapshot, read_only = await _open(store, propagation, declared, timeout, snapshot_path)
-        registry = SettingRegistry.declared(declared) if declared is not None else await _stored_registry(store, read_only)
+        snapshot, read_only = await _open(store, propagation, declared, budget, snapshot_path)
+        registry = (
+            SettingRegistry.declared(declared) if declared is not None else await _stored_registry(store, read_only)
+        )
         live = LiveConfig(
             store,
             propagation,
@@ -74,7 +77,7 @@ async def connect(
         )
         await live.start(snapshot=snapshot, watch=watch, read_only=read_only)
         if watch and not read_only:
-            await warn_if_redis_missing(propagation, timeout=min(1.0, timeout))
+            await warn_if_redis_missing(propagation, wait_s=min(1.0, budget))
     except BaseException:
         await propagation.bus.aclose()
         await store.aclose()
@@ -91,7 +94,7 @@ async def _open(
     store: SqlKVStore,
     propagation: Propagation,
     declared: list[type[SettingsGroup]] | None,
-    timeout: float,
+    budget: float,
     snapshot_path: str | None,
 ) -> tuple[tuple[int, list[Entry]], bool]:
     async def ready() -> tuple[int, list[Entry]]:
@@ -101,12 +104,14 @@ async def _open(
         return await store.snapshot(CONFIG_PREFIX)
 
     try:
-        return await retry_for(ready, what=f"database {store.url}", budget_s=timeout, retry_on=(StoreUnavailableError,)), False
+        return await retry_for(
+            ready, what=f"database {store.url}", budget_s=budget, retry_on=(StoreUnavailableError,)
+        ), False
     except StoreUnavailableError as exc:
         fallback = await _fallback_snapshot(propagation, snapshot_path)
         if fallback is None:
             raise StoreUnavailableError(
-                f"could not reach database {store.url} within {timeout:g}s, and there is no complete Redis cache "
+                f"could not reach database {store.url} within {budget:g}s, and there is no complete Redis cache "
                 f"or last-known-good snapshot to start from: {exc.detail}"
             ) from exc
         log.warning("database %s unreachable: starting read-only from %s", store.url, fallback[1])

@@ -81,7 +81,9 @@ class LiveConfig:
     # ----- reads: memory only -------------------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
-        raise AttributeError(f"no settings category {name!r}; known: {', '.join(self._registry.categories()) or 'none'}")
+        raise AttributeError(
+            f"no settings category {name!r}; known: {', '.join(self._registry.categories()) or 'none'}"
+        )
 
     def get(self, path: str) -> Any:
         """The effective value of a setting."""
@@ -233,7 +235,7 @@ class LiveConfig:
             await cache.apply(change, entry if change.op == "put" else None)
         try:
             await self._propagation.bus.publish(change)
-        except Exception as exc:  # noqa: BLE001 - the write is committed; others catch up by revision check
+        except Exception as exc:
             log.warning("could not announce revision %d: %s", change.revision, exc)
 
     async def _on_event(self, event: Change | object) -> None:
@@ -300,7 +302,11 @@ class LiveConfig:
             before = self._resolved.get(spec.path)
             self._resolve(spec)
             if fire and before is not None and before.value != self._resolved[spec.path].value:
-                self._fire(SettingChange(spec.path, before.value, self._resolved[spec.path].value, 0, revision, "put", spec.secret))
+                self._fire(
+                    SettingChange(
+                        spec.path, before.value, self._resolved[spec.path].value, 0, revision, "put", spec.secret
+                    )
+                )
 
     def _refresh(self, spec: SettingSpec, change: Change) -> None:
         before = self._resolved.get(spec.path)
@@ -425,4 +431,3 @@ class LiveConfig:
 
 def _detail(exc: BaseException) -> str:
     return exc.detail if isinstance(exc, AccordError) else str(exc)
-

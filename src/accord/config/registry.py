@@ -88,4 +88,3 @@ def discover(package: str) -> list[type[SettingsGroup]]:
             if issubclass(obj, SettingsGroup) and obj is not SettingsGroup and obj.__module__ == module.__name__:
                 found.append(obj)
     return found
-

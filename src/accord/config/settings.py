@@ -65,7 +65,14 @@ def Setting(  # noqa: N802 - reads like a type in declarations, as pydantic's Fi
     ``secret`` defaults to a guess from the name (api_key, password, token...). ``env`` names an
     environment variable that seeds the value while nothing is stored (or always wins with ``pin_env``).
     """
-    given = {"ge": ge, "gt": gt, "le": le, "lt": lt, "min_length": min_length, "max_length": max_length}
+    given: dict[str, object] = {
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "min_length": min_length,
+        "max_length": max_length,
+    }
     given |= {"pattern": pattern, "multiple_of": multiple_of}
     constraints = {k: v for k, v in given.items() if v is not None}
     return SettingInfo(default, env, description, secret, pin_env, constraints)
@@ -90,7 +97,7 @@ class DeclaredSetting:
     @cached_property
     def _adapter(self) -> TypeAdapter[Any]:
         if self.constraints:
-            return TypeAdapter(Annotated[self.annotation, Field(**self.constraints)])
+            return TypeAdapter(Annotated[self.annotation, Field(**self.constraints)])  # type: ignore[arg-type]
         return TypeAdapter(self.annotation)
 
     @property

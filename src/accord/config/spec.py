@@ -105,9 +105,7 @@ class StoredSetting:
 
     def _is_text(self) -> bool:
         schema = self.schema
-        return schema.get("type") == "string" or (
-            "enum" in schema and all(isinstance(v, str) for v in schema["enum"])
-        )
+        return schema.get("type") == "string" or ("enum" in schema and all(isinstance(v, str) for v in schema["enum"]))
 
     def decode(self, text: str) -> object:
         if self._is_text():

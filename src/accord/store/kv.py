@@ -7,8 +7,8 @@ can never miss a write that committed late — which a database sequence would n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,7 +98,9 @@ class SqlKVStore:
                 raise NotFoundError(f"key {key!r} does not exist")
             _check_expected(key, expect_version, current)
             await conn.execute(sa.delete(t.kv).where(t.kv.c.key == key))
-            change = Change(revision, key, "delete", current.version + 1, None, current.secret, actor, datetime.now(UTC))
+            change = Change(
+                revision, key, "delete", current.version + 1, None, current.secret, actor, datetime.now(UTC)
+            )
             await _append_history(conn, change)
         return change
 
@@ -144,9 +146,7 @@ class SqlKVStore:
                 sa.delete(t.kv_history).where(t.kv_history.c.revision < target, t.kv_history.c.revision.not_in(latest))
             )
             await conn.execute(
-                sa.update(t.meta)
-                .where(t.meta.c.name == t.COMPACTED_ROW, t.meta.c.value < target)
-                .values(value=target)
+                sa.update(t.meta).where(t.meta.c.name == t.COMPACTED_ROW, t.meta.c.value < target).values(value=target)
             )
         return int(result.rowcount or 0)
 
@@ -180,7 +180,10 @@ async def _meta_value(conn: AsyncConnection, name: str) -> int:
 
 async def _bump_revision(conn: AsyncConnection) -> int:
     stmt = (
-        sa.update(t.meta).where(t.meta.c.name == t.REVISION_ROW).values(value=t.meta.c.value + 1).returning(t.meta.c.value)
+        sa.update(t.meta)
+        .where(t.meta.c.name == t.REVISION_ROW)
+        .values(value=t.meta.c.value + 1)
+        .returning(t.meta.c.value)
     )
     return int((await conn.execute(stmt)).scalar_one())
 
@@ -263,4 +266,3 @@ def _change(row: sa.Row[Any]) -> Change:
     op: Op = "delete" if row.op == "delete" else "put"
     value = bytes(row.value) if row.value is not None else None
     return Change(row.revision, row.key, op, int(row.version), value, bool(row.secret), row.actor, _utc(row.at))
-
