@@ -11,7 +11,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 T = TypeVar("T")
 log = logging.getLogger("accord.retry")
@@ -40,7 +40,7 @@ async def retry_for(
 
     retrying = AsyncRetrying(
         stop=stop_after_delay(budget_s),
-        wait=wait_exponential_jitter(initial=0.1, max=2.0),
+        wait=wait_random_exponential(multiplier=0.1, max=2.0),
         retry=retry_if_exception_type(retry_on),
         before_sleep=_log,
         reraise=True,
