@@ -46,6 +46,7 @@ async def connect(
     poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     snapshot_file: str | None = None,
     use_env: bool = True,
+    extra_prefixes: tuple[str, ...] = (),
 ) -> LiveConfig:
     """Open the shared configuration.
 
@@ -62,7 +63,9 @@ async def connect(
     store = SqlKVStore(create_engine(url))
     propagation = build_propagation(store, redis, poll_interval=poll_interval)
     try:
-        snapshot, read_only = await _open(store, propagation, declared, budget, snapshot_path)
+        snapshot, read_only = await _open(
+            store, propagation, declared, budget, snapshot_path, (CONFIG_PREFIX, *extra_prefixes)
+        )
         registry = (
             SettingRegistry.declared(declared) if declared is not None else await _stored_registry(store, read_only)
         )
@@ -74,6 +77,7 @@ async def connect(
             check_interval=check_interval,
             use_env=use_env,
             snapshot_file=snapshot_path,
+            extra_prefixes=extra_prefixes,
         )
         await live.start(snapshot=snapshot, watch=watch, read_only=read_only)
         if watch and not read_only:
@@ -96,19 +100,20 @@ async def _open(
     declared: list[type[SettingsGroup]] | None,
     budget: float,
     snapshot_path: str | None,
+    prefixes: tuple[str, ...],
 ) -> tuple[tuple[int, list[Entry]], bool]:
     async def ready() -> tuple[int, list[Entry]]:
         await upgrade(store.engine)
         if declared is not None:
             await store.put_schemas(SettingRegistry.declared(declared).stored_form())
-        return await store.snapshot(CONFIG_PREFIX)
+        return await store.snapshot(prefixes)
 
     try:
         return await retry_for(
             ready, what=f"database {store.url}", budget_s=budget, retry_on=(StoreUnavailableError,)
         ), False
     except StoreUnavailableError as exc:
-        fallback = await _fallback_snapshot(propagation, snapshot_path)
+        fallback = await _fallback_snapshot(propagation, snapshot_path, prefixes)
         if fallback is None:
             raise StoreUnavailableError(
                 f"could not reach database {store.url} within {budget:g}s, and there is no complete Redis cache "
@@ -119,7 +124,7 @@ async def _open(
 
 
 async def _fallback_snapshot(
-    propagation: Propagation, snapshot_path: str | None
+    propagation: Propagation, snapshot_path: str | None, prefixes: tuple[str, ...]
 ) -> tuple[tuple[int, list[Entry]], str] | None:
     if propagation.cache is not None:
         try:
@@ -128,7 +133,7 @@ async def _fallback_snapshot(
             cached = None
         if cached is not None:
             revision, entries = cached
-            return (revision, [e for e in entries if e.key.startswith(CONFIG_PREFIX)]), "the redis cache"
+            return (revision, [e for e in entries if e.key.startswith(prefixes)]), "the redis cache"
     if snapshot_path:
         loaded = lkg.read(snapshot_path)
         if loaded is not None:

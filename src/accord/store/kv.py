@@ -66,11 +66,13 @@ class SqlKVStore:
             row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
         return _entry(row) if row else None
 
-    async def snapshot(self, prefix: str = "") -> tuple[int, list[Entry]]:
-        """All entries under ``prefix`` and the revision they reflect, read in one transaction."""
+    async def snapshot(self, prefix: str | Sequence[str] = "") -> tuple[int, list[Entry]]:
+        """All entries under ``prefix`` (or any of several prefixes) and the revision they reflect, in one read."""
+        prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
         query = sa.select(t.kv).order_by(t.kv.c.key)
-        if prefix:
-            query = query.where(t.kv.c.key.startswith(validate_prefix(prefix), autoescape=True))
+        if prefixes and "" not in prefixes:
+            matches = [t.kv.c.key.startswith(validate_prefix(p), autoescape=True) for p in prefixes]
+            query = query.where(sa.or_(*matches))
         async with read_tx(self.engine) as conn:
             revision = await _meta_value(conn, t.REVISION_ROW)
             rows = (await conn.execute(query)).all()
@@ -112,8 +114,16 @@ class SqlKVStore:
         return [_change(row) for row in rows]
 
     async def rollback(self, key: str, to_version: int, *, actor: str = "") -> Change:
-        """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten."""
-        query = sa.select(t.kv_history).where(t.kv_history.c.key == key, t.kv_history.c.version == to_version)
+        """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
+
+        A key deleted and created again restarts at version 1, so a version can repeat: the newest one counts.
+        """
+        query = (
+            sa.select(t.kv_history)
+            .where(t.kv_history.c.key == key, t.kv_history.c.version == to_version)
+            .order_by(t.kv_history.c.revision.desc())
+            .limit(1)
+        )
         async with read_tx(self.engine) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
