@@ -25,7 +25,7 @@ from accord.config.values import (
 from accord.core.errors import AccordError, CodecError
 from accord.core.keys import CONFIG_PREFIX
 from accord.store.kv import SqlKVStore
-from accord.store.types import Change, PutItem
+from accord.store.types import Change, PutItem, WriteContext
 
 log = logging.getLogger("accord.config")
 ChangeCallback = Callable[[SettingChange], Awaitable[None] | None]
@@ -95,33 +95,37 @@ class LiveConfig(StoreMirror):
 
     # ----- writes: the store first, then memory, then everyone else -----------------------------
 
-    async def set(self, path: str, value: object, *, expect_version: int | None = None) -> SettingMeta:
+    async def set(
+        self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
+    ) -> SettingMeta:
         """Validate, write a new revision, apply it here, announce it; returns the new state."""
-        await self.put_keys([self._put_item(path, value, expect_version)])
+        await self.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
         return self.meta(path)
 
-    async def set_many(self, values: dict[str, object]) -> list[SettingMeta]:
+    async def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Validate every value first, then write them all in one transaction: all or nothing."""
-        await self.put_keys([self._put_item(path, value, None) for path, value in values.items()])
+        await self.put_keys([self._put_item(path, value, None) for path, value in values.items()], ctx=ctx)
         return [self.meta(path) for path in values]
 
     async def set_input(self, path: str, raw: str, *, expect_version: int | None = None) -> SettingMeta:
         """Like ``set`` for a value typed by a person (CLI, form): parsed by the setting's type first."""
         return await self.set(path, self._registry.spec(path).parse_input(raw), expect_version=expect_version)
 
-    async def delete(self, path: str, *, expect_version: int | None = None) -> SettingMeta:
+    async def delete(
+        self, path: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
+    ) -> SettingMeta:
         """Remove the stored value; the setting falls back to its environment variable or default."""
-        await self.delete_key(self._registry.spec(path).key, expect_version=expect_version)
+        await self.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
         return self.meta(path)
 
-    async def rollback(self, path: str, to_version: int) -> SettingMeta:
+    async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> SettingMeta:
         """Restore the value of ``to_version`` as a new revision (validated against today's type)."""
         spec = self._registry.spec(path)
         self._check_writable()
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
             spec.validate(spec.decode(old[0].value.decode()))
-        await self.rollback_key(spec.key, to_version)
+        await self.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
 
     async def history(self, path: str, *, limit: int | None = None) -> list[HistoryItem]:

@@ -20,7 +20,7 @@ from accord.config import lkg
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
 from accord.store.kv import SqlKVStore
 from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry, PutItem
+from accord.store.types import Change, Entry, PutItem, WriteContext
 
 log = logging.getLogger("accord.config")
 DEFAULT_CHECK_INTERVAL_S = 5.0
@@ -88,25 +88,32 @@ class StoreMirror:
 
     # ----- writes -------------------------------------------------------------------------------
 
-    async def put_keys(self, items: Sequence[PutItem]) -> list[Change]:
+    async def put_keys(self, items: Sequence[PutItem], *, ctx: WriteContext | None = None) -> list[Change]:
         """Write raw entries in one transaction, apply them here, announce them."""
         self._check_writable()
-        changes = await self._store.put_many(items, actor=self._actor)
+        changes = await self._store.put_many(items, ctx=self._context(ctx, "put"))
         for change in changes:
             await self._after_write(change)
         return changes
 
-    async def delete_key(self, key: str, *, expect_version: int | None = None) -> Change:
+    async def delete_key(
+        self, key: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
+    ) -> Change:
         self._check_writable()
-        change = await self._store.delete(key, expect_version=expect_version, actor=self._actor)
+        change = await self._store.delete(key, expect_version=expect_version, ctx=self._context(ctx, "delete"))
         await self._after_write(change)
         return change
 
-    async def rollback_key(self, key: str, to_version: int) -> Change:
+    async def rollback_key(self, key: str, to_version: int, *, ctx: WriteContext | None = None) -> Change:
         self._check_writable()
-        change = await self._store.rollback(key, to_version, actor=self._actor)
+        change = await self._store.rollback(key, to_version, ctx=self._context(ctx, "rollback"))
         await self._after_write(change)
         return change
+
+    def _context(self, ctx: WriteContext | None, action: str) -> WriteContext:
+        if ctx is None:
+            return WriteContext(self._actor, action)
+        return WriteContext(ctx.actor or self._actor, ctx.action or action, ctx.request_id)
 
     def _check_writable(self) -> None:
         if self.read_only:

@@ -19,7 +19,7 @@ from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.engine import create_engine, is_sqlite, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry, Op, PutItem
+from accord.store.types import Change, Entry, Op, PutItem, WriteContext
 
 
 class SqlKVStore:
@@ -79,20 +79,33 @@ class SqlKVStore:
         return revision, [_entry(row) for row in rows]
 
     async def put(
-        self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None = None,
+        actor: str = "",
+        secret: bool = False,
+        ctx: WriteContext | None = None,
     ) -> Change:
-        return (await self.put_many([PutItem(key, value, expect_version, secret)], actor=actor))[0]
+        return (await self.put_many([PutItem(key, value, expect_version, secret)], actor=actor, ctx=ctx))[0]
 
-    async def put_many(self, items: Sequence[PutItem], *, actor: str = "") -> list[Change]:
+    async def put_many(
+        self, items: Sequence[PutItem], *, actor: str = "", ctx: WriteContext | None = None
+    ) -> list[Change]:
         """Write several keys in one transaction (one revision each): all of them or, on any error, none."""
         for item in items:
             validate_key(item.key)
             check_value_size(item.key, item.value)
+        context = ctx or WriteContext(actor)
         async with write_tx(self.engine) as conn:
-            return [await _put_one(conn, item, actor) for item in items]
+            return [await _put_one(conn, item, context) for item in items]
 
-    async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change:
+    async def delete(
+        self, key: str, *, expect_version: int | None = None, actor: str = "", ctx: WriteContext | None = None
+    ) -> Change:
         validate_key(key)
+        context = ctx or WriteContext(actor)
         async with write_tx(self.engine) as conn:
             revision = await _bump_revision(conn)
             current = await _current(conn, key)
@@ -100,9 +113,7 @@ class SqlKVStore:
                 raise NotFoundError(f"key {key!r} does not exist")
             _check_expected(key, expect_version, current)
             await conn.execute(sa.delete(t.kv).where(t.kv.c.key == key))
-            change = Change(
-                revision, key, "delete", current.version + 1, None, current.secret, actor, datetime.now(UTC)
-            )
+            change = _change_of(revision, key, "delete", current.version + 1, None, current.secret, context)
             await _append_history(conn, change)
         return change
 
@@ -113,7 +124,7 @@ class SqlKVStore:
             rows = (await conn.execute(query.limit(limit))).all()
         return [_change(row) for row in rows]
 
-    async def rollback(self, key: str, to_version: int, *, actor: str = "") -> Change:
+    async def rollback(self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None) -> Change:
         """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
 
         A key deleted and created again restarts at version 1, so a version can repeat: the newest one counts.
@@ -129,9 +140,10 @@ class SqlKVStore:
         if row is None:
             raise NotFoundError(f"key {key!r} has no version {to_version} in its history")
         old = _change(row)
+        context = ctx or WriteContext(actor, "rollback")
         if old.op == "delete" or old.value is None:
-            return await self.delete(key, actor=actor)
-        return await self.put(key, old.value, actor=actor, secret=old.secret)
+            return await self.delete(key, ctx=context)
+        return await self.put(key, old.value, secret=old.secret, ctx=context)
 
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
         """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
@@ -198,27 +210,33 @@ async def _bump_revision(conn: AsyncConnection) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def _put_one(conn: AsyncConnection, item: PutItem, actor: str) -> Change:
+async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> Change:
     revision = await _bump_revision(conn)
     current = await _current(conn, item.key)
     _check_expected(item.key, item.expect_version, current)
     version = (current.version if current else 0) + 1
-    now = datetime.now(UTC)
+    change = _change_of(revision, item.key, "put", version, item.value, item.secret, ctx)
     fields = {
         "value": item.value,
         "mod_revision": revision,
         "version": version,
         "secret": item.secret,
-        "updated_at": now,
-        "updated_by": actor,
+        "updated_at": change.at,
+        "updated_by": ctx.actor,
     }
     if current is None:
         await conn.execute(sa.insert(t.kv).values(key=item.key, create_revision=revision, **fields))
     else:
         await conn.execute(sa.update(t.kv).where(t.kv.c.key == item.key).values(**fields))
-    change = Change(revision, item.key, "put", version, item.value, item.secret, actor, now)
     await _append_history(conn, change)
     return change
+
+
+def _change_of(
+    revision: int, key: str, op: Op, version: int, value: bytes | None, secret: bool, ctx: WriteContext
+) -> Change:
+    now = datetime.now(UTC)
+    return Change(revision, key, op, version, value, secret, ctx.actor, now, False, ctx.action, ctx.request_id)
 
 
 async def _current(conn: AsyncConnection, key: str) -> Entry | None:
@@ -242,6 +260,8 @@ async def _append_history(conn: AsyncConnection, change: Change) -> None:
             secret=change.secret,
             actor=change.actor,
             at=change.at,
+            action=change.action,
+            request_id=change.request_id,
         )
     )
 
@@ -275,4 +295,15 @@ def _entry(row: sa.Row[Any]) -> Entry:
 def _change(row: sa.Row[Any]) -> Change:
     op: Op = "delete" if row.op == "delete" else "put"
     value = bytes(row.value) if row.value is not None else None
-    return Change(row.revision, row.key, op, int(row.version), value, bool(row.secret), row.actor, _utc(row.at))
+    return Change(
+        row.revision,
+        row.key,
+        op,
+        int(row.version),
+        value,
+        bool(row.secret),
+        row.actor,
+        _utc(row.at),
+        action=row.action,
+        request_id=row.request_id,
+    )

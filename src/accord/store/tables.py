@@ -41,7 +41,10 @@ kv_history = sa.Table(
     sa.Column("secret", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
     sa.Index("ix_accord_kv_history_key_version", "key", "version"),
+    sa.Index("ix_accord_kv_history_at", "at"),
 )
 
 setting_schema = sa.Table(

@@ -41,6 +41,17 @@ class Change:
     actor: str = ""
     at: datetime | None = None
     value_omitted: bool = False
+    action: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    """Who writes and why, recorded with every history row: history doubles as the audit trail."""
+
+    actor: str = ""
+    action: str | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +74,29 @@ class KVStore(Protocol):
     async def snapshot(self, prefix: str | Sequence[str] = "") -> tuple[int, list[Entry]]: ...
 
     async def put(
-        self, key: str, value: bytes, *, expect_version: int | None = None, actor: str = "", secret: bool = False
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None = None,
+        actor: str = "",
+        secret: bool = False,
+        ctx: WriteContext | None = None,
     ) -> Change: ...
 
-    async def put_many(self, items: Sequence[PutItem], *, actor: str = "") -> list[Change]: ...
+    async def put_many(
+        self, items: Sequence[PutItem], *, actor: str = "", ctx: WriteContext | None = None
+    ) -> list[Change]: ...
 
-    async def delete(self, key: str, *, expect_version: int | None = None, actor: str = "") -> Change: ...
+    async def delete(
+        self, key: str, *, expect_version: int | None = None, actor: str = "", ctx: WriteContext | None = None
+    ) -> Change: ...
 
     async def history(self, key: str, *, limit: int | None = None) -> list[Change]: ...
 
-    async def rollback(self, key: str, to_version: int, *, actor: str = "") -> Change: ...
+    async def rollback(
+        self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None
+    ) -> Change: ...
 
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]: ...
 
