@@ -13,9 +13,10 @@ import typer
 
 import accord
 from accord.cli import output
+from accord.config.admin import ConfigAdmin, Row
 from accord.config.connect import connect
 from accord.config.live import LiveConfig
-from accord.config.migrate import load_legacy_file, migrate_legacy
+from accord.config.migrate import load_legacy_file
 from accord.core import errors as e
 
 P = ParamSpec("P")
@@ -129,7 +130,7 @@ async def config_list(
     """List settings with their value (secrets masked), type, source and version."""
 
     async def body(live: LiveConfig) -> None:
-        rows = [output.meta_row(meta, live.spec(meta.path)) for meta in live.all(prefix)]
+        rows = ConfigAdmin(live).settings(prefix=prefix)
         if json_out:
             output.print_json(rows)
         elif rows:
@@ -146,7 +147,7 @@ async def config_get(path: str, db_url: DbUrl = None, redis_url: RedisUrl = None
     """Show one setting (PATH is category.name)."""
 
     async def body(live: LiveConfig) -> None:
-        row = output.meta_row(live.meta(path), live.spec(path))
+        row = ConfigAdmin(live).setting_row(path)
         if json_out:
             output.print_json(row)
         else:
@@ -170,8 +171,7 @@ async def config_set(
     """Validate and store a new value; every running instance sees it."""
 
     async def body(live: LiveConfig) -> None:
-        meta = await live.set_input(path, value, expect_version=expect_version)
-        _report(live, path, meta, json_out)
+        _report(await ConfigAdmin(live).set_input(path, value, expect_version=expect_version), json_out)
 
     await with_config(db_url, redis_url, body)
 
@@ -182,8 +182,7 @@ async def config_unset(path: str, db_url: DbUrl = None, redis_url: RedisUrl = No
     """Remove the stored value; the setting falls back to its environment variable or default."""
 
     async def body(live: LiveConfig) -> None:
-        meta = await live.delete(path)
-        _report(live, path, meta, json_out)
+        _report(await ConfigAdmin(live).unset(path), json_out)
 
     await with_config(db_url, redis_url, body)
 
@@ -200,7 +199,7 @@ async def config_history(
     """Show every stored version of a setting, newest first."""
 
     async def body(live: LiveConfig) -> None:
-        rows = output.history_rows(await live.history(path, limit=limit), live.spec(path))
+        rows = await ConfigAdmin(live).history(path, limit=limit)
         if json_out:
             output.print_json(rows)
         else:
@@ -221,8 +220,7 @@ async def config_rollback(
     """Restore an earlier version's value as a new version (history is never rewritten)."""
 
     async def body(live: LiveConfig) -> None:
-        meta = await live.rollback(path, to_version)
-        _report(live, path, meta, json_out)
+        _report(await ConfigAdmin(live).rollback(path, to_version), json_out)
 
     await with_config(db_url, redis_url, body)
 
@@ -240,7 +238,7 @@ async def config_migrate(
     data = load_legacy_file(file)
 
     async def body(live: LiveConfig) -> None:
-        report = (await migrate_legacy(live, data, dry_run=dry_run)).as_dict()
+        report = await ConfigAdmin(live).migrate(data, dry_run=dry_run)
         if json_out:
             output.print_json(report)
             return
@@ -258,16 +256,15 @@ async def config_migrate(
     await with_config(db_url, redis_url, body)
 
 
-def _report(live: LiveConfig, path: str, meta: accord.SettingMeta, json_out: bool) -> None:
-    row = output.meta_row(meta, live.spec(path))
+def _report(row: Row, json_out: bool) -> None:
     if json_out:
         output.print_json(row)
-    else:
-        output.console.print(
-            f"{path} = {output.as_text(row['value'])}  (version {meta.version}, revision {meta.mod_revision}, "
-            f"source {meta.source})",
-            highlight=False,
-        )
+        return
+    output.console.print(
+        f"{row['path']} = {output.as_text(row['value'])}  (version {row['version']}, "
+        f"revision {row['mod_revision']}, source {row['source']})",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -10,9 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from accord.config.spec import SettingSpec, show
-from accord.config.values import HistoryItem, SettingMeta
-
 console = Console()
 err_console = Console(stderr=True)
 
@@ -29,21 +26,6 @@ def _default(value: object) -> object:
     return str(value)
 
 
-def meta_row(meta: SettingMeta, spec: SettingSpec) -> dict[str, Any]:
-    return {
-        "path": meta.path,
-        "value": show(spec, meta.value),
-        "type": spec.type_name,
-        "source": meta.source,
-        "pinned": meta.pinned,
-        "shadowed_env": meta.shadowed_env,
-        "version": meta.version,
-        "mod_revision": meta.mod_revision,
-        "secret": meta.secret,
-        "description": spec.description,
-    }
-
-
 def settings_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for column in ("path", "value", "type", "source", "version", "revision"):
@@ -58,26 +40,12 @@ def settings_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def history_rows(items: list[HistoryItem], spec: SettingSpec) -> list[dict[str, Any]]:
-    return [
-        {
-            "revision": item.revision,
-            "version": item.version,
-            "op": item.op,
-            "value": None if item.op == "delete" else show(spec, item.value),
-            "actor": item.actor,
-            "at": item.at,
-        }
-        for item in items
-    ]
-
-
 def history_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for column in ("version", "revision", "op", "value", "actor", "at"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        at = row["at"].strftime("%Y-%m-%d %H:%M:%S") if row["at"] else ""
+        at = row["at"].strftime("%Y-%m-%d %H:%M:%S") if isinstance(row["at"], datetime) else str(row["at"] or "")[:19]
         value = "" if row["op"] == "delete" else as_text(row["value"])
         table.add_row(str(row["version"]), str(row["revision"]), row["op"], value, row["actor"], at)
     return table

@@ -16,6 +16,7 @@ from accord.config.live import LiveConfig
 from accord.config.spec import SettingSpec
 from accord.core import codec
 from accord.core.errors import AccordError, ConfigFileError, ValidationFailedError
+from accord.store.types import WriteContext
 
 
 @dataclass
@@ -57,7 +58,9 @@ def parse_legacy(text: str, *, source: str = "config.json") -> dict[str, Any]:
     return data
 
 
-async def migrate_legacy(live: LiveConfig, data: Mapping[str, Any], *, dry_run: bool = False) -> MigrationReport:
+async def migrate_legacy(
+    live: LiveConfig, data: Mapping[str, Any], *, dry_run: bool = False, ctx: WriteContext | None = None
+) -> MigrationReport:
     """Validate every known value first; then write all changed ones in one transaction, or nothing."""
     report = MigrationReport(dry_run=dry_run)
     errors: list[str] = []
@@ -81,7 +84,7 @@ async def migrate_legacy(live: LiveConfig, data: Mapping[str, Any], *, dry_run: 
     if errors:
         raise ValidationFailedError("nothing was migrated; invalid values: " + "; ".join(errors))
     if not dry_run and report.migrated:
-        await live.set_many(report.migrated)
+        await live.set_many(report.migrated, ctx=ctx or WriteContext(action="migrate"))
     return report
 
 

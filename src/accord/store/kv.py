@@ -145,6 +145,14 @@ class SqlKVStore:
             return await self.delete(key, ctx=context)
         return await self.put(key, old.value, secret=old.secret, ctx=context)
 
+    async def value_at(self, key: str, revision: int) -> Change | None:
+        """The last change of ``key`` at or before ``revision`` (None if it had none then)."""
+        h = t.kv_history.c
+        query = sa.select(t.kv_history).where(h.key == key, h.revision <= revision).order_by(h.revision.desc()).limit(1)
+        async with read_tx(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return _change(row) if row else None
+
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
         """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
         query = sa.select(t.kv_history).where(t.kv_history.c.revision > revision).order_by(t.kv_history.c.revision)

@@ -1,0 +1,1 @@
+"""Tokens and prefix policies: who may read, write or reveal what."""

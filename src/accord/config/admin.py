@@ -1,0 +1,181 @@
+"""Operations people and tools perform on settings, as JSON-ready rows with secrets masked.
+
+The CLI (directly on the database) and the server (over HTTP) both call these, so a setting
+looks the same whichever way it is read. Access control is the caller's: the server passes a
+``readable`` filter built from the token's policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from accord.config.live import LiveConfig
+from accord.config.migrate import migrate_legacy
+from accord.config.spec import SettingSpec, show
+from accord.config.values import HistoryItem, SettingMeta
+from accord.core.errors import NotFoundError, UnknownSettingError, ValidationFailedError
+from accord.core.keys import key_to_path
+from accord.store.types import Change, WriteContext
+
+KeyFilter = Callable[[str], bool]
+Row = dict[str, Any]
+Rows = list[Row]
+
+
+def _everything(_key: str) -> bool:
+    return True
+
+
+class ConfigAdmin:
+    def __init__(self, live: LiveConfig) -> None:
+        self.live = live
+
+    def categories(self) -> list[str]:
+        return self.live.registry.categories()
+
+    def setting_row(self, path: str, *, reveal: bool = False) -> Row:
+        return describe(self.live.meta(path), self.live.spec(path), reveal=reveal)
+
+    def settings(self, *, prefix: str = "", category: str | None = None, readable: KeyFilter = _everything) -> Rows:
+        if category is not None and category not in self.categories():
+            raise UnknownSettingError(f"unknown category {category!r}")
+        wanted = f"{category}." if category is not None else prefix
+        return [
+            describe(meta, self.live.spec(meta.path))
+            for meta in self.live.all(wanted)
+            if readable(self.live.spec(meta.path).key)
+        ]
+
+    async def set(
+        self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
+    ) -> Row:
+        old = self.live.meta(path)
+        new = await self.live.set(path, value, expect_version=expect_version, ctx=ctx)
+        return self._change_row(path, old, new)
+
+    async def set_input(
+        self, path: str, raw: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
+    ) -> Row:
+        return await self.set(path, self.live.spec(path).parse_input(raw), expect_version=expect_version, ctx=ctx)
+
+    async def unset(self, path: str, *, expect_version: int | None = None, ctx: WriteContext | None = None) -> Row:
+        old = self.live.meta(path)
+        if old.version == 0:
+            raise NotFoundError(f"{path} has no stored value to remove")
+        new = await self.live.delete(path, expect_version=expect_version, ctx=ctx)
+        return self._change_row(path, old, new)
+
+    async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> Row:
+        old = self.live.meta(path)
+        new = await self.live.rollback(path, to_version, ctx=ctx)
+        return self._change_row(path, old, new)
+
+    async def history(self, path: str, *, limit: int | None = None, reveal: bool = False) -> Rows:
+        spec = self.live.spec(path)
+        return [history_row(item, spec, reveal=reveal) for item in await self.live.history(path, limit=limit)]
+
+    async def diff(
+        self, from_revision: int, to_revision: int | None = None, *, readable: KeyFilter = _everything
+    ) -> Row:
+        """Settings whose stored value differs between two revisions, with both values (masked)."""
+        to = to_revision if to_revision is not None else self.live.last_revision
+        if from_revision < 0 or to < from_revision:
+            raise ValidationFailedError(f"invalid revision range {from_revision}..{to}: need 0 <= from <= to")
+        changes = [c for c in await self.live.store.changes_since(from_revision) if c.revision <= to]
+        last: dict[str, Change] = {}
+        for change in changes:
+            last[change.key] = change
+        rows = []
+        for key, change in sorted(last.items()):
+            path = key_to_path(key)
+            if path is None or path not in self.live.registry.by_path or not readable(key):
+                continue
+            spec = self.live.spec(path)
+            before = await self.live.store.value_at(key, from_revision)
+            rows.append(
+                {
+                    "path": path,
+                    "old": _decoded(spec, before),
+                    "new": _decoded(spec, change),
+                    "revision": change.revision,
+                }
+            )
+        return {"from_revision": from_revision, "to_revision": to, "changes": rows}
+
+    async def export(self, *, readable: KeyFilter = _everything) -> AsyncIterator[tuple[str, object]]:
+        """Stored values by path, one at a time (secrets masked): for streaming, never built in memory."""
+        for meta in self.live.all():
+            spec = self.live.spec(meta.path)
+            if readable(spec.key) and self.live.entry(spec.key) is not None:
+                yield meta.path, show(spec, self._stored_value(spec))
+
+    async def import_values(
+        self, values: Mapping[str, object], *, dry_run: bool, ctx: WriteContext | None = None
+    ) -> Row:
+        """Validate everything, then write every changed value in one transaction (or report, on a dry run)."""
+        changed: dict[str, object] = {}
+        errors: list[str] = []
+        rows = []
+        for path, value in values.items():
+            try:
+                spec = self.live.spec(path)
+                valid = spec.validate(value)
+            except (UnknownSettingError, ValidationFailedError) as exc:
+                errors.append(exc.detail)
+                continue
+            current = self.live.meta(path)
+            if current.source == "stored" and current.value == valid:
+                continue
+            changed[path] = valid
+            rows.append({"path": path, "old": show(spec, current.value), "new": show(spec, valid)})
+        if errors:
+            raise ValidationFailedError("nothing was imported; " + "; ".join(errors))
+        if changed and not dry_run:
+            await self.live.set_many(changed, ctx=ctx)
+        return {"dry_run": dry_run, "changes": rows, "unchanged": len(values) - len(changed)}
+
+    async def migrate(self, data: Mapping[str, Any], *, dry_run: bool, ctx: WriteContext | None = None) -> Row:
+        return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx)).as_dict()
+
+    def _stored_value(self, spec: SettingSpec) -> object:
+        entry = self.live.entry(spec.key)
+        return spec.decode(entry.value.decode()) if entry else None
+
+    def _change_row(self, path: str, old: SettingMeta, new: SettingMeta) -> Row:
+        spec = self.live.spec(path)
+        return {**describe(new, spec), "old": show(spec, old.value), "new": show(spec, new.value)}
+
+
+def describe(meta: SettingMeta, spec: SettingSpec, *, reveal: bool = False) -> Row:
+    return {
+        "path": meta.path,
+        "value": meta.value if reveal else show(spec, meta.value),
+        "type": spec.type_name,
+        "default": show(spec, spec.default),
+        "source": meta.source,
+        "pinned": meta.pinned,
+        "shadowed_env": meta.shadowed_env,
+        "version": meta.version,
+        "mod_revision": meta.mod_revision,
+        "secret": meta.secret,
+        "description": spec.description,
+    }
+
+
+def history_row(item: HistoryItem, spec: SettingSpec, *, reveal: bool = False) -> Row:
+    value = None if item.op == "delete" else (item.value if reveal else show(spec, item.value))
+    return {
+        "revision": item.revision,
+        "version": item.version,
+        "op": item.op,
+        "value": value,
+        "actor": item.actor,
+        "at": item.at,
+    }
+
+
+def _decoded(spec: SettingSpec, change: Change | None) -> object:
+    if change is None or change.op == "delete" or change.value is None:
+        return None
+    return show(spec, spec.decode(change.value.decode()))
