@@ -5,6 +5,8 @@ that it may kill or restart without disturbing anyone else. All fixtures yield p
 async tests use them alike.
 """
 
+import base64
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,11 @@ import redis
 from servers import PostgresDatabase, PostgresServer, RedisServer
 
 OWN_PG_DATABASE = "accord"
+
+# Every instance of a fleet shares one master key; so do the processes a test starts (they inherit it).
+os.environ.setdefault("ACCORD_MASTER_KEY", base64.b64encode(b"accord-tests-master-key-32-bytes").decode())
+for _name in ("ACCORD_DB_URL", "ACCORD_REDIS_URL", "ACCORD_ENV_OVERRIDE", "ACCORD_SNAPSHOT_FILE"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")

@@ -93,14 +93,8 @@ class ConfigAdmin:
                 continue
             spec = self.live.spec(path)
             before = await self.live.store.value_at(key, from_revision)
-            rows.append(
-                {
-                    "path": path,
-                    "old": _decoded(spec, before),
-                    "new": _decoded(spec, change),
-                    "revision": change.revision,
-                }
-            )
+            old, new = self._decoded(spec, before), self._decoded(spec, change)
+            rows.append({"path": path, "old": old, "new": new, "revision": change.revision})
         return {"from_revision": from_revision, "to_revision": to, "changes": rows}
 
     async def export(self, *, readable: KeyFilter = _everything) -> AsyncIterator[tuple[str, object]]:
@@ -108,7 +102,7 @@ class ConfigAdmin:
         for meta in self.live.all():
             spec = self.live.spec(meta.path)
             if readable(spec.key) and self.live.entry(spec.key) is not None:
-                yield meta.path, show(spec, self._stored_value(spec))
+                yield meta.path, show(spec, self.live.stored_value(meta.path))
 
     async def import_values(
         self, values: Mapping[str, object], *, dry_run: bool, ctx: WriteContext | None = None
@@ -138,9 +132,10 @@ class ConfigAdmin:
     async def migrate(self, data: Mapping[str, Any], *, dry_run: bool, ctx: WriteContext | None = None) -> Row:
         return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx)).as_dict()
 
-    def _stored_value(self, spec: SettingSpec) -> object:
-        entry = self.live.entry(spec.key)
-        return spec.decode(entry.value.decode()) if entry else None
+    def _decoded(self, spec: SettingSpec, change: Change | None) -> object:
+        if change is None or change.op == "delete" or change.value is None:
+            return None
+        return show(spec, spec.decode(self.live.stored_text(spec, change.value, secret=change.secret)))
 
     def _change_row(self, path: str, old: SettingMeta, new: SettingMeta) -> Row:
         spec = self.live.spec(path)
@@ -173,9 +168,3 @@ def history_row(item: HistoryItem, spec: SettingSpec, *, reveal: bool = False) -
         "actor": item.actor,
         "at": item.at,
     }
-
-
-def _decoded(spec: SettingSpec, change: Change | None) -> object:
-    if change is None or change.op == "delete" or change.value is None:
-        return None
-    return show(spec, spec.decode(change.value.decode()))

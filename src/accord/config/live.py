@@ -22,6 +22,7 @@ from accord.config.values import (
     resolve,
     to_meta,
 )
+from accord.core.crypto import Cipher, CryptoError, cipher_for_database
 from accord.core.errors import AccordError, CodecError
 from accord.core.keys import CONFIG_PREFIX
 from accord.store.kv import SqlKVStore
@@ -64,6 +65,7 @@ class LiveConfig(StoreMirror):
         self._views: dict[str, SettingsGroup] = {}
         self._callbacks: list[tuple[str, ChangeCallback]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cipher: Cipher | None = None
         self._env_values = self._parse_env()
         self._make_views()
 
@@ -124,7 +126,7 @@ class LiveConfig(StoreMirror):
         self._check_writable()
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
-            spec.validate(spec.decode(old[0].value.decode()))
+            spec.validate(spec.decode(self.stored_text(spec, old[0].value, secret=old[0].secret)))
         await self.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
 
@@ -157,8 +159,28 @@ class LiveConfig(StoreMirror):
 
     def _put_item(self, path: str, value: object, expect_version: int | None) -> PutItem:
         spec = self._registry.spec(path)
-        text = spec.encode(spec.validate(value))
-        return PutItem(spec.key, text.encode(), expect_version, spec.secret)
+        data = spec.encode(spec.validate(value)).encode()
+        if spec.secret:
+            data = self.cipher().encrypt(data, aad=spec.key.encode())
+        return PutItem(spec.key, data, expect_version, spec.secret)
+
+    def cipher(self) -> Cipher:
+        """The shared AES-GCM cipher, loaded on first use so stores without secrets never need a key."""
+        if self._cipher is None:
+            self._cipher = cipher_for_database(self._store.engine.url.render_as_string(hide_password=False))
+        return self._cipher
+
+    def stored_text(self, spec: SettingSpec, data: bytes, *, secret: bool) -> str:
+        """The canonical text of a stored value, decrypted when it was stored as a secret."""
+        if secret:
+            data = self.cipher().decrypt(data, aad=spec.key.encode())
+        return data.decode()
+
+    def stored_value(self, path: str) -> object:
+        """The stored (not effective) value of a setting, or None when nothing is stored."""
+        spec = self._registry.spec(path)
+        entry = self._entries.get(spec.key)
+        return None if entry is None else spec.decode(self.stored_text(spec, entry.value, secret=entry.secret))
 
     async def _register(self) -> None:
         if self._registry.groups:
@@ -189,7 +211,7 @@ class LiveConfig(StoreMirror):
         stored: object | None = None
         if entry is not None:
             try:
-                stored = spec.validate(spec.decode(entry.value.decode()))
+                stored = spec.validate(spec.decode(self.stored_text(spec, entry.value, secret=entry.secret)))
             except (AccordError, UnicodeDecodeError) as exc:
                 log.error("stored value of %s is invalid, using the default instead: %s", spec.path, _detail(exc))
                 entry = None
@@ -223,7 +245,9 @@ class LiveConfig(StoreMirror):
         value: object = None
         if change.value is not None:
             try:
-                value = spec.decode(change.value.decode())
+                value = spec.decode(self.stored_text(spec, change.value, secret=change.secret))
+            except CryptoError as exc:
+                value = f"<cannot decrypt: {exc.detail}>"
             except (CodecError, UnicodeDecodeError):
                 value = change.value.decode(errors="replace")
         return HistoryItem(change.revision, change.version, change.op, value, change.actor, change.at, spec.secret)
