@@ -104,6 +104,36 @@ def main_options(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (8500 is Consul's, so Consul clients find accord).")] = 8500,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing this port and the store.")] = 1,
+    db_url: DbUrl = None,
+    redis_url: RedisUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the accord server: the /api of settings, tokens and audit, plus /healthz, /readyz, /metrics.
+
+    On first start, with no token in the store, it creates a management token and prints it once.
+    """
+    import uvicorn
+
+    if db_url:
+        os.environ["ACCORD_DB_URL"] = db_url
+    if redis_url is not None:
+        os.environ["ACCORD_REDIS_URL"] = redis_url
+    uvicorn.run(
+        "accord.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )
+
+
+@app.command()
 @run
 async def status(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
     """Show the store this command would use: database, revision, settings registered, bus."""

@@ -13,9 +13,10 @@ from typing import Any
 from accord.config.live import LiveConfig
 from accord.config.migrate import migrate_legacy
 from accord.config.spec import SettingSpec, show
-from accord.config.values import HistoryItem, SettingMeta
-from accord.core.errors import NotFoundError, UnknownSettingError, ValidationFailedError
+from accord.config.values import HistoryItem, SettingChange, SettingMeta
+from accord.core.errors import AccordError, NotFoundError, UnknownSettingError, ValidationFailedError
 from accord.core.keys import key_to_path
+from accord.store.audit import AuditFilter, audit_rows
 from accord.store.types import Change, WriteContext
 
 KeyFilter = Callable[[str], bool]
@@ -131,6 +132,62 @@ class ConfigAdmin:
 
     async def migrate(self, data: Mapping[str, Any], *, dry_run: bool, ctx: WriteContext | None = None) -> Row:
         return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx)).as_dict()
+
+    def change_event(self, change: Change) -> Row | None:
+        """A stored change as a watch event, or None when it is not a known setting."""
+        path = key_to_path(change.key)
+        if path is None or path not in self.live.registry.by_path:
+            return None
+        value = None if change.op == "delete" else self._shown(change.key, change)
+        return {"path": path, "op": change.op, "value": value, "version": change.version, "revision": change.revision}
+
+    def setting_change_event(self, change: SettingChange) -> Row:
+        spec = self.live.spec(change.path)
+        value = None if change.op == "delete" else show(spec, self.live.stored_value(change.path))
+        return {
+            "path": change.path,
+            "op": change.op,
+            "value": value,
+            "version": change.version,
+            "revision": change.revision,
+            "effective": show(spec, change.new),
+        }
+
+    async def audit(self, flt: AuditFilter, *, readable: KeyFilter = _everything) -> Rows:
+        """Who changed what and when, with old and new values masked (token records summarised)."""
+        rows = []
+        for change, prev_value, prev_secret in await audit_rows(self.live.store.engine, flt):
+            if not readable(change.key):
+                continue
+            before = Change(0, change.key, "put", 0, prev_value, prev_secret) if prev_value is not None else None
+            rows.append(
+                {
+                    "revision": change.revision,
+                    "at": change.at,
+                    "actor": change.actor,
+                    "action": change.action,
+                    "request_id": change.request_id,
+                    "key": change.key,
+                    "path": key_to_path(change.key),
+                    "op": change.op,
+                    "old": self._shown(change.key, before),
+                    "new": self._shown(change.key, change),
+                }
+            )
+        return rows
+
+    def _shown(self, key: str, change: Change | None) -> object:
+        if change is None or change.op == "delete" or change.value is None:
+            return None
+        path = key_to_path(key)
+        if path is not None and path in self.live.registry.by_path:
+            try:
+                return self._decoded(self.live.spec(path), change)
+            except AccordError:
+                return "<undecodable>"
+        if key.startswith("acl/"):
+            return "<token record>"
+        return "****" if change.secret else f"<{len(change.value)} bytes>"
 
     def _decoded(self, spec: SettingSpec, change: Change | None) -> object:
         if change is None or change.op == "delete" or change.value is None:

@@ -91,7 +91,7 @@ class StoreMirror:
     async def put_keys(self, items: Sequence[PutItem], *, ctx: WriteContext | None = None) -> list[Change]:
         """Write raw entries in one transaction, apply them here, announce them."""
         self._check_writable()
-        changes = await self._store.put_many(items, ctx=self._context(ctx, "put"))
+        changes = await self._store.put_many(items, ctx=self._context(ctx, "set"))
         for change in changes:
             await self._after_write(change)
         return changes

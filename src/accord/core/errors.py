@@ -67,3 +67,15 @@ class CompactedError(NotFoundError):
     def __init__(self, detail: str, *, compacted_revision: int) -> None:
         super().__init__(detail)
         self.compacted_revision = compacted_revision
+
+
+class AuthenticationError(AccordError):
+    """No token, or a token that is unknown, revoked or expired."""
+
+
+class PermissionDeniedError(AccordError):
+    """A valid token whose policy does not allow this operation on this key."""
+
+
+class RequestTooLargeError(AccordError):
+    """A request body larger than the server accepts."""

@@ -122,7 +122,7 @@ class SqlKVStore:
         query = sa.select(t.kv_history).where(t.kv_history.c.key == key).order_by(t.kv_history.c.revision.desc())
         async with read_tx(self.engine) as conn:
             rows = (await conn.execute(query.limit(limit))).all()
-        return [_change(row) for row in rows]
+        return [change_from_row(row) for row in rows]
 
     async def rollback(self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None) -> Change:
         """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
@@ -139,7 +139,7 @@ class SqlKVStore:
             row = (await conn.execute(query)).first()
         if row is None:
             raise NotFoundError(f"key {key!r} has no version {to_version} in its history")
-        old = _change(row)
+        old = change_from_row(row)
         context = ctx or WriteContext(actor, "rollback")
         if old.op == "delete" or old.value is None:
             return await self.delete(key, ctx=context)
@@ -151,7 +151,7 @@ class SqlKVStore:
         query = sa.select(t.kv_history).where(h.key == key, h.revision <= revision).order_by(h.revision.desc()).limit(1)
         async with read_tx(self.engine) as conn:
             row = (await conn.execute(query)).first()
-        return _change(row) if row else None
+        return change_from_row(row) if row else None
 
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
         """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
@@ -164,7 +164,7 @@ class SqlKVStore:
                     compacted_revision=compacted,
                 )
             rows = (await conn.execute(query.limit(limit))).all()
-        return [_change(row) for row in rows]
+        return [change_from_row(row) for row in rows]
 
     async def compact(self, below_revision: int) -> int:
         """Drop history rows older than ``below_revision``, keeping each key's latest row; returns rows removed."""
@@ -300,7 +300,7 @@ def _entry(row: sa.Row[Any]) -> Entry:
     )
 
 
-def _change(row: sa.Row[Any]) -> Change:
+def change_from_row(row: sa.Row[Any]) -> Change:
     op: Op = "delete" if row.op == "delete" else "put"
     value = bytes(row.value) if row.value is not None else None
     return Change(

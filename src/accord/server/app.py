@@ -1,0 +1,83 @@
+"""The FastAPI application factory behind ``accord serve``."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import accord
+from accord.auth.policy import MANAGEMENT
+from accord.auth.tokens import TokenError, TokenIndex
+from accord.config.admin import ConfigAdmin
+from accord.config.connect import connect
+from accord.config.mirror import DEFAULT_CHECK_INTERVAL_S
+from accord.server import errors
+from accord.server.metrics import Metrics
+from accord.server.middleware import AccordMiddleware
+from accord.server.routes import audit, config, health, tokens, watch
+from accord.server.state import ServerState
+from accord.store.types import WriteContext
+
+log = logging.getLogger("accord.server")
+DESCRIPTION = """Shared, versioned, live configuration. Every /api route needs a token
+(`Authorization: Bearer <token>` or `X-Consul-Token`); /healthz, /readyz and /metrics do not."""
+
+
+def _announce(secret: str) -> None:
+    sys.stdout.write(
+        "accord: no tokens existed, so a management token was created. It is shown this once; only its hash "
+        f"is stored:\n\n    {secret}\n\n"
+    )
+    sys.stdout.flush()
+
+
+def create_app(
+    *,
+    db_url: str | None = None,
+    redis_url: str | None = None,
+    check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+    announce: Callable[[str], None] = _announce,
+) -> FastAPI:
+    """One server process. Several (``--workers`` or replicas) share a database and stay consistent."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live = await connect(
+            db_url,
+            redis_url,
+            actor=f"server@{socket.gethostname()}",
+            extra_prefixes=("acl/",),
+            use_env=False,
+            check_interval=check_interval,
+        )
+        index = TokenIndex(live)
+        await _bootstrap_if_empty(index, announce)
+        metrics.watch_status(live.status)
+        app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
+        try:
+            yield
+        finally:
+            await live.aclose()
+
+    app = FastAPI(title="accord", version=accord.__version__, description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for module in (config, watch, audit, tokens, health):
+        app.include_router(module.router)
+    app.add_middleware(AccordMiddleware, metrics=metrics)
+    return app
+
+
+async def _bootstrap_if_empty(index: TokenIndex, announce: Callable[[str], None]) -> None:
+    if index.list():
+        return
+    try:
+        _token, secret = await index.create("management", MANAGEMENT, ctx=WriteContext("accord serve"))
+    except TokenError:
+        return  # another server process created it first, and printed it
+    announce(secret)

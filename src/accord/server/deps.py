@@ -1,0 +1,65 @@
+"""Request dependencies: the server state, the calling token, the write context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from accord.auth.tokens import Token
+from accord.core.errors import AuthenticationError, PermissionDeniedError
+from accord.server.state import ServerState
+from accord.store.types import WriteContext
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.accord
+    return state
+
+
+State = Annotated[ServerState, Depends(get_state)]
+
+
+def presented_token(request: Request) -> str | None:
+    """``Authorization: Bearer <token>``, else ``X-Consul-Token`` (so Consul clients work)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-consul-token") or None
+
+
+def get_caller(request: Request, state: State) -> Token:
+    secret = presented_token(request)
+    if secret is None:
+        raise AuthenticationError("a token is required: send 'Authorization: Bearer <token>' or 'X-Consul-Token'")
+    token = state.tokens.authenticate(secret)
+    if token is None:
+        raise AuthenticationError("the token is unknown, revoked or expired")
+    request.state.actor = token.name
+    return token
+
+
+Caller = Annotated[Token, Depends(get_caller)]
+
+
+def write_context(request: Request, caller: Caller) -> WriteContext:
+    return WriteContext(actor=caller.name, request_id=getattr(request.state, "request_id", None))
+
+
+Context = Annotated[WriteContext, Depends(write_context)]
+
+
+def require_read(caller: Token, key: str) -> None:
+    if not caller.policy.can_read(key):
+        raise PermissionDeniedError(f"token {caller.name!r} may not read {key!r}")
+
+
+def require_write(caller: Token, key: str) -> None:
+    if not caller.policy.can_write(key):
+        raise PermissionDeniedError(f"token {caller.name!r} may not write {key!r}")
+
+
+def require_reveal(caller: Token, key: str) -> None:
+    if not caller.policy.can_reveal(key):
+        raise PermissionDeniedError(f"token {caller.name!r} may not reveal secrets under {key!r}")

@@ -1,0 +1,66 @@
+"""Prometheus metrics of one server process (each worker exposes its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+BUS_MODES = ("redis", "postgres", "local")
+
+
+class _StatusCollector(Collector):
+    """Read the LiveConfig's status at scrape time, so the figures are never stale."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self._status()
+        yield GaugeMetricFamily("accord_revision", "Last revision applied by this process", value=status["revision"])
+        bus = GaugeMetricFamily("accord_bus_mode", "Change bus in use (1 for the active mode)", labels=["mode"])
+        for mode in BUS_MODES:
+            bus.add_metric([mode], 1.0 if status["bus"] == mode else 0.0)
+        yield bus
+        yield GaugeMetricFamily(
+            "accord_fallback_active",
+            "1 while Redis is unreachable and a fallback bus carries changes",
+            value=1.0 if status["fallback_active"] else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "accord_database_degraded",
+            "1 while the database is unreachable",
+            value=1.0 if status["database"] != "ok" else 0.0,
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "accord_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "accord_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.writes = Counter("accord_writes", "Committed writes (per key)", ["action"], registry=self.registry)
+        self.conflicts = Counter("accord_conflicts", "Compare-and-set conflicts", registry=self.registry)
+        self.propagation_lag = Histogram(
+            "accord_propagation_lag_seconds",
+            "Commit-to-apply delay of changes written by other processes",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+        )
+
+    def watch_status(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.registry.register(_StatusCollector(status))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

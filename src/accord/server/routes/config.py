@@ -1,0 +1,147 @@
+"""/api/config: typed settings over HTTP. Every route checks the caller's prefix policy on the store key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import StreamingResponse
+
+from accord.auth.tokens import Token
+from accord.core.errors import ConflictError
+from accord.core.keys import path_to_key
+from accord.server import schemas as s
+from accord.server.deps import Caller, Context, State, require_read, require_reveal, require_write
+
+router = APIRouter(prefix="/api/config", tags=["config"])
+Reveal = Annotated[bool, Query(description="Show secret values in full (needs a token with reveal_secrets).")]
+DryRun = Annotated[bool, Query(description="Report what would change and write nothing.")]
+
+
+def _readable(caller: Token) -> Any:
+    return caller.policy.can_read
+
+
+@router.get("", summary="All settings, or one category's")
+async def list_settings(
+    state: State, caller: Caller, category: Annotated[str | None, Query(examples=["embedding"])] = None
+) -> s.SettingsOut:
+    rows = state.admin.settings(category=category, readable=_readable(caller))
+    return s.SettingsOut(revision=state.live.last_revision, settings=[s.SettingOut(**row) for row in rows])
+
+
+@router.get("/diff", summary="What changed between two revisions")
+async def diff(
+    state: State,
+    caller: Caller,
+    from_revision: Annotated[int, Query(ge=0)],
+    to_revision: Annotated[int | None, Query(ge=0)] = None,
+) -> s.DiffOut:
+    return s.DiffOut(**await state.admin.diff(from_revision, to_revision, readable=_readable(caller)))
+
+
+@router.get("/export", summary="Every stored value (secrets masked), streamed", response_model=None)
+async def export(state: State, caller: Caller) -> StreamingResponse:
+    revision = state.live.last_revision
+
+    async def body() -> AsyncIterator[bytes]:
+        yield f'{{"revision":{revision},"settings":{{'.encode()
+        first = True
+        async for path, value in state.admin.export(readable=_readable(caller)):
+            yield (("" if first else ",") + json.dumps(path) + ":" + json.dumps(value, ensure_ascii=False)).encode()
+            first = False
+        yield b"}}\n"
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+@router.post("/import", summary="Import values: all or nothing; ?dry_run=true reports the diff")
+async def import_settings(
+    state: State, caller: Caller, ctx: Context, body: s.ImportIn, dry_run: DryRun = False
+) -> s.ImportOut:
+    for path in body.settings:
+        require_write(caller, path_to_key(path))
+    result = await state.admin.import_values(body.settings, dry_run=dry_run, ctx=replace(ctx, action="import"))
+    state.metrics.writes.labels("import").inc(0 if dry_run else len(result["changes"]))
+    return s.ImportOut(**result)
+
+
+@router.post("/migrate", summary="Import a legacy config.json (nested sections, old multi-escaped values)")
+async def migrate(
+    state: State,
+    caller: Caller,
+    ctx: Context,
+    legacy: Annotated[dict[str, Any], Body(examples=[{"llm": {"model": '"\\"gpt-4o\\""'}}])],
+    dry_run: DryRun = False,
+) -> s.MigrateOut:
+    report = await state.admin.migrate(legacy, dry_run=True)
+    for path in report["migrated"]:
+        require_write(caller, path_to_key(path))
+    if not dry_run:
+        report = await state.admin.migrate(legacy, dry_run=False, ctx=replace(ctx, action="migrate"))
+        state.metrics.writes.labels("migrate").inc(len(report["migrated"]))
+    return s.MigrateOut(**report)
+
+
+@router.get("/{path}", summary="One setting")
+async def get_setting(state: State, caller: Caller, path: str, reveal: Reveal = False) -> s.SettingOut:
+    key = _key(state, path)
+    require_read(caller, key)
+    if reveal:
+        require_reveal(caller, key)
+    return s.SettingOut(**state.admin.setting_row(path, reveal=reveal))
+
+
+@router.put("/{path}", summary="Set a value (validated, versioned, propagated)")
+async def put_setting(state: State, caller: Caller, ctx: Context, path: str, body: s.PutIn) -> s.ChangeOut:
+    require_write(caller, _key(state, path))
+    try:
+        if body.input is not None:
+            row = await state.admin.set_input(path, body.input, expect_version=body.expect_version, ctx=ctx)
+        else:
+            row = await state.admin.set(path, body.value, expect_version=body.expect_version, ctx=ctx)
+    except ConflictError:
+        state.metrics.conflicts.inc()
+        raise
+    state.metrics.writes.labels("set").inc()
+    return s.ChangeOut(**row)
+
+
+@router.delete("/{path}", summary="Remove the stored value (back to env or default)")
+async def delete_setting(
+    state: State, caller: Caller, ctx: Context, path: str, expect_version: Annotated[int | None, Query(ge=0)] = None
+) -> s.ChangeOut:
+    require_write(caller, _key(state, path))
+    row = await state.admin.unset(path, expect_version=expect_version, ctx=ctx)
+    state.metrics.writes.labels("delete").inc()
+    return s.ChangeOut(**row)
+
+
+@router.get("/{path}/history", summary="Stored versions, newest first")
+async def history(
+    state: State,
+    caller: Caller,
+    path: str,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    reveal: Reveal = False,
+) -> list[s.HistoryOut]:
+    key = _key(state, path)
+    require_read(caller, key)
+    if reveal:
+        require_reveal(caller, key)
+    return [s.HistoryOut(**row) for row in await state.admin.history(path, limit=limit, reveal=reveal)]
+
+
+@router.post("/{path}/rollback", summary="Restore an earlier version's value as a new version")
+async def rollback(state: State, caller: Caller, ctx: Context, path: str, body: s.RollbackIn) -> s.ChangeOut:
+    require_write(caller, _key(state, path))
+    row = await state.admin.rollback(path, body.to_version, ctx=replace(ctx, action="rollback"))
+    state.metrics.writes.labels("rollback").inc()
+    return s.ChangeOut(**row)
+
+
+def _key(state: State, path: str) -> str:
+    return state.live.spec(path).key

@@ -1,0 +1,35 @@
+"""Liveness, readiness and metrics: open to everyone (no token), as probes and scrapers expect."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import JsonValue
+
+from accord.server import schemas as s
+from accord.server.deps import State
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Ready to serve, naming each dependency and whether it is degraded")
+async def readyz(state: State, response: Response) -> s.Readiness:
+    status = state.live.status()
+    database_ok = status["database"] == "ok" and not status["read_only"]
+    dependencies: dict[str, dict[str, JsonValue]] = {
+        "database": {"ok": database_ok, "degraded": not database_ok, "url": state.live.store.url},
+        "bus": {"ok": not status["bus_degraded"], "degraded": bool(status["bus_degraded"]), "mode": status["bus"]},
+    }
+    if status["fallback_active"]:
+        dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status["bus"]}
+    response.status_code = 200 if database_ok else 503
+    return s.Readiness(ready=database_ok, dependencies=dependencies)
+
+
+@router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
+async def metrics(state: State) -> Response:
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

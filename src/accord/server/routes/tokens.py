@@ -1,0 +1,37 @@
+"""/api/tokens: managing tokens needs write access to acl/ (reading them, read access)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from accord.auth.policy import Policy, parse_rule
+from accord.server import schemas as s
+from accord.server.deps import Caller, Context, State, require_read, require_write
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+ACL_KEY = "acl/tokens/"
+
+
+@router.get("", summary="Every token (never their secrets)")
+async def list_tokens(state: State, caller: Caller) -> list[s.TokenOut]:
+    require_read(caller, ACL_KEY)
+    return [s.TokenOut(**token.public()) for token in state.tokens.list()]
+
+
+@router.post("", status_code=201, summary="Create a token; its secret is in the answer and nowhere else")
+async def create_token(state: State, caller: Caller, ctx: Context, body: s.TokenIn) -> s.TokenCreated:
+    require_write(caller, ACL_KEY)
+    policy = Policy(tuple(parse_rule(rule) for rule in body.rules), body.reveal_secrets)
+    ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
+    token, secret = await state.tokens.create(body.name, policy, ttl=ttl, ctx=replace(ctx, action="token.create"))
+    return s.TokenCreated(**token.public(), secret=secret)
+
+
+@router.delete("/{name}", summary="Revoke a token at once on every server")
+async def revoke_token(state: State, caller: Caller, ctx: Context, name: str) -> s.TokenOut:
+    require_write(caller, ACL_KEY)
+    token = await state.tokens.revoke(name, ctx=replace(ctx, action="token.revoke"))
+    return s.TokenOut(**token.public())

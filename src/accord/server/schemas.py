@@ -1,0 +1,148 @@
+"""Request and response bodies of the /api routes, with the examples shown in the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class SettingOut(BaseModel):
+    path: str = Field(examples=["embedding.batch_size"])
+    value: JsonValue = Field(description="Masked when the setting is secret (unless revealed).", examples=[512])
+    type: str = Field(examples=["int"])
+    default: JsonValue = Field(examples=[2048])
+    source: str = Field(description="stored, env or default", examples=["stored"])
+    pinned: bool
+    shadowed_env: str | None = Field(description="An environment variable the stored value overrides.")
+    version: int = Field(description="Per-key version; 0 when nothing is stored.")
+    mod_revision: int
+    secret: bool
+    description: str
+
+
+class SettingsOut(BaseModel):
+    revision: int
+    settings: list[SettingOut]
+
+
+class ChangeOut(SettingOut):
+    old: JsonValue = Field(description="The effective value before the write (masked when secret).")
+    new: JsonValue = Field(description="The effective value after the write (masked when secret).")
+
+
+class PutIn(BaseModel):
+    """Give ``value`` as JSON, or ``input`` as text typed by a person (parsed by the setting's type)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": 512, "expect_version": 3}, {"input": "512"}]}
+    )
+    value: JsonValue = None
+    input: str | None = Field(default=None, max_length=600_000)
+    expect_version: int | None = Field(default=None, ge=0, description="Compare-and-set; 0 means create only.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("value" in data) == ("input" in data):
+            raise ValueError("give exactly one of 'value' or 'input'")
+        return data
+
+
+class RollbackIn(BaseModel):
+    model_config = _STRICT
+    to_version: int = Field(ge=1, examples=[2])
+
+
+class HistoryOut(BaseModel):
+    revision: int
+    version: int
+    op: str
+    value: JsonValue
+    actor: str
+    at: datetime | None
+    action: str | None = None
+
+
+class DiffRow(BaseModel):
+    path: str
+    old: JsonValue
+    new: JsonValue
+    revision: int
+
+
+class DiffOut(BaseModel):
+    from_revision: int
+    to_revision: int
+    changes: list[DiffRow]
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"settings": {"llm.model": "gpt-4o"}}]})
+    settings: dict[str, JsonValue]
+
+
+class ImportRow(BaseModel):
+    path: str
+    old: JsonValue
+    new: JsonValue
+
+
+class ImportOut(BaseModel):
+    dry_run: bool
+    changes: list[ImportRow]
+    unchanged: int
+
+
+class MigrateOut(BaseModel):
+    dry_run: bool
+    migrated: dict[str, JsonValue]
+    unchanged: list[str]
+    skipped_unknown: list[str]
+
+
+class AuditRow(BaseModel):
+    revision: int
+    at: datetime | None
+    actor: str
+    action: str | None
+    request_id: str | None
+    key: str
+    path: str | None
+    op: str
+    old: JsonValue
+    new: JsonValue
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ci", "rules": ["config/llm/=write", "config/=read"]}]},
+    )
+    name: str = Field(min_length=1, max_length=100)
+    rules: list[str] = Field(default_factory=list, max_length=200)
+    reveal_secrets: bool = False
+    ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+
+
+class TokenOut(BaseModel):
+    name: str
+    accessor: str
+    rules: list[str]
+    reveal_secrets: bool
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    expired: bool
+
+
+class TokenCreated(TokenOut):
+    secret: str = Field(description="The token itself; shown once, only its hash is stored.")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    dependencies: dict[str, dict[str, JsonValue]]

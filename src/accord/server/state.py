@@ -1,0 +1,18 @@
+"""What a server process holds: its LiveConfig (a mirror of config/ and acl/), token index and admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accord.auth.tokens import TokenIndex
+from accord.config.admin import ConfigAdmin
+from accord.config.live import LiveConfig
+from accord.server.metrics import Metrics
+
+
+@dataclass
+class ServerState:
+    live: LiveConfig
+    tokens: TokenIndex
+    admin: ConfigAdmin
+    metrics: Metrics
