@@ -97,7 +97,9 @@ class PgNotifyBus:
     async def _pump(self, conn: Any, queue: asyncio.Queue[str], lost: asyncio.Event, handler: EventHandler) -> None:
         while not lost.is_set():
             try:
-                payload = await asyncio.wait_for(queue.get(), timeout=2.0)
+                # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as a payload arrives, and aclose hangs.
+                async with asyncio.timeout(2.0):
+                    payload = await queue.get()
             except TimeoutError:
                 await conn.execute("SELECT 1")  # a dead server is only noticed when we talk to it
                 continue

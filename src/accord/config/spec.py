@@ -63,6 +63,17 @@ def secret_by_name(path: str) -> bool:
     return is_secret_name(path.rsplit(".", 1)[-1])
 
 
+def _strict_integer(_checker: object, instance: object) -> bool:
+    # JSON Schema calls 5.0 an integer, pydantic's strict int does not: a tool must not store what the app rejects.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
 @dataclass
 class StoredSetting:
     """A setting rebuilt from the schema an application registered in the store."""
@@ -79,7 +90,7 @@ class StoredSetting:
 
     def __post_init__(self) -> None:
         self.key = path_to_key(self.path)
-        self._validator = jsonschema.Draft202012Validator(self.schema)
+        self._validator = _StrictValidator(self.schema)
 
     @classmethod
     def from_stored(cls, path: str, spec_json: str) -> StoredSetting:
@@ -121,7 +132,13 @@ class StoredSetting:
     def validate(self, value: object) -> object:
         error = best_match(self._validator.iter_errors(value))
         if error is not None:
-            raise failed(self.path, value, f"{error.message} (expected {self.type_name})", secret=self.secret)
+            # jsonschema's message quotes the value itself, so a secret gets the rule alone
+            rule = (
+                f"fails {error.validator}={json.dumps(error.validator_value, default=str)}"
+                if self.secret
+                else error.message
+            )
+            raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret)
         return value
 
     def parse_input(self, raw: str) -> object:
