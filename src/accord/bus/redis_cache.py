@@ -49,22 +49,31 @@ class RedisValueCache:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._apply = client.register_script(APPLY_CHANGE)
+        self._missed_update = False
 
     async def apply(self, change: Change, entry: Entry | None) -> None:
-        """Best effort: the database already has the change, so a Redis error only costs freshness."""
+        """Best effort: the database already has the change, so a Redis error only costs freshness.
+
+        A missed update is remembered: later updates would raise the marker past it, so the next
+        ``ensure`` invalidates the cache and rebuilds it rather than serve a value the marker misdescribes.
+        """
         payload = encode_entry(entry) if entry is not None else ""
         try:
             await self._apply(
                 keys=[CACHE_VALUES, CACHE_REVISION], args=[change.key, change.revision, change.op, payload]
             )
         except REDIS_DOWN_ERRORS as exc:
+            self._missed_update = True
             log.debug("cache update skipped, redis unavailable: %s", exc)
 
     async def is_complete(self) -> bool:
         return bool(await self._client.exists(CACHE_REVISION))
 
     async def ensure(self, store: KVStore) -> bool:
-        """Rebuild from the store if the marker is gone; True if this process rebuilt it."""
+        """Rebuild from the store if the marker is gone (or this process missed an update); True if it rebuilt."""
+        if self._missed_update:
+            await self._client.delete(CACHE_REVISION)
+            self._missed_update = False
         if await self.is_complete():
             return False
         if not await self._client.set(CACHE_REBUILD_LOCK, b"1", nx=True, px=REBUILD_LOCK_MS):

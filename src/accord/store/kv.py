@@ -21,6 +21,8 @@ from accord.store.engine import create_engine, is_sqlite, read_tx, redact, write
 from accord.store.migrate import upgrade
 from accord.store.types import Change, Entry, Op, PutItem, WriteContext
 
+_PG_SCHEMA_LOCK = 0x6163636F7273  # "accors": serialises schema registration (SQLite's IMMEDIATE lock does it there)
+
 
 class SqlKVStore:
     """The revisioned store on one SQLAlchemy async engine."""
@@ -186,6 +188,9 @@ class SqlKVStore:
             return
         now = datetime.now(UTC)
         async with write_tx(self.engine) as conn:
+            if not is_sqlite(self.engine):
+                # Processes starting together would both see a path missing and both insert it.
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_SCHEMA_LOCK})
             existing = await _existing_schemas(conn, list(specs))
             for path, spec in specs.items():
                 if path not in existing:
