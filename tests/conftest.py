@@ -8,6 +8,8 @@ async tests use them alike.
 import base64
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +48,21 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def server_root() -> Iterator[Path]:
+    """PostgreSQL data lives outside pytest's temp root: pytest re-locks that root (0700) whenever another
+    session starts, and the clusters, running as the postgres user, would lose their data directories."""
+    root = Path(tempfile.mkdtemp(prefix="accord-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_template(server_root: Path) -> Iterator[Path]:
     """One initdb per session (~1 s); every other cluster is a copy of this never-started data dir (~0.2 s)."""
-    template = PostgresServer(tmp_path_factory.mktemp("pg-template"))
+    template = PostgresServer(server_root / "template")
     template.init()
     try:
         yield template.data_dir
@@ -57,8 +71,8 @@ def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path_factory.mktemp("pg"))
+def pg_server(server_root: Path, pg_template: Path) -> Iterator[PostgresServer]:
+    server = PostgresServer(server_root / "shared")
     server.init(template=pg_template)
     server.start()
     try:
@@ -97,9 +111,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def own_pg(tmp_path: Path, pg_template: Path) -> Iterator[PostgresDatabase]:
+def own_pg(server_root: Path, pg_template: Path) -> Iterator[PostgresDatabase]:
     """A running cluster only this test uses, with one database; `own_pg.server` may be killed and restarted."""
-    server = PostgresServer(tmp_path / "own-pg")
+    server = PostgresServer(server_root / f"own-{uuid.uuid4().hex[:8]}")
     server.init(template=pg_template)
     try:
         server.start()

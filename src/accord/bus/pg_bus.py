@@ -48,7 +48,7 @@ class PgNotifyBus:
             try:
                 if self._publisher is None or self._publisher.is_closed():
                     self._publisher = await asyncpg.connect(self._dsn, timeout=2)
-                await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload, timeout=2)
             except _DOWN_ERRORS as exc:
                 await self._drop_publisher()
                 raise BusUnavailableError(f"postgres notify on {self._display}: {exc}") from exc
@@ -101,7 +101,7 @@ class PgNotifyBus:
                 async with asyncio.timeout(2.0):
                     payload = await queue.get()
             except TimeoutError:
-                await conn.execute("SELECT 1")  # a dead server is only noticed when we talk to it
+                await conn.execute("SELECT 1", timeout=2)  # a dead server is only noticed when we talk to it
                 continue
             change = decode_change(payload)
             if change is not None:

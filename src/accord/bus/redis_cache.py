@@ -16,29 +16,42 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS
-from accord.core.redis_keys import CACHE_REBUILD_LOCK, CACHE_REVISION, CACHE_VALUES
+from accord.core.redis_keys import CACHE_PENDING, CACHE_REBUILD_LOCK, CACHE_REVISION, CACHE_VALUES
 from accord.store.types import Change, Entry, KVStore
 
 log = logging.getLogger("accord.bus.cache")
 REBUILD_LOCK_MS = 30_000
 
-# KEYS[1] values hash, KEYS[2] revision marker
+# KEYS[1] values hash, KEYS[2] revision marker, KEYS[3] pending revisions (sorted set)
 # ARGV[1] key, ARGV[2] revision, ARGV[3] "put" or "delete", ARGV[4] encoded entry (put only)
-# Applies one change only when the cache is complete (marker present) and the change is newer
-# than what the cache holds for that key; raises the marker to the change's revision.
+# Applies one change when the cache is complete (marker present) and the change is newer than what
+# the cache holds for that key. The marker only advances over a contiguous run of applied revisions,
+# so it never claims a revision whose writer did not update the cache (a writer without Redis).
 APPLY_CHANGE = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local rev = tonumber(ARGV[2])
 local held = redis.call('HGET', KEYS[1], ARGV[1])
+local newer = true
 if held then
-  local rev = tonumber(cjson.decode(held)['mod_revision'])
-  if rev and rev >= tonumber(ARGV[2]) then return 0 end
+  local held_rev = tonumber(cjson.decode(held)['mod_revision'])
+  if held_rev and held_rev >= rev then newer = false end
 end
-if ARGV[3] == 'delete' then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+if newer then
+  if ARGV[3] == 'delete' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  end
 end
-if tonumber(redis.call('GET', KEYS[2])) < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+local marker = tonumber(redis.call('GET', KEYS[2]))
+if rev > marker then
+  redis.call('ZADD', KEYS[3], rev, ARGV[2])
+  while redis.call('ZSCORE', KEYS[3], tostring(marker + 1)) do
+    marker = marker + 1
+    redis.call('ZREM', KEYS[3], tostring(marker))
+  end
+  redis.call('SET', KEYS[2], marker)
+end
 return 1
 """
 
@@ -60,11 +73,25 @@ class RedisValueCache:
         payload = encode_entry(entry) if entry is not None else ""
         try:
             await self._apply(
-                keys=[CACHE_VALUES, CACHE_REVISION], args=[change.key, change.revision, change.op, payload]
+                keys=[CACHE_VALUES, CACHE_REVISION, CACHE_PENDING],
+                args=[change.key, change.revision, change.op, payload],
             )
         except REDIS_DOWN_ERRORS as exc:
             self._missed_update = True
             log.debug("cache update skipped, redis unavailable: %s", exc)
+
+    async def invalidate_if_behind(self, revision: int) -> bool:
+        """Drop the marker if the cache reflects less than ``revision``, a revision committed a check ago.
+
+        Writers that run without Redis (a CLI, a process whose Redis is down) never update the cache;
+        without this the marker would move past their changes and misdescribe the cache forever.
+        """
+        marker = await self._client.get(CACHE_REVISION)
+        if marker is None or int(marker) >= revision:
+            return False
+        log.info("the redis value cache is at revision %d, behind %d: rebuilding it", int(marker), revision)
+        await self._client.delete(CACHE_REVISION)
+        return True
 
     async def is_complete(self) -> bool:
         return bool(await self._client.exists(CACHE_REVISION))
@@ -81,7 +108,7 @@ class RedisValueCache:
         try:
             revision, entries = await store.snapshot()
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(CACHE_VALUES)
+                pipe.delete(CACHE_VALUES, CACHE_PENDING)
                 if entries:
                     pipe.hset(CACHE_VALUES, mapping={e.key: encode_entry(e) for e in entries})
                 pipe.set(CACHE_REVISION, revision)

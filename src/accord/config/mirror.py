@@ -25,6 +25,7 @@ from accord.store.types import Change, Entry, PutItem, WriteContext
 log = logging.getLogger("accord.config")
 DEFAULT_CHECK_INTERVAL_S = 5.0
 EntryListener = Callable[[str, Entry | None], None]
+BusListener = Callable[[Change], None]
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -48,8 +49,10 @@ class StoreMirror:
         self._check_interval = check_interval
         self._snapshot_file = snapshot_file
         self._snapshot_written = -1
+        self._checked_revision = 0
         self._entries: dict[str, Entry] = {}
         self._entry_listeners: list[EntryListener] = []
+        self._bus_listeners: list[BusListener] = []
         self._lock = asyncio.Lock()
         self._checker: asyncio.Task[None] | None = None
         self.last_revision = 0
@@ -73,6 +76,10 @@ class StoreMirror:
     def on_entry(self, listener: EntryListener) -> None:
         """Call ``listener(key, entry or None)`` for every applied change of a mirrored key (in order)."""
         self._entry_listeners.append(listener)
+
+    def on_bus_change(self, listener: BusListener) -> None:
+        """Call ``listener(change)`` for each change another process announced, once it is applied here."""
+        self._bus_listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
         """Which dependencies are degraded and how changes travel right now."""
@@ -173,7 +180,9 @@ class StoreMirror:
             self._write_snapshot_file()
             if self._propagation.cache is not None:
                 with contextlib.suppress(Exception):
+                    await self._propagation.cache.invalidate_if_behind(self._checked_revision)
                     await self._propagation.cache.ensure(self._store)
+            self._checked_revision = self.last_revision
         except StoreUnavailableError as exc:
             self._set_db_degraded(True, exc.detail)
 
@@ -191,7 +200,11 @@ class StoreMirror:
         try:
             async with self._lock:
                 if isinstance(event, Change):
+                    before = self.last_revision
                     await self._apply_change(event)
+                    if before < event.revision <= self.last_revision:
+                        for listener in self._bus_listeners:
+                            listener(event)
                 else:
                     await self._resync_locked()
         except StoreUnavailableError as exc:

@@ -18,6 +18,9 @@ from accord.core.errors import AccordError, StoreUnavailableError
 DEFAULT_DB_FILE = "accord.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 WRITE_OPTION = "accord_write"
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 15.0
+PG_POOL_TIMEOUT_S = 10.0
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -68,7 +71,16 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = normalize_url(url)
     if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(parsed)
-    return create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(
+        parsed,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=PG_POOL_TIMEOUT_S,
+        # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
+        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S},
+    )
 
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:
