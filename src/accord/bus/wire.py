@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from accord.store.types import Change, Op
@@ -18,6 +19,8 @@ def encode_change(change: Change, *, max_bytes: int) -> str:
     secrets never ride on the bus.
     """
     body: dict[str, Any] = {"r": change.revision, "k": change.key, "o": change.op, "v": change.version}
+    if change.at is not None:
+        body["t"] = round(change.at.timestamp(), 6)  # commit time, so receivers can measure propagation lag
     if change.secret:
         body["s"] = 1
     if change.value is not None and not change.secret:
@@ -46,8 +49,9 @@ def decode_change(text: str | bytes) -> Change | None:
             value=value,
             secret=bool(body.get("s")),
             value_omitted=bool(body.get("om")),
+            at=datetime.fromtimestamp(float(body["t"]), UTC) if "t" in body else None,
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         return None
 
 

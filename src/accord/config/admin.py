@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from accord.config.live import LiveConfig
-from accord.config.migrate import migrate_legacy
+from accord.config.migrate import flatten, migrate_legacy
 from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
 from accord.core.errors import AccordError, NotFoundError, UnknownSettingError, ValidationFailedError
@@ -115,6 +115,12 @@ class ConfigAdmin:
         for path, value in values.items():
             try:
                 spec = self.live.spec(path)
+                if (
+                    spec.secret
+                    and self.live.entry(spec.key) is not None
+                    and value == show(spec, self.live.stored_value(path))
+                ):
+                    continue  # the masked form an export writes: keep the stored secret, do not overwrite it with ****
                 valid = spec.validate(value)
             except (UnknownSettingError, ValidationFailedError) as exc:
                 errors.append(exc.detail)
@@ -129,6 +135,12 @@ class ConfigAdmin:
         if changed and not dry_run:
             await self.live.set_many(changed, ctx=ctx)
         return {"dry_run": dry_run, "changes": rows, "unchanged": len(values) - len(changed)}
+
+    def migration_paths(self, data: Mapping[str, Any]) -> list[str]:
+        """Every known setting a legacy config.json names, changed or not: what a caller must be allowed to write."""
+        known = self.live.registry.by_path
+        env_names = {spec.env: path for path, spec in known.items() if spec.env}
+        return [path for path in flatten(data, known, env_names) if path in known]
 
     async def migrate(self, data: Mapping[str, Any], *, dry_run: bool, ctx: WriteContext | None = None) -> Row:
         return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx)).as_dict()

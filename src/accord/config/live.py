@@ -159,7 +159,12 @@ class LiveConfig(StoreMirror):
 
     def _put_item(self, path: str, value: object, expect_version: int | None) -> PutItem:
         spec = self._registry.spec(path)
-        data = spec.encode(spec.validate(value)).encode()
+        try:
+            data = spec.encode(spec.validate(value)).encode()
+        except CodecError:
+            if not spec.secret:
+                raise
+            raise CodecError(f"cannot encode the value given for secret setting {path} (not shown)") from None
         if spec.secret:
             data = self.cipher().encrypt(data, aad=spec.key.encode())
         return PutItem(spec.key, data, expect_version, spec.secret)
@@ -173,6 +178,8 @@ class LiveConfig(StoreMirror):
     def stored_text(self, spec: SettingSpec, data: bytes, *, secret: bool) -> str:
         """The canonical text of a stored value, decrypted when it was stored as a secret."""
         if secret:
+            if Cipher.key_id_of(data) not in self.cipher().key_ids:
+                self._cipher = None  # sealed under a key added since we loaded ours (secrets rotate-key): reload once
             data = self.cipher().decrypt(data, aad=spec.key.encode())
         return data.decode()
 

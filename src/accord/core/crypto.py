@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -30,6 +30,7 @@ from accord.core.errors import AccordError
 
 __all__ = [
     "KEY_BYTES",
+    "MASTER_KEYS_RETIRED_ENV",
     "MASTER_KEY_ENV",
     "Cipher",
     "CryptoError",
@@ -38,7 +39,9 @@ __all__ = [
     "cipher_for_database",
     "generate_key",
     "key_file_for",
+    "load_keyring",
     "load_master_key",
+    "write_key_file",
 ]
 
 log = logging.getLogger("accord.crypto")
@@ -47,6 +50,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 BLOB_VERSION = 1
 MASTER_KEY_ENV = "ACCORD_MASTER_KEY"
+# Decrypt-only keys beside ACCORD_MASTER_KEY (comma-separated base64), for rolling a new key out.
+MASTER_KEYS_RETIRED_ENV = "ACCORD_MASTER_KEYS_RETIRED"
 KEY_FILE_SUFFIX = ".key"
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _GENERATE_HINT = "python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
@@ -108,7 +113,17 @@ class Cipher:
         """A ring of one key, identified by an id derived from it."""
         if len(key) != KEY_BYTES:
             raise MasterKeyError(f"a master key must be {KEY_BYTES} bytes, got {len(key)}")
-        return cls({default_key_id(key): key}, default_key_id(key))
+        return cls.from_keys([key])
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[bytes]) -> Cipher:
+        """A ring whose first key seals new blobs; the others (retired or upcoming) only open old ones."""
+        if not keys:
+            raise MasterKeyError("a keyring needs at least one key")
+        for key in keys:
+            if len(key) != KEY_BYTES:
+                raise MasterKeyError(f"a master key must be {KEY_BYTES} bytes, got {len(key)}")
+        return cls({default_key_id(key): key for key in keys}, default_key_id(keys[0]))
 
     @property
     def key_ids(self) -> list[str]:
@@ -132,6 +147,11 @@ class Cipher:
             raise DecryptionError(
                 f"blob sealed with key {key_id!r} failed authentication: wrong key, tampered data or wrong context"
             ) from None
+
+    @classmethod
+    def key_id_of(cls, blob: bytes) -> str:
+        """The id of the key that sealed ``blob`` (DecryptionError if it is not an accord blob)."""
+        return cls._split(blob)[0]
 
     def fingerprint(self, data: bytes) -> bytes:
         """HMAC-SHA256 under a derived subkey: equal inputs match, but the input cannot be read back."""
@@ -167,11 +187,25 @@ def decode_key(text: str, *, source: str) -> bytes:
 
 
 def load_master_key(*, key_file: Path | None, environ: Mapping[str, str] | None = None) -> bytes:
-    """``ACCORD_MASTER_KEY`` if set, else the key file (created with mode 0600 on first use)."""
+    """The active key: ``ACCORD_MASTER_KEY`` if set, else the key file's first line (file created 0600 on first use)."""
+    return load_keyring(key_file=key_file, environ=environ)[0]
+
+
+def load_keyring(*, key_file: Path | None, environ: Mapping[str, str] | None = None) -> list[bytes]:
+    """Every key this process may open blobs with, the active (sealing) one first.
+
+    ``ACCORD_MASTER_KEY`` plus the decrypt-only ``ACCORD_MASTER_KEYS_RETIRED`` if set; else the key
+    file: its first line is the active key, later lines are retired keys kept by ``accord secrets
+    rotate-key`` so blobs sealed before a rotation (or by a process that has not reloaded) still open.
+    """
     env = os.environ if environ is None else environ
     text = env.get(MASTER_KEY_ENV)
     if text:
-        return decode_key(text, source=MASTER_KEY_ENV)
+        retired = [part for part in env.get(MASTER_KEYS_RETIRED_ENV, "").split(",") if part.strip()]
+        return [
+            decode_key(text, source=MASTER_KEY_ENV),
+            *(decode_key(part, source=f"{MASTER_KEYS_RETIRED_ENV} entry {n}") for n, part in enumerate(retired, 1)),
+        ]
     if key_file is None:
         raise MasterKeyError(
             f"no master key: set {MASTER_KEY_ENV} to base64 of {KEY_BYTES} random bytes "
@@ -180,7 +214,7 @@ def load_master_key(*, key_file: Path | None, environ: Mapping[str, str] | None 
     return _read_or_create_key_file(key_file)
 
 
-def _read_or_create_key_file(path: Path) -> bytes:
+def _read_or_create_key_file(path: Path) -> list[bytes]:
     if not path.exists():
         _create_key_file(path)
     try:
@@ -190,7 +224,24 @@ def _read_or_create_key_file(path: Path) -> bytes:
         raise MasterKeyError(f"cannot read the key file {path}: {type(exc).__name__}") from None
     if mode & 0o077:
         log.warning("key file %s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path)
-    return decode_key(text, source=f"key file {path}")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise MasterKeyError(f"key file {path} holds no key")
+    return [decode_key(line, source=f"key file {path} line {n}") for n, line in enumerate(lines, 1)]
+
+
+def write_key_file(path: Path, keys: Sequence[bytes]) -> None:
+    """Replace the key file atomically (mode 0600): the first key becomes active, the rest stay as retired."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.writelines(base64.b64encode(key).decode() + "\n" for key in keys)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _create_key_file(path: Path) -> None:
@@ -232,14 +283,16 @@ def cipher_for_database(db_url: str, *, environ: Mapping[str, str] | None = None
     """
     env = os.environ if environ is None else environ
     if env.get(MASTER_KEY_ENV):
-        return Cipher.from_key(load_master_key(key_file=None, environ=env))
+        return Cipher.from_keys(load_keyring(key_file=None, environ=env))
     try:
         url = make_url(db_url)
     except ArgumentError:
         raise MasterKeyError("cannot choose a master key: the database URL is malformed") from None
     if url.drivername.startswith("sqlite"):
         key_file = key_file_for(db_url)
-        return Cipher.from_key(generate_key() if key_file is None else load_master_key(key_file=key_file, environ=env))
+        if key_file is None:
+            return Cipher.from_key(generate_key())
+        return Cipher.from_keys(load_keyring(key_file=key_file, environ=env))
     raise MasterKeyError(
         f"{MASTER_KEY_ENV} is not set: with a {url.get_backend_name()} database every instance must share one "
         f"master key. Set {MASTER_KEY_ENV} to base64 of {KEY_BYTES} random bytes, e.g. from: {_GENERATE_HINT}"

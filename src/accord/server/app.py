@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -20,12 +21,18 @@ from accord.server import errors
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
 from accord.server.routes import audit, config, health, tokens, watch
+from accord.server.schemas import ErrorOut
 from accord.server.state import ServerState
 from accord.store.types import WriteContext
 
 log = logging.getLogger("accord.server")
 DESCRIPTION = """Shared, versioned, live configuration. Every /api route needs a token
 (`Authorization: Bearer <token>` or `X-Consul-Token`); /healthz, /readyz and /metrics do not."""
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "The request was refused; `detail` says why."},
+    503: {"model": ErrorOut, "description": "The database is unreachable; nothing was written."},
+}
 
 
 def _announce(secret: str) -> None:
@@ -59,6 +66,7 @@ def create_app(
         index = TokenIndex(live)
         await _bootstrap_if_empty(index, announce)
         metrics.watch_status(live.status)
+        live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
         try:
             yield
@@ -67,8 +75,9 @@ def create_app(
 
     app = FastAPI(title="accord", version=accord.__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (config, watch, audit, tokens, health):
-        app.include_router(module.router)
+    for module in (config, watch, audit, tokens):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(health.router)
     app.add_middleware(AccordMiddleware, metrics=metrics)
     return app
 

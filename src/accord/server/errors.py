@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from accord.auth.policy import PolicyError
 from accord.auth.tokens import TokenError
 from accord.core import errors as e
+from accord.server.middleware import BodyTooLargeError
 
 log = logging.getLogger("accord.server")
 
@@ -56,6 +58,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's body parser gave up on deeply nested JSON
+            return JSONResponse(error_body("RequestValidationError", "JSON nested too deeply", request), 422)
+        if isinstance(exc.__cause__, BodyTooLargeError):  # a streamed body outgrew the limit while being parsed
+            return JSONResponse(error_body("RequestTooLargeError", str(exc.__cause__), request), 413)
         return JSONResponse(error_body("HTTPError", str(exc.detail), request), exc.status_code)
 
     @app.exception_handler(RecursionError)
@@ -68,6 +74,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("InternalError", "internal error; see the server log", request), 500)
 
 
-def _describe(err: dict[str, object]) -> str:
-    where = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"  # type: ignore[attr-defined]
+def _describe(err: dict[str, Any]) -> str:
+    if err.get("type") == "json_invalid":
+        reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+        return f"body is not valid JSON: {reason} (at character {err['loc'][-1]})"
+    where = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
+    if len(where) > 120:  # a deeply nested value; the full location would dwarf the message
+        where = where[:120] + "..."
     return f"{where}: {err.get('msg', 'invalid')}"

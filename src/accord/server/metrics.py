@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from accord.store.types import Change
 
 BUS_MODES = ("redis", "postgres", "local")
 
@@ -58,6 +61,11 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
         )
+
+    def observe_change(self, change: Change) -> None:
+        """A change another process committed has been applied here: record how long that took."""
+        if change.at is not None:
+            self.propagation_lag.observe(max(0.0, time.time() - change.at.timestamp()))
 
     def watch_status(self, status: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(_StatusCollector(status))

@@ -40,7 +40,7 @@ class AccordMiddleware:
             if message["type"] == "http.request":
                 received["bytes"] += len(message.get("body", b""))
                 if received["bytes"] > self.max_body:
-                    raise _BodyTooLargeError
+                    raise BodyTooLargeError(self.max_body)
             return message
 
         async def tagged_send(message: Message) -> None:
@@ -51,7 +51,7 @@ class AccordMiddleware:
 
         try:
             await self.app(scope, limited_receive, tagged_send)
-        except _BodyTooLargeError:
+        except BodyTooLargeError:
             status["code"] = 413
             await _too_large(send, request_id, self.max_body)
         finally:
@@ -63,8 +63,11 @@ class AccordMiddleware:
         self.metrics.latency.labels(scope["method"], route).observe(seconds)
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class BodyTooLargeError(Exception):
+    """Raised from ``receive`` once a body outgrows the limit (FastAPI's parser wraps it: see errors.py)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
 
 
 def _request_id(scope: Scope) -> str:

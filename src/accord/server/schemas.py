@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 _STRICT = ConfigDict(extra="forbid")
+MAX_INT64 = 2**63 - 1  # revisions and versions are BIGINT columns: larger numbers can never match
+
+
+class ErrorOut(BaseModel):
+    """Every error answer has this shape, whatever the status."""
+
+    error: str = Field(examples=["ValidationFailedError"])
+    detail: str = Field(examples=["invalid value for embedding.batch_size: 0 — must be >= 1"])
+    request_id: str
 
 
 class SettingOut(BaseModel):
@@ -42,7 +51,9 @@ class PutIn(BaseModel):
     )
     value: JsonValue = None
     input: str | None = Field(default=None, max_length=600_000)
-    expect_version: int | None = Field(default=None, ge=0, description="Compare-and-set; 0 means create only.")
+    expect_version: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="Compare-and-set; 0 means create only."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -54,7 +65,7 @@ class PutIn(BaseModel):
 
 class RollbackIn(BaseModel):
     model_config = _STRICT
-    to_version: int = Field(ge=1, examples=[2])
+    to_version: int = Field(ge=1, le=MAX_INT64, examples=[2])
 
 
 class HistoryOut(BaseModel):
@@ -122,8 +133,10 @@ class TokenIn(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"name": "ci", "rules": ["config/llm/=write", "config/=read"]}]},
     )
-    name: str = Field(min_length=1, max_length=100)
-    rules: list[str] = Field(default_factory=list, max_length=200)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    rules: list[Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9_.\-/]*=(deny|read|write)\s*$")]] = Field(
+        default_factory=list, max_length=200, description="PREFIX=read|write|deny; the longest matching prefix wins."
+    )
     reveal_secrets: bool = False
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
 

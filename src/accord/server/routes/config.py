@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from accord.auth.tokens import Token
@@ -19,6 +20,7 @@ from accord.server.deps import Caller, Context, State, require_read, require_rev
 router = APIRouter(prefix="/api/config", tags=["config"])
 Reveal = Annotated[bool, Query(description="Show secret values in full (needs a token with reveal_secrets).")]
 DryRun = Annotated[bool, Query(description="Report what would change and write nothing.")]
+SettingPath = Annotated[str, PathParam(description="Dotted path <category>.<name>.", examples=["embedding.batch_size"])]
 
 
 def _readable(caller: Token) -> Any:
@@ -37,8 +39,8 @@ async def list_settings(
 async def diff(
     state: State,
     caller: Caller,
-    from_revision: Annotated[int, Query(ge=0)],
-    to_revision: Annotated[int | None, Query(ge=0)] = None,
+    from_revision: Annotated[int, Query(ge=0, le=s.MAX_INT64)],
+    to_revision: Annotated[int | None, Query(ge=0, le=s.MAX_INT64)] = None,
 ) -> s.DiffOut:
     return s.DiffOut(**await state.admin.diff(from_revision, to_revision, readable=_readable(caller)))
 
@@ -77,17 +79,16 @@ async def migrate(
     legacy: Annotated[dict[str, Any], Body(examples=[{"llm": {"model": '"\\"gpt-4o\\""'}}])],
     dry_run: DryRun = False,
 ) -> s.MigrateOut:
-    report = await state.admin.migrate(legacy, dry_run=True)
-    for path in report["migrated"]:
+    for path in state.admin.migration_paths(legacy):
         require_write(caller, path_to_key(path))
+    report = await state.admin.migrate(legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"))
     if not dry_run:
-        report = await state.admin.migrate(legacy, dry_run=False, ctx=replace(ctx, action="migrate"))
         state.metrics.writes.labels("migrate").inc(len(report["migrated"]))
     return s.MigrateOut(**report)
 
 
 @router.get("/{path}", summary="One setting")
-async def get_setting(state: State, caller: Caller, path: str, reveal: Reveal = False) -> s.SettingOut:
+async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: Reveal = False) -> s.SettingOut:
     key = _key(state, path)
     require_read(caller, key)
     if reveal:
@@ -96,7 +97,7 @@ async def get_setting(state: State, caller: Caller, path: str, reveal: Reveal = 
 
 
 @router.put("/{path}", summary="Set a value (validated, versioned, propagated)")
-async def put_setting(state: State, caller: Caller, ctx: Context, path: str, body: s.PutIn) -> s.ChangeOut:
+async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.PutIn) -> s.ChangeOut:
     require_write(caller, _key(state, path))
     try:
         if body.input is not None:
@@ -112,7 +113,11 @@ async def put_setting(state: State, caller: Caller, ctx: Context, path: str, bod
 
 @router.delete("/{path}", summary="Remove the stored value (back to env or default)")
 async def delete_setting(
-    state: State, caller: Caller, ctx: Context, path: str, expect_version: Annotated[int | None, Query(ge=0)] = None
+    state: State,
+    caller: Caller,
+    ctx: Context,
+    path: SettingPath,
+    expect_version: Annotated[int | None, Query(ge=0, le=s.MAX_INT64)] = None,
 ) -> s.ChangeOut:
     require_write(caller, _key(state, path))
     row = await state.admin.unset(path, expect_version=expect_version, ctx=ctx)
@@ -124,7 +129,7 @@ async def delete_setting(
 async def history(
     state: State,
     caller: Caller,
-    path: str,
+    path: SettingPath,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     reveal: Reveal = False,
 ) -> list[s.HistoryOut]:
@@ -136,7 +141,7 @@ async def history(
 
 
 @router.post("/{path}/rollback", summary="Restore an earlier version's value as a new version")
-async def rollback(state: State, caller: Caller, ctx: Context, path: str, body: s.RollbackIn) -> s.ChangeOut:
+async def rollback(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.RollbackIn) -> s.ChangeOut:
     require_write(caller, _key(state, path))
     row = await state.admin.rollback(path, body.to_version, ctx=replace(ctx, action="rollback"))
     state.metrics.writes.labels("rollback").inc()

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from accord.auth.tokens import Token
 from accord.config.values import SettingChange
 from accord.server.deps import Caller, State
+from accord.server.schemas import MAX_INT64
 
 router = APIRouter(prefix="/api", tags=["watch"])
 KEEPALIVE_S = 15.0
@@ -28,8 +29,10 @@ QUEUE_LIMIT = 10_000
 async def watch(
     state: State,
     caller: Caller,
-    from_revision: Annotated[int | None, Query(ge=0, description="Replay changes after this revision first.")] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    from_revision: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="Replay changes after this revision first.")
+    ] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INT64)] = None,
 ) -> StreamingResponse:
     start = last_event_id if last_event_id is not None else from_revision
     queue: asyncio.Queue[SettingChange | None] = asyncio.Queue(QUEUE_LIMIT)
