@@ -218,3 +218,15 @@ def test_paths_and_keys_round_trip(category: str, name: str) -> None:
     assert validate_key(key) == key
     assert key.startswith(CONFIG_PREFIX)
     assert key_to_path(key) == path
+
+
+def test_json_depth_limit() -> None:
+    from accord.core.errors import ValidationFailedError
+    from accord.core.keys import MAX_JSON_DEPTH, check_depth
+
+    value: object = "leaf"
+    for _ in range(MAX_JSON_DEPTH):
+        value = {"k": [value]} if isinstance(value, list) else [value]
+    check_depth("a value", value, limit=2 * MAX_JSON_DEPTH)
+    with pytest.raises(ValidationFailedError, match="nested deeper than 32 levels"):
+        check_depth("a value", value)

@@ -24,7 +24,7 @@ from accord.config.values import (
 )
 from accord.core.crypto import Cipher, CryptoError, cipher_for_database
 from accord.core.errors import AccordError, CodecError
-from accord.core.keys import CONFIG_PREFIX
+from accord.core.keys import CONFIG_PREFIX, check_depth
 from accord.store.kv import SqlKVStore
 from accord.store.types import Change, PutItem, WriteContext
 
@@ -159,6 +159,7 @@ class LiveConfig(StoreMirror):
 
     def _put_item(self, path: str, value: object, expect_version: int | None) -> PutItem:
         spec = self._registry.spec(path)
+        check_depth(f"the value for {path}", value)
         try:
             data = spec.encode(spec.validate(value)).encode()
         except CodecError:

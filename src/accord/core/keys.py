@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 
-from accord.core.errors import InvalidKeyError, ValueTooLargeError
+from accord.core.errors import InvalidKeyError, ValidationFailedError, ValueTooLargeError
 
 __all__ = [
     "CONFIG_PREFIX",
+    "MAX_JSON_DEPTH",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "check_depth",
     "check_value_size",
     "key_to_path",
     "path_to_key",
@@ -27,6 +29,7 @@ __all__ = [
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 512 * 1024
+MAX_JSON_DEPTH = 32
 CONFIG_PREFIX = "config/"
 
 _FORBIDDEN_CHAR = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -93,6 +96,18 @@ def check_value_size(key: str, data: bytes | str) -> None:
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_VALUE_BYTES:
         raise ValueTooLargeError(f"value for key {_preview(key)} is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes")
+
+
+def check_depth(what: str, value: object, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse values nested deeper than ``limit`` lists/dicts: no setting needs it, and deep input is an attack."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            if depth > limit:
+                raise ValidationFailedError(f"{what} is nested deeper than {limit} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
 
 
 def path_to_key(path: str) -> str:

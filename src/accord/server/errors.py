@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from accord.auth.policy import PolicyError
 from accord.auth.tokens import TokenError
 from accord.core import errors as e
+from accord.core.crypto import DecryptionError, MasterKeyError
 from accord.server.middleware import BodyTooLargeError
 
 log = logging.getLogger("accord.server")
@@ -33,6 +34,8 @@ STATUS: list[tuple[type[e.AccordError], int]] = [
     (PolicyError, 422),
     (TokenError, 422),
     (e.StoreUnavailableError, 503),
+    (MasterKeyError, 503),  # the server is misconfigured (no shared master key), not the request
+    (DecryptionError, 503),
 ]
 
 

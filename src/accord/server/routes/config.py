@@ -13,10 +13,11 @@ from fastapi.responses import StreamingResponse
 
 from accord.auth.tokens import Token
 from accord.core.errors import ConflictError
-from accord.core.keys import path_to_key
+from accord.core.keys import MAX_JSON_DEPTH, check_depth, path_to_key
 from accord.server import schemas as s
 from accord.server.deps import Caller, Context, State, require_read, require_reveal, require_write
 
+BODY_DEPTH = 2 * MAX_JSON_DEPTH  # sections of a legacy file, then the values themselves
 router = APIRouter(prefix="/api/config", tags=["config"])
 Reveal = Annotated[bool, Query(description="Show secret values in full (needs a token with reveal_secrets).")]
 DryRun = Annotated[bool, Query(description="Report what would change and write nothing.")]
@@ -64,6 +65,7 @@ async def export(state: State, caller: Caller) -> StreamingResponse:
 async def import_settings(
     state: State, caller: Caller, ctx: Context, body: s.ImportIn, dry_run: DryRun = False
 ) -> s.ImportOut:
+    check_depth("the request body", body.settings, BODY_DEPTH)
     for path in body.settings:
         require_write(caller, path_to_key(path))
     result = await state.admin.import_values(body.settings, dry_run=dry_run, ctx=replace(ctx, action="import"))
@@ -79,6 +81,7 @@ async def migrate(
     legacy: Annotated[dict[str, Any], Body(examples=[{"llm": {"model": '"\\"gpt-4o\\""'}}])],
     dry_run: DryRun = False,
 ) -> s.MigrateOut:
+    check_depth("the request body", legacy, BODY_DEPTH)
     for path in state.admin.migration_paths(legacy):
         require_write(caller, path_to_key(path))
     report = await state.admin.migrate(legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"))
