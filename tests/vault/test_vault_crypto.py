@@ -177,3 +177,22 @@ async def test_a_blob_moved_to_another_row_does_not_open(sqlite_url: str, master
         assert await vault.unmask(first) == masked.mappings[first]
         with pytest.raises(DecryptionError):
             await vault.unmask(second)
+
+
+async def test_rotation_keeps_tokens_stable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint key is pinned in the database, so the same original keeps its token after a rotation."""
+
+    old, new = generate_key(), generate_key()
+    db_url = f"sqlite:///{tmp_path}/rot.db"
+    monkeypatch.setenv("ACCORD_MASTER_KEY", base64.b64encode(old).decode())
+    async with await Vault.connect(db_url, "") as vault:
+        before = await vault.mask("write to alice@example.com")
+    monkeypatch.setenv("ACCORD_MASTER_KEY", base64.b64encode(new).decode())
+    monkeypatch.setenv("ACCORD_MASTER_KEYS_RETIRED", base64.b64encode(old).decode())
+    async with await Vault.connect(db_url, "") as vault:
+        after = await vault.mask("write to alice@example.com")
+        assert after.text == before.text
+        assert await vault.unmask(after.text) == "write to alice@example.com"
+    monkeypatch.delenv("ACCORD_MASTER_KEYS_RETIRED")
+    with pytest.raises(MasterKeyError, match="fingerprints were made with key"):
+        await Vault.connect(db_url, "")

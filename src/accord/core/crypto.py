@@ -101,6 +101,7 @@ class Cipher:
                 raise MasterKeyError(f"key {key_id!r} must be {KEY_BYTES} bytes, got {len(key)}")
             self._aead[key_id] = AESGCM(_derive(key, b"aes-256-gcm"))
         self.active = active
+        self._keys = dict(keys)
         # Fingerprints stay tied to one key: rotating the sealing key must not change lookups.
         self.fingerprint_key_id = fingerprint_key or active
         if self.fingerprint_key_id not in keys:
@@ -124,6 +125,15 @@ class Cipher:
             if len(key) != KEY_BYTES:
                 raise MasterKeyError(f"a master key must be {KEY_BYTES} bytes, got {len(key)}")
         return cls({default_key_id(key): key for key in keys}, default_key_id(keys[0]))
+
+    def with_fingerprint_key(self, key_id: str) -> Cipher:
+        """The same ring, keying fingerprints with ``key_id`` (pinned by whoever made the first ones)."""
+        if key_id not in self._keys:
+            raise MasterKeyError(
+                f"fingerprints were made with key {key_id!r}, which is not in this process's keyring; keep that key "
+                f"among the retired keys ({MASTER_KEYS_RETIRED_ENV} or the key file)"
+            )
+        return Cipher(self._keys, self.active, fingerprint_key=key_id)
 
     @property
     def key_ids(self) -> list[str]:

@@ -33,6 +33,7 @@ from accord.vault import tables as t
 from accord.vault._redis import RedisGate
 from accord.vault.detectors import DetectorSet, custom_detectors
 from accord.vault.expiry import expire_idle
+from accord.vault.keypin import pin_fingerprint_key
 from accord.vault.mappings import Mappings, Resolution
 from accord.vault.patterns import BUILTIN_DETECTORS
 from accord.vault.sequences import DEFAULT_LEASE, VAULT_NAMESPACE, Sequences
@@ -111,6 +112,7 @@ class Vault:
         try:
             cipher = cipher or cipher_for_database(url)
             await retry_for(lambda: upgrade(engine), what="the vault database", budget_s=start_timeout, retry_on=_DOWN)
+            cipher = await pin_fingerprint_key(engine, cipher)
             ttl = DEFAULT_MAPPING_TTL_S if mapping_ttl_seconds is None else mapping_ttl_seconds
             vault = cls(engine, gate, cipher, lease=lease, mapping_ttl_seconds=ttl, custom_patterns=custom_patterns)
             vault._owns_engine = not shared
