@@ -57,6 +57,13 @@ class Token:
         }
 
 
+def check_token_name(name: str) -> str:
+    """Names become store keys (acl/tokens/<name>) and CLI arguments: keep them plain."""
+    if not _NAME.match(name):
+        raise TokenError(f"invalid token name {name!r}: use 1-100 of [A-Za-z0-9_.-]")
+    return name
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -100,8 +107,7 @@ class TokenIndex:
         ctx: WriteContext | None = None,
     ) -> tuple[Token, str]:
         """A new token and its secret (shown once). Names are unique: creation is create-only in the store."""
-        if not _NAME.match(name):
-            raise TokenError(f"invalid token name {name!r}: use 1-100 of [A-Za-z0-9_.-]")
+        check_token_name(name)
         if ttl is not None and ttl.total_seconds() <= 0:
             raise TokenError("a token's ttl must be positive")
         secret = TOKEN_SCHEME + secrets.token_urlsafe(32)

@@ -14,8 +14,7 @@ import httpx
 
 import accord
 from accord.auth.policy import PolicyError, parse_rule
-from accord.auth.tokens import _NAME as TOKEN_NAME
-from accord.auth.tokens import TokenError
+from accord.auth.tokens import TokenError, check_token_name
 from accord.cli.backend import ADDR_ENV, HISTORY_FIELDS, TOKEN_ENV, AuditQuery, TokenRequest, pick
 from accord.cli.errors import InputError, RemoteError, ServerUnreachableError
 from accord.cli.progress import Meter
@@ -168,8 +167,7 @@ class HttpBackend:
 
     async def create_token(self, request: TokenRequest) -> Row:
         # checked here as the token index checks them, so the message is the same as on the database
-        if not TOKEN_NAME.match(request.name):
-            raise TokenError(f"invalid token name {request.name!r}: use 1-100 of [A-Za-z0-9_.-]")
+        check_token_name(request.name)
         for rule in request.rules:
             parse_rule(rule)
         body: dict[str, Any] = {
