@@ -59,18 +59,26 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes sharing this port and the store.")] = 1,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the server and of accord itself (debug, info, warning, error).")
+    ] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn's access log).")] = True,
 ) -> None:
     """Run the accord server: the /api of settings, tokens and audit, plus /healthz, /readyz, /metrics.
 
     On first start, with no token in the store, it creates a management token and prints it once.
     """
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     if db_url:
         os.environ["ACCORD_DB_URL"] = db_url
     if redis_url is not None:
         os.environ["ACCORD_REDIS_URL"] = redis_url
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["accord"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run(
         "accord.server.app:create_app",
         factory=True,
@@ -78,6 +86,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=log_config,
+        access_log=access_log,
         proxy_headers=False,
     )
 
