@@ -7,20 +7,35 @@ can never miss a write that committed late — which a database sequence would n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core.errors import CompactedError, ConflictError, NotFoundError
 from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
-from accord.store.engine import create_engine, is_sqlite, read_tx, redact, write_tx
+from accord.store.engine import create_engine, is_sqlite, read_tx, redact, translate_errors, write_tx
 from accord.store.migrate import upgrade
 from accord.store.types import Change, Entry, Op, PutItem, WriteContext
 
+_PG_PUT_MANY = sa.text(
+    "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
+    ":request_id)"
+).bindparams(
+    sa.bindparam("keys", type_=postgresql.ARRAY(sa.Text)),
+    sa.bindparam("values", type_=postgresql.ARRAY(sa.LargeBinary)),
+    sa.bindparam("expects", type_=postgresql.ARRAY(sa.BigInteger)),
+    sa.bindparam("secrets", type_=postgresql.ARRAY(sa.Boolean)),
+    sa.bindparam("actor", type_=sa.Text),
+    sa.bindparam("action", type_=sa.Text),
+    sa.bindparam("request_id", type_=sa.Text),
+)
+_PG_CONFLICT = "AC409"
 _PG_SCHEMA_LOCK = 0x6163636F7273  # "accors": serialises schema registration (SQLite's IMMEDIATE lock does it there)
 
 
@@ -100,8 +115,41 @@ class SqlKVStore:
             validate_key(item.key)
             check_value_size(item.key, item.value)
         context = ctx or WriteContext(actor)
+        if not is_sqlite(self.engine):
+            return await self._put_many_pg(items, context)
         async with write_tx(self.engine) as conn:
             return [await _put_one(conn, item, context) for item in items]
+
+    async def _put_many_pg(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
+        """One statement: the revision lock is held for the function and the commit, not across round trips."""
+        params = {
+            "keys": [item.key for item in items],
+            "values": [item.value for item in items],
+            "expects": [item.expect_version for item in items],
+            "secrets": [item.secret for item in items],
+            "actor": ctx.actor,
+            "action": ctx.action,
+            "request_id": ctx.request_id,
+        }
+        with translate_errors(self.engine), _conflicts_raised():
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+        return [
+            Change(
+                int(rev),
+                item.key,
+                "put",
+                int(version),
+                item.value,
+                item.secret,
+                ctx.actor,
+                _utc(at),
+                False,
+                ctx.action,
+                ctx.request_id,
+            )
+            for item, (rev, version, at) in zip(items, rows, strict=True)
+        ]
 
     async def delete(
         self, key: str, *, expect_version: int | None = None, actor: str = "", ctx: WriteContext | None = None
@@ -277,6 +325,22 @@ async def _append_history(conn: AsyncConnection, change: Change) -> None:
             request_id=change.request_id,
         )
     )
+
+
+@contextlib.contextmanager
+def _conflicts_raised() -> Iterator[None]:
+    """The put function signals a failed compare-and-set with SQLSTATE AC409 (key in DETAIL, versions in HINT)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        if getattr(cause, "sqlstate", None) != _PG_CONFLICT:
+            raise
+        key = str(getattr(cause, "detail", ""))
+        actual, expected = (int(part) for part in str(getattr(cause, "hint", "0 0")).split())
+        current = Entry(key, b"", actual, 0, 0, False, _utc(datetime.now(UTC)), "") if actual else None
+        _check_expected(key, expected, current)
+        raise
 
 
 def _check_expected(key: str, expected: int | None, current: Entry | None) -> None:
