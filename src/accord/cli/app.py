@@ -21,6 +21,7 @@ from accord.cli.errors import EXIT_HELP, InputError, run
 from accord.cli.options import DbUrl, Json, RedisUrl
 from accord.cli.secrets_cmds import secrets_app
 from accord.cli.token_cmds import token_app
+from accord.cli.vault_cmds import proxy, vault_app
 
 app = typer.Typer(
     help="accord: shared, versioned, live configuration for services that run as many instances.",
@@ -32,6 +33,8 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(token_app, name="token", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(vault_app, name="vault")
+app.command("proxy")(proxy)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,362 @@
+"""The masking LLM proxy: OpenAI- and Anthropic-compatible endpoints in front of a model API.
+
+Each request's texts are masked in one vault call before they leave, and the answer (whole or
+streamed) gets the request's own originals back. Every proxy instance on the same database and
+Redis shares one vault, so they issue the same token for the same value. Served by ``accord proxy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from accord.config.connect import connect
+from accord.config.live import LiveConfig
+from accord.core.errors import AccordError, StoreUnavailableError
+from accord.vault import proxy_anthropic as anthropic
+from accord.vault import proxy_openai as openai
+from accord.vault.proxy_sse import SseEvent, SseParser
+from accord.vault.proxy_text import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
+from accord.vault.settings import VaultSettings
+from accord.vault.types import DEFAULT_SCOPE, InvalidInputError, VaultError, check_scope
+from accord.vault.vault import Vault
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "MaskingProxy", "create_proxy_app"]
+
+log = logging.getLogger("accord.vault.proxy")
+
+DEFAULT_PORT = 8600
+DEFAULT_TIMEOUT_S = 60.0
+MAX_BODY_BYTES = 10 * 1024 * 1024
+# Hop-by-hop headers, and the ones the proxy sets itself; everything else (auth included) goes on as sent.
+_NOT_FORWARDED = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "te"}
+    | {"trailer", "transfer-encoding", "upgrade", "expect", "accept-encoding"}
+)
+_NOT_RETURNED = frozenset(
+    {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date", "server"}
+)
+
+
+Closer = Callable[[], Awaitable[None]]
+VaultOpener = Callable[[], Awaitable[tuple[Vault, Closer | None]]]
+
+
+class StreamRewriter(Protocol):
+    def rewrite(self, event: SseEvent) -> list[SseEvent]: ...
+
+    def finish(self) -> list[SseEvent]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One provider's API: what its requests hold for the model, its error shape, its stream events."""
+
+    name: str
+    collect: Callable[[dict[str, Any], Texts], None]
+    stream: Callable[[Unmasker], StreamRewriter]
+    error_body: Callable[[int, str, str], dict[str, Any]]
+    error_event: Callable[[str, str], SseEvent]
+
+
+OPENAI = Dialect("openai", openai.collect, openai.OpenAIStream, openai.error_body, openai.error_event)
+ANTHROPIC = Dialect(
+    "anthropic", anthropic.collect, anthropic.AnthropicStream, anthropic.error_body, anthropic.error_event
+)
+
+
+class UpstreamFailedError(VaultError):
+    """The upstream did not answer in time (504) or could not be reached (502)."""
+
+    def __init__(self, detail: str, *, status: int, code: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+
+
+class MaskingProxy:
+    """The request handling behind the app; ``start``/``aclose`` run in the app's lifespan."""
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        open_vault: VaultOpener,
+        scope: str = DEFAULT_SCOPE,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.upstream = check_upstream(upstream)
+        self.scope = check_scope(scope)
+        if not timeout > 0:
+            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.timeout = timeout
+        self.max_body = max_body
+        self._open_vault = open_vault
+        self._vault: Vault | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._close: Closer | None = None
+
+    async def start(self) -> None:
+        self._vault, self._close = await self._open_vault()
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._close is not None:
+            await self._close()
+
+    @property
+    def vault(self) -> Vault:
+        assert self._vault is not None, "the proxy has not started"
+        return self._vault
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        assert self._client is not None, "the proxy has not started"
+        return self._client
+
+    def endpoint(self, dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            return await self.handle(request, dialect)
+
+        return handle
+
+    async def handle(self, request: Request, dialect: Dialect) -> Response:
+        try:
+            body, unmasker = await self._masked_body(request, dialect)
+            outgoing = self.client.build_request(
+                "POST", self._url(request), headers=_forwarded(request.headers.raw), content=body
+            )
+            deadline = asyncio.get_running_loop().time() + self.timeout
+            answer = await self._send(outgoing, deadline)
+            log.debug(
+                "%s %s -> %d, %d tokens", dialect.name, request.url.path, answer.status_code, len(unmasker.mappings)
+            )
+            return await self._respond(answer, dialect, unmasker, deadline)
+        except BadRequestError as exc:
+            return _error(dialect, exc.status, exc.detail, exc.code)
+        except InvalidInputError as exc:
+            return _error(dialect, 400, exc.detail, "invalid_text")
+        except UpstreamFailedError as exc:
+            log.warning("upstream %s: %s", dialect.name, exc.detail)
+            return _error(dialect, exc.status, exc.detail, exc.code)
+        except StoreUnavailableError as exc:
+            detail = f"the vault is unavailable, nothing was sent: {exc.detail}"
+            return _error(dialect, 503, detail, "vault_unavailable")
+        except AccordError as exc:
+            log.error("masking failed: %s", exc.detail)
+            return _error(dialect, 503, f"masking failed, nothing was sent: {exc.detail}", "masking_failed")
+
+    async def _respond(self, answer: httpx.Response, dialect: Dialect, unmasker: Unmasker, deadline: float) -> Response:
+        """The upstream's answer with the request's originals back: relayed event by event, or read whole."""
+        response: Response
+        if 200 <= answer.status_code < 300 and answer.headers.get("content-type", "").startswith("text/event-stream"):
+            relay = self._relay(answer, dialect, unmasker)
+            # The task closes the upstream answer even if the client left before the relay started.
+            response = StreamingResponse(relay, answer.status_code, background=BackgroundTask(answer.aclose))
+        else:
+            content = await self._read(answer, deadline)
+            response = Response(
+                unmask_body(content, answer.headers.get("content-type", ""), unmasker), answer.status_code
+            )
+        response.raw_headers += _returned(answer.headers.multi_items())
+        return response
+
+    async def _masked_body(self, request: Request, dialect: Dialect) -> tuple[bytes, Unmasker]:
+        """The body to send upstream, masked; bad input raises before anything reaches the vault."""
+        raw = await self._read_request(request)
+        parsed = parse_body(raw)
+        texts = Texts()
+        try:
+            dialect.collect(parsed, texts)
+        except RecursionError:
+            raise BadRequestError("the body is nested too deeply") from None
+        masked, mappings = await mask_texts(self.vault, texts.values(), self.scope)
+        body = dump_body(parsed) if texts.apply(masked) else raw
+        return body, Unmasker(self.vault.grammar, mappings)
+
+    async def _read_request(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise _too_large(self.max_body)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise _too_large(self.max_body)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _url(self, request: Request) -> str:
+        path = request.url.path
+        if self.upstream.endswith("/v1") and path.startswith("/v1/"):
+            path = path[3:]
+        query = request.url.query
+        return self.upstream + path + (f"?{query}" if query else "")
+
+    async def _send(self, outgoing: httpx.Request, deadline: float) -> httpx.Response:
+        """Send and wait for the answer's status and headers, within the timeout."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.client.send(outgoing, stream=True)
+        except (TimeoutError, httpx.TimeoutException):
+            raise self._timed_out() from None
+        except httpx.TransportError as exc:
+            raise UpstreamFailedError(
+                f"the upstream could not be reached ({type(exc).__name__})", status=502, code="upstream_unreachable"
+            ) from None
+
+    async def _read(self, answer: httpx.Response, deadline: float) -> bytes:
+        """A whole answer, by the same deadline as its headers."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await answer.aread()
+        except (TimeoutError, httpx.TimeoutException):
+            raise self._timed_out() from None
+        except httpx.TransportError as exc:
+            raise UpstreamFailedError(
+                f"the upstream broke off its answer ({type(exc).__name__})", status=502, code="upstream_broken"
+            ) from None
+        finally:
+            await answer.aclose()
+
+    def _timed_out(self) -> UpstreamFailedError:
+        return UpstreamFailedError(
+            f"the upstream did not answer within {self.timeout:g} s", status=504, code="upstream_timeout"
+        )
+
+    async def _relay(self, answer: httpx.Response, dialect: Dialect, unmasker: Unmasker) -> AsyncIterator[bytes]:
+        """The upstream's event stream, unmasked event by event (or as it comes, if nothing was masked)."""
+        rewriter = dialect.stream(unmasker)
+        parser = SseParser()
+        try:
+            async for chunk in answer.aiter_bytes():
+                if not unmasker.active:
+                    yield chunk
+                elif out := _encode(rewriter, parser.feed(chunk)):
+                    yield out
+            if unmasker.active:
+                yield _encode(rewriter, parser.finish()) + _encode_all(rewriter.finish())
+        except httpx.TransportError as exc:
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            detail = f"the upstream sent nothing for {self.timeout:g} s" if timed_out else "the upstream broke off"
+            log.warning("upstream %s stream: %s (%s)", dialect.name, detail, type(exc).__name__)
+            tail = _encode_all(rewriter.finish()) if unmasker.active else b""
+            yield tail + dialect.error_event(detail, "upstream_timeout" if timed_out else "upstream_broken").encode()
+        finally:
+            await answer.aclose()
+
+
+def create_proxy_app(
+    upstream: str,
+    *,
+    db_url: str | None = None,
+    redis_url: str | None = None,
+    vault: Vault | None = None,
+    scope: str = DEFAULT_SCOPE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    max_body: int = MAX_BODY_BYTES,
+    follow_config: bool = True,
+) -> Starlette:
+    """The proxy as an ASGI app. Its vault opens on start-up from the URLs (ACCORD_DB_URL / ACCORD_REDIS_URL
+    by default), following the shared ``vault.*`` settings unless ``follow_config`` is off; or pass ``vault``
+    (then the caller closes it)."""
+
+    async def open_vault() -> tuple[Vault, Closer | None]:
+        if vault is not None:
+            return vault, None
+        return await _open_vault(db_url, redis_url, follow_config=follow_config)
+
+    proxy = MaskingProxy(upstream, open_vault=open_vault, scope=scope, timeout=timeout, max_body=max_body)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await proxy.start()
+        try:
+            yield
+        finally:
+            await proxy.aclose()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/v1/chat/completions", proxy.endpoint(OPENAI), methods=["POST"]),
+        Route("/v1/messages", proxy.endpoint(ANTHROPIC), methods=["POST"]),
+        Route("/v1/messages/count_tokens", proxy.endpoint(ANTHROPIC), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.proxy = proxy
+    return app
+
+
+async def _open_vault(db_url: str | None, redis_url: str | None, *, follow_config: bool) -> tuple[Vault, Closer]:
+    if not follow_config:
+        opened = await Vault.connect(db_url, redis_url)
+        return opened, opened.aclose
+    live: LiveConfig = await connect(db_url, redis_url, groups=[VaultSettings])
+    try:
+        opened = await Vault.connect(redis_url=redis_url, live=live)
+    except BaseException:
+        await live.aclose()
+        raise
+
+    async def close() -> None:
+        try:
+            await opened.aclose()
+        finally:
+            await live.aclose()
+
+    return opened, close
+
+
+def check_upstream(url: str) -> str:
+    """The upstream's base URL (``https://api.openai.com``; a trailing ``/v1`` is fine too)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidInputError(f"upstream must be an http(s) URL such as https://api.openai.com, got {url!r}")
+    return url.rstrip("/")
+
+
+def _encode(rewriter: StreamRewriter, events: Iterable[SseEvent]) -> bytes:
+    return b"".join(out.encode() for event in events for out in rewriter.rewrite(event))
+
+
+def _encode_all(events: Iterable[SseEvent]) -> bytes:
+    return b"".join(event.encode() for event in events)
+
+
+def _forwarded(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in headers if name.lower().decode("latin-1") not in _NOT_FORWARDED]
+
+
+def _returned(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers
+        if name.lower() not in _NOT_RETURNED
+    ]
+
+
+def _too_large(limit: int) -> BadRequestError:
+    return BadRequestError(f"the body is larger than {limit} bytes", status=413, code="request_too_large")
+
+
+def _error(dialect: Dialect, status: int, detail: str, code: str) -> Response:
+    return JSONResponse(dialect.error_body(status, detail, code), status)

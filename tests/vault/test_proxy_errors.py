@@ -1,0 +1,145 @@
+"""The proxy's edges: bad input is refused with a clear 4xx before anything reaches the vault, upstream
+errors pass through unchanged, a hanging upstream is cut off, and the caller's credentials reach the
+upstream but never the proxy's logs (which run at DEBUG for every logger here).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from proxy_harness import Stack, anthropic_body, module_stack, openai_body, read_answer, sse_data
+
+from servers import PostgresServer, free_port
+
+MIB = 1024 * 1024
+TEXT = "Restart arn:aws:eks:us-east-1:123456789012:cluster/prod-eu and mail ops@example.com"
+ORIGINALS = ("arn:aws:eks:us-east-1:123456789012:cluster/prod-eu", "ops@example.com")
+SECRETS = {
+    "Authorization": "Bearer sk-proj-Zx81qTopSecretCallerKey",
+    "x-api-key": "sk-ant-api03-AnotherCallerSecret77",
+    "OpenAI-Organization": "org-CallerOrgSecret42",
+    "anthropic-version": "2023-06-01",
+}
+PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer) -> Iterator[Stack]:
+    """One database, a private Redis, the echo upstream and a proxy (3 s timeout, DEBUG logs) for the module."""
+    with module_stack(tmp_path_factory.mktemp("proxy-errors"), pg_server, timeout=3.0, debug=True) as shared:
+        yield shared
+
+
+def big_body() -> bytes:
+    filler = "mail ops@example.com now. " * (10 * MIB // 26 + 1)
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": filler}]}).encode()
+
+
+BAD_INPUT = {
+    "invalid utf-8": (b'{"model":"m","messages":[{"role":"user","content":"ops@example.com \xff\xfe"}]}', 400, "UTF-8"),
+    "malformed json": (b'{"model":"m","messages":[{"role":"user","content":"ops@example.com"}', 400, "JSON"),
+    "not an object": (b'[{"role":"user","content":"ops@example.com"}]', 400, "object"),
+    "content not text": (b'{"messages":[{"role":"user","content":42}]}', 400, "content"),
+    "no role": (b'{"messages":[{"content":"ops@example.com"}]}', 400, "role"),
+    "stream not bool": (b'{"stream":"yes","messages":[{"role":"user","content":"ops@example.com"}]}', 400, "stream"),
+    "lone surrogate": (b'{"messages":[{"role":"user","content":"ops@example.com \\ud800"}]}', 400, "surrogate"),
+}
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("case", [*BAD_INPUT, "10 MiB body", "10 MiB chunked body"])
+def test_bad_input_is_refused_and_nothing_is_stored(stack: Stack, case: str, dialect: str) -> None:
+    before, sent_before = stack.stats(), stack.upstream_count()
+    url = stack.proxy.url + PATHS[dialect]
+    headers = {"content-type": "application/json"}
+    if case.startswith("10 MiB"):
+        body, status, phrase = big_body(), 413, "larger than"
+        assert len(body) > 10 * MIB
+        content: bytes | Iterator[bytes] = body
+        if case == "10 MiB chunked body":
+            content = iter([body[i : i + MIB] for i in range(0, len(body), MIB)])
+        answer = httpx.post(url, content=content, headers=headers, timeout=60)
+    else:
+        body, status, phrase = BAD_INPUT[case]
+        answer = httpx.post(url, content=body, headers=headers, timeout=30)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert phrase.lower() in error["message"].lower(), error
+    assert error["type"] in ("invalid_request_error", "request_too_large"), error
+    assert stack.stats() == before, "bad input must not store anything"
+    assert stack.upstream_count() == sent_before, "bad input must not reach the upstream"
+
+
+def test_a_valid_request_is_stored(stack: Stack) -> None:
+    """The control for the test above: the same text in a valid request does create mappings."""
+    before = stack.stats()
+    answer = httpx.post(stack.proxy.url + PATHS["openai"], json=openai_body(TEXT, stream=False), timeout=30)
+    assert read_answer("openai", answer, stream=False).texts[0] == TEXT
+    assert stack.stats().total == before.total + 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_upstream_error_status_passes_through_unmasked(stack: Stack, dialect: str, stream: bool) -> None:
+    body = openai_body(TEXT, stream=stream) if dialect == "openai" else anthropic_body(TEXT, stream=stream)
+    answer = httpx.post(stack.proxy.url + PATHS[dialect], json=body, headers={"x-echo-status": "429"}, timeout=30)
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["retry-after"] == "7"
+    assert answer.headers["x-echo-marker"] == "kept"
+    error = answer.json()["error"]
+    assert error["type"] == "rate_limit_error"
+    assert error["message"] == f"rate limited while reading: {TEXT}", "the error body comes back unmasked"
+    assert not any(original in stack.upstream.received()[-1]["body"] for original in ORIGINALS)
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_hanging_upstream_is_cut_off_with_504(stack: Stack, dialect: str) -> None:
+    body = openai_body(TEXT, stream=False) if dialect == "openai" else anthropic_body(TEXT, stream=False)
+    answer = httpx.post(stack.proxy.url + PATHS[dialect], json=body, headers={"x-echo-hang": "headers"}, timeout=60)
+    assert answer.status_code == 504, answer.text
+    error = answer.json()["error"]
+    assert "did not answer within 3 s" in error["message"]
+    assert error["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_stream_that_stops_ends_with_an_error_event(stack: Stack, dialect: str) -> None:
+    body = openai_body(TEXT, stream=True) if dialect == "openai" else anthropic_body(TEXT, stream=True)
+    answer = httpx.post(stack.proxy.url + PATHS[dialect], json=body, headers={"x-echo-hang": "stream"}, timeout=60)
+    assert answer.status_code == 200
+    events = [json.loads(data) for data in sse_data(answer.text) if data.strip() != "[DONE]"]
+    last = events[-1]
+    assert last.get("type", "error") == "error" and "error" in last, last
+    assert "sent nothing for 3 s" in last["error"]["message"]
+
+
+def test_unreachable_upstream_is_a_502(stack: Stack) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    proxy = stack.procs.proxy(dead, stack.db_url, stack.redis_url, timeout=3.0)
+    answer = httpx.post(proxy.url + PATHS["anthropic"], json=anthropic_body(TEXT, stream=False), timeout=30)
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["message"].startswith("the upstream could not be reached")
+    proxy.stop()
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_caller_credentials_reach_the_upstream_but_not_the_logs(stack: Stack, dialect: str) -> None:
+    for stream in (False, True):
+        body = openai_body(TEXT, stream=stream) if dialect == "openai" else anthropic_body(TEXT, stream=stream)
+        answer = httpx.post(stack.proxy.url + PATHS[dialect], json=body, headers=SECRETS, timeout=30)
+        assert read_answer(dialect, answer, stream=stream).texts[0] == TEXT
+        received = {k.lower(): v for k, v in stack.upstream.received()[-1]["headers"].items()}
+        for name, value in SECRETS.items():
+            assert received[name.lower()] == value, f"{name} was not forwarded"
+    logs = stack.proxy.logs()
+    assert f"POST {PATHS[dialect]}" in logs, "the proxy's logs were captured (access log)"
+    assert "DEBUG" in logs and "accord.vault" in logs, "the proxy logged at DEBUG"
+    for name, value in SECRETS.items():
+        if name != "anthropic-version":
+            assert value not in logs, f"the {name} header leaked into the proxy's logs"
+            assert value.split()[-1] not in logs, f"the {name} secret leaked into the proxy's logs"
+    for original in ORIGINALS:
+        assert original not in logs, "an original leaked into the proxy's logs"
