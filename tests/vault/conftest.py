@@ -7,21 +7,11 @@ cannot sneak one in. PostgreSQL needs ACCORD_MASTER_KEY, which `master_key` sets
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from vault_helpers import TEST_KEY
+from vault_helpers import TEST_KEY, VAULT_BACKENDS, VaultBackend
 
 from accord.vault import Vault
-
-VAULT_BACKENDS = ("sqlite", "postgres", "postgres_redis")
-
-
-@dataclass(frozen=True)
-class VaultBackend:
-    name: str
-    db_url: str
-    redis_url: str
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 import sqlalchemy as sa
+from vault_helpers import VaultBackend
 
 import accord
 from accord.store.engine import read_tx, write_tx
 from accord.vault import Vault, VaultSettings
 from accord.vault import tables as t
-from conftest import VaultBackend
 from servers import RedisServer
 
 TTL = 600
