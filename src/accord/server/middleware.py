@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,9 +26,9 @@ class AccordMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id, declared_length = _scan_headers(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        if _declared_length(scope) > self.max_body:
+        if declared_length > self.max_body:
             await _too_large(send, request_id, self.max_body)
             return
         started = time.perf_counter()
@@ -58,9 +58,7 @@ class AccordMiddleware:
             self._observe(scope, status["code"], time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-        self.metrics.latency.labels(scope["method"], route).observe(seconds)
+        self.metrics.observe_request(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status, seconds)
 
 
 class BodyTooLargeError(Exception):
@@ -70,23 +68,21 @@ class BodyTooLargeError(Exception):
         super().__init__(f"request body larger than {limit} bytes")
 
 
-def _request_id(scope: Scope) -> str:
+def _scan_headers(scope: Scope) -> tuple[str, int]:
+    """The caller's X-Request-ID if well formed (else a new random one) and the declared Content-Length."""
+    request_id: str | None = None
+    length: int | None = None
     for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
+        if name == b"x-request-id" and request_id is None:
             text = bytes(value).decode("latin-1")
             if _REQUEST_ID.match(text):
-                return text
-    return uuid.uuid4().hex
-
-
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
+                request_id = text
+        elif name == b"content-length" and length is None:
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return 0
-    return 0
+                length = 0
+    return request_id or os.urandom(16).hex(), length or 0
 
 
 async def _too_large(send: Send, request_id: str, limit: int) -> None:

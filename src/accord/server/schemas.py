@@ -6,9 +6,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic_core import to_json
+from starlette.responses import JSONResponse
 
 _STRICT = ConfigDict(extra="forbid")
 MAX_INT64 = 2**63 - 1  # revisions and versions are BIGINT columns: larger numbers can never match
+
+
+class RowResponse(JSONResponse):
+    """A row of ConfigAdmin (already JSON-ready, shaped as the route's documented model) sent as is.
+
+    The hot routes return this instead of a model instance: building and re-validating a pydantic
+    model per request cost more than the rest of a GET. Bytes are what the model would dump.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content, inf_nan_mode="null")
 
 
 class ErrorOut(BaseModel):
@@ -17,6 +30,12 @@ class ErrorOut(BaseModel):
     error: str = Field(examples=["ValidationFailedError"])
     detail: str = Field(examples=["invalid value for embedding.batch_size: 0 — must be >= 1"])
     request_id: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "The request was refused; `detail` says why."},
+    503: {"model": ErrorOut, "description": "The database is unreachable; nothing was written."},
+}
 
 
 class SettingOut(BaseModel):

@@ -9,6 +9,7 @@ before handing it out, so every token a caller ever sees is in the database.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -18,44 +19,52 @@ import redis.asyncio as aioredis
 from accord.core.redis_keys import SEQUENCE_PREFIX, VAULT_FINGERPRINTS, VAULT_PREFIX, VAULT_TOKENS, VAULT_USED
 from accord.vault.sequences import sequence_name
 from accord.vault.sql import Item
+from accord.vault.types import VaultError
 
-__all__ = ["GET_OR_CREATE", "PUBLISH", "RESOLVE", "SWEEP", "Lacking", "RedisMappings"]
+__all__ = ["GET_OR_CREATE", "PUBLISH", "RESOLVE", "SWEEP", "HotOriginals", "Lacking", "RedisMappings"]
 
 ScriptArg: TypeAlias = bytes | str | int | float
 PENDING = "?"
+FINGERPRINT_BYTES = 32  # HMAC-SHA256: the scripts cut packed fingerprints at this width
 _CHUNK = 500
 
 # KEYS[1] fingerprint hash, KEYS[2] last-use hash of the scope; KEYS[3..] sequence hashes (one per type)
-# ARGV[1] idle ttl in seconds (0: none), ARGV[2] item count, then per item: field ("<TYPE>:<fingerprint>"),
-#   index of its sequence in KEYS (0: look up only), token type.
-# Returns one string per item: the live token; "?"..token when pending (allocated, maybe not yet in the
-# database); "" when missing or idle longer than the ttl and look-up only. Items with a sequence that
-# have no usable entry get the next number of that sequence and a pending entry. Allocation is all or
-# nothing: when a sequence hash is missing (Redis restarted) or has too little room, nothing is
+# ARGV[1] idle ttl in seconds (0: none), ARGV[2] group count, then per group (one per token type): the type,
+#   the index of its sequence in KEYS (0: look up only), its items' fingerprints concatenated (32 bytes each;
+#   an item's field is "<TYPE>:<fingerprint>"). Packed so, a batch of any size is a few arguments.
+# Returns one string per item, groups in order: the live token; "?"..token when pending (allocated, maybe
+# not yet in the database); "" when missing or idle longer than the ttl and look-up only. Items with a
+# sequence that have no usable entry get the next number of that sequence and a pending entry. Allocation is
+# all or nothing: when a sequence hash is missing (Redis restarted) or has too little room, nothing is
 # allocated and the reply is {"!", key index, numbers needed, ...} so the caller can donate ranges.
 GET_OR_CREATE = """
 local now = tonumber(redis.call('TIME')[1])
 local ttl = tonumber(ARGV[1])
-local out, need, alloc = {}, {}, {}
-for i = 1, tonumber(ARGV[2]) do
-  local base = 3 * i
-  local held = redis.call('HGET', KEYS[1], ARGV[base])
-  local state = ''
-  if held and string.sub(held, 1, 1) == '?' then
-    state = held
-  elseif held then
-    local used = tonumber(redis.call('HGET', KEYS[2], held))
-    if ttl == 0 or (used and now - used <= ttl) then
+local out, need, alloc, fields, types, seqs = {}, {}, {}, {}, {}, {}
+local i = 0
+for g = 1, tonumber(ARGV[2]) do
+  local token_type, seq, fps = ARGV[3 * g], tonumber(ARGV[3 * g + 1]), ARGV[3 * g + 2]
+  for at = 1, #fps, 32 do
+    i = i + 1
+    local field = token_type .. ':' .. string.sub(fps, at, at + 31)
+    fields[i], types[i], seqs[i] = field, token_type, seq
+    local held = redis.call('HGET', KEYS[1], field)
+    local state = ''
+    if held and string.sub(held, 1, 1) == '?' then
       state = held
-      redis.call('HSET', KEYS[2], held, now)
+    elseif held then
+      local used = tonumber(redis.call('HGET', KEYS[2], held))
+      if ttl == 0 or (used and now - used <= ttl) then
+        state = held
+        redis.call('HSET', KEYS[2], held, now)
+      end
     end
+    if state == '' and seq > 0 then
+      need[seq] = (need[seq] or 0) + 1
+      alloc[#alloc + 1] = i
+    end
+    out[i] = state
   end
-  local seq = tonumber(ARGV[base + 1])
-  if state == '' and seq > 0 then
-    need[seq] = (need[seq] or 0) + 1
-    alloc[#alloc + 1] = i
-  end
-  out[i] = state
 end
 local lacking, last = {'!'}, {}
 for seq, count in pairs(need) do
@@ -70,10 +79,10 @@ for seq, count in pairs(need) do
 end
 if #lacking > 1 then return lacking end
 for _, i in ipairs(alloc) do
-  local seq = tonumber(ARGV[3 * i + 1])
+  local seq = seqs[i]
   last[seq] = last[seq] + 1
-  local token = ARGV[3 * i + 2] .. '_' .. string.format('%03d', last[seq])
-  redis.call('HSET', KEYS[1], ARGV[3 * i], '?' .. token)
+  local token = types[i] .. '_' .. string.format('%03d', last[seq])
+  redis.call('HSET', KEYS[1], fields[i], '?' .. token)
   redis.call('HSET', KEYS[2], token, now)
   out[i] = '?' .. token
 end
@@ -82,16 +91,24 @@ return out
 """
 
 # KEYS[1] fingerprint hash, KEYS[2] token hash, KEYS[3] last-use hash of the scope
-# ARGV: triples of field, token, encrypted original -- mappings the database holds as live.
+# ARGV[1] tokens joined by newlines; ARGV[2] their fingerprints concatenated (32 bytes each; a field is
+# "<TYPE>:<fingerprint>", the type read off the token); ARGV[3] the lengths of their encrypted originals,
+# comma-separated; ARGV[4] those originals concatenated. Mappings the database holds as live.
 # Makes each one live in Redis in one step, so a live fingerprint entry always has its original.
 PUBLISH = """
 local now = redis.call('TIME')[1]
-for i = 1, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
-  redis.call('HSET', KEYS[3], ARGV[i + 1], now)
+local fps, blobs, lengths = ARGV[2], ARGV[4], {}
+for length in string.gmatch(ARGV[3], '%d+') do lengths[#lengths + 1] = tonumber(length) end
+local i, at = 0, 1
+for token in string.gmatch(ARGV[1], '[^\\n]+') do
+  i = i + 1
+  local field = string.match(token, '^(.*)_%d+$') .. ':' .. string.sub(fps, 32 * i - 31, 32 * i)
+  redis.call('HSET', KEYS[1], field, token)
+  redis.call('HSET', KEYS[2], token, string.sub(blobs, at, at + lengths[i] - 1))
+  redis.call('HSET', KEYS[3], token, now)
+  at = at + lengths[i]
 end
-return #ARGV / 3
+return i
 """
 
 # KEYS[1] token hash, KEYS[2] last-use hash of the scope; ARGV: tokens
@@ -135,6 +152,12 @@ def scope_keys(scope: str) -> tuple[str, str, str]:
     return base + VAULT_FINGERPRINTS, base + VAULT_TOKENS, base + VAULT_USED
 
 
+def _checked(item: Item) -> Item:
+    if len(item.fingerprint) != FINGERPRINT_BYTES:
+        raise VaultError(f"a fingerprint must be {FINGERPRINT_BYTES} bytes, got {len(item.fingerprint)}")
+    return item
+
+
 @dataclass(frozen=True)
 class Lacking:
     """Sequences that need a fresh range before GET_OR_CREATE can allocate: type -> numbers needed."""
@@ -152,24 +175,34 @@ class RedisMappings:
     async def get_or_create(
         self, scope: str, items: Sequence[Item], ttl: int, *, allocate: bool
     ) -> list[str] | Lacking:
+        """One state per item, in the order of ``items`` (see GET_OR_CREATE)."""
         fingerprints, _, used = scope_keys(scope)
-        types = sorted({item.token_type for item in items}) if allocate else []
-        index = {name: 3 + position for position, name in enumerate(types)}
-        args: list[ScriptArg] = [ttl, len(items)]
+        groups: dict[str, list[Item]] = collections.defaultdict(list)
         for item in items:
-            args += [item.field, index.get(item.token_type, 0), item.token_type]
-        keys = [fingerprints, used, *(SEQUENCE_PREFIX + sequence_name(name) for name in types)]
-        reply = await self._get_or_create(keys=keys, args=args)
+            groups[item.token_type].append(_checked(item))
+        types = sorted(groups)
+        args: list[ScriptArg] = [ttl, len(types)]
+        for position, name in enumerate(types):
+            args += [name, 3 + position if allocate else 0, b"".join(item.fingerprint for item in groups[name])]
+        sequences = [SEQUENCE_PREFIX + sequence_name(name) for name in types] if allocate else []
+        reply = await self._get_or_create(keys=[fingerprints, used, *sequences], args=args)
         if reply and reply[0] == b"!":
             pairs = reply[1:]
             return Lacking({types[int(pairs[i]) - 3]: int(pairs[i + 1]) for i in range(0, len(pairs), 2)})
-        return [value.decode() for value in reply]
+        states = iter(reply)
+        by_field = {item.field: next(states).decode() for name in types for item in groups[name]}
+        return [by_field[item.field] for item in items]
 
     async def publish(self, scope: str, entries: Sequence[tuple[bytes, str, bytes]]) -> None:
+        """Make (field, token, encrypted original) entries live; the fields' types are their tokens' types."""
         for start in range(0, len(entries), _CHUNK):
-            args: list[ScriptArg] = []
-            for field, token, blob in entries[start : start + _CHUNK]:
-                args += [field, token, blob]
+            chunk = entries[start : start + _CHUNK]
+            args: list[ScriptArg] = [
+                "\n".join(token for _, token, _ in chunk),
+                b"".join(field[-FINGERPRINT_BYTES:] for field, _, _ in chunk),
+                ",".join(str(len(blob)) for _, _, blob in chunk),
+                b"".join(blob for _, _, blob in chunk),
+            ]
             await self._publish(keys=list(scope_keys(scope)), args=args)
 
     async def resolve(self, scope: str, tokens: Sequence[str]) -> list[bytes | None]:
@@ -188,3 +221,35 @@ class RedisMappings:
                 args += [token, field]
             result += [int(value) for value in await self._sweep(keys=list(scope_keys(scope)), args=args)]
         return result
+
+
+class HotOriginals:
+    """token -> original for tokens Redis or the database confirmed live less than ``hold`` seconds ago.
+
+    Unmasking the same tokens again and again (a stream's deltas, a chat's turns) then needs no round
+    trip. A mapping confirmed live cannot expire within ``hold`` (expiry needs it idle for the whole
+    retention; a tenth of it at most is held here), and this vault's own sweep clears the cache. Uses
+    served from here are not recorded, so Redis' record of a token's last use lags by up to ``hold``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hold = 1.0
+        self._entries: collections.OrderedDict[tuple[str, str], tuple[str, float]] = collections.OrderedDict()
+
+    def get(self, scope: str, token: str, now: float) -> str | None:
+        entry = self._entries.get((scope, token))
+        if entry is None or now - entry[1] > self.hold:
+            return None
+        return entry[0]
+
+    def put(self, scope: str, token: str, original: str, now: float) -> None:
+        if self.size <= 0:
+            return
+        self._entries[(scope, token)] = (original, now)
+        self._entries.move_to_end((scope, token))
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from accord.core.errors import AccordError
@@ -53,6 +53,8 @@ class Detector:
     boundary: Callable[[str, int, int], bool] | None = None
     precheck: Callable[[str], bool] | None = None
     finder: Callable[[str], Iterable[tuple[int, int]]] | None = None
+    head: re.Pattern[str] | None = None
+    head_width: int = 0
 
     @classmethod
     def build(
@@ -69,10 +71,17 @@ class Detector:
         boundary: Callable[[str, int, int], bool] | None = None,
         precheck: Callable[[str], bool] | None = None,
         finder: Callable[[str], Iterable[tuple[int, int]]] | None = None,
+        head: str | None = None,
+        head_width: int = 0,
     ) -> Detector:
         """``boundary(text, start, end)`` checks the surroundings in Python, so the regex can begin with a
         character class, which lets the regex engine skip ahead fast (a leading look-behind would not).
-        ``finder(text)`` yields the spans ``pattern`` would match, faster (for example from each ``@``)."""
+        ``finder(text)`` yields the spans ``pattern`` would match, faster (for example from each ``@``).
+        ``head`` is what every match begins with (``pattern`` starts with ``(?i:<head>)`` when it ignores
+        case), at most ``head_width`` characters long and holding one of the triggers. The pattern is then
+        tried only where the head occurs near a trigger; a regex scan for a case-insensitive keyword is slow."""
+        if head is not None:
+            _check_head(name, pattern, head, head_width, triggers, ignore_case)
         compiled = re.compile(pattern)
         group: str | int = "value" if "value" in compiled.groupindex else 0
         return cls(
@@ -88,21 +97,74 @@ class Detector:
             boundary=boundary,
             precheck=precheck,
             finder=finder,
+            head=re.compile(head) if head is not None else None,  # searched in the lower-cased text
+            head_width=head_width,
         )
 
-    def spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def spans(self, text: str, probe: _Probe | None = None) -> Iterable[tuple[int, int]]:
         if self.finder is not None:
             yield from self.finder(text)
             return
+        hay = probe.haystack(self.ignore_case) if probe is not None and self.head is not None else None
+        if hay is not None:
+            assert probe is not None
+            yield from self._spans_at_heads(text, hay, probe.occurrences(self.triggers, self.ignore_case))
+            return
+        # without a haystack whose positions are the text's (rare: see _Probe.haystack), scan with the regex
         for match in self.pattern.finditer(text):
             yield match.span(self.group)
 
+    def _spans_at_heads(self, text: str, hay: str, hits: list[int]) -> Iterator[tuple[int, int]]:
+        """What ``pattern.finditer`` yields, trying the pattern only where a head begins.
+
+        Every match begins with a head that holds a trigger, so it starts at most ``reach`` characters
+        before an occurrence of a trigger; heads are looked for in that window, in text order.
+        """
+        assert self.head is not None
+        reach = self.head_width - min(map(len, self.triggers))
+        position = examined = 0
+        for hit in hits:
+            start = max(position, examined, hit - reach)
+            while (head := self.head.search(hay, start, hit + self.head_width)) is not None and head.start() <= hit:
+                match = self.pattern.match(text, head.start())
+                if match is not None:
+                    yield match.span(self.group)
+                    position = match.end()
+                    break
+                start = head.start() + 1
+            examined = max(examined, hit + 1)
+
     def applies(self, text: str, probe: _Probe) -> bool:
-        if self.triggers and not any(probe.contains(trigger, self.ignore_case) for trigger in self.triggers):
+        if self.head is not None and probe.haystack(self.ignore_case) is not None:
+            if not probe.occurrences(self.triggers, self.ignore_case):  # needed anyway: one pass, not two
+                return False
+        elif self.triggers and not any(probe.contains(trigger, self.ignore_case) for trigger in self.triggers):
             return False
         if self.prefilter is not None and not probe.search(self.prefilter):
             return False
         return self.precheck is None or self.precheck(probe.text)
+
+
+def _check_head(name: str, pattern: str, head: str, width: int, triggers: tuple[str, ...], ignore_case: bool) -> None:
+    wrapped = f"(?i:{head})" if ignore_case else head
+    lower = not ignore_case or head == head.lower()
+    if not (pattern.startswith(wrapped) and lower and triggers and width >= max(map(len, triggers))):
+        raise AccordError(f"detector {name!r}: the pattern must begin with its head, which must hold a trigger")
+
+
+def _occurrences(hay: str, needles: tuple[str, ...]) -> list[int]:
+    """Where each needle occurs, in text order."""
+    found: list[int] = []
+    for needle in needles:
+        at = hay.find(needle)
+        while at != -1:
+            found.append(at)
+            at = hay.find(needle, at + 1)
+    return sorted(found) if len(needles) > 1 else found
+
+
+# Characters a case-insensitive regex matches to an ASCII letter although str.lower() does not map them there.
+_FOLD_EXTRA = str.maketrans({"\u0131": "i", "\u017f": "s"})
 
 
 class _Probe:
@@ -110,16 +172,39 @@ class _Probe:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._lowered: str | None = None
+        self._folded: str | None = None
+        self._fold_ok = True
         self._answers: dict[tuple[str, bool], bool] = {}
         self._searches: dict[re.Pattern[str], bool] = {}
+        self._occurrences: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+
+    def haystack(self, ignore_case: bool) -> str | None:
+        """The text to find (lower-case) triggers in: with ``ignore_case``, a lower-cased copy whose
+        positions are the text's, or None where lower-casing changes lengths (then scan with the regex)."""
+        if not ignore_case:
+            return self.text
+        if self._folded is None and self._fold_ok:
+            folded = self.text.lower()
+            if not self.text.isascii():
+                folded = folded.translate(_FOLD_EXTRA) if "\u0131" in folded or "\u017f" in folded else folded
+                self._fold_ok = len(folded) == len(self.text)
+            self._folded = folded if self._fold_ok else None
+        return self._folded
+
+    def occurrences(self, needles: tuple[str, ...], ignore_case: bool) -> list[int]:
+        """Positions of the needles in ``haystack(ignore_case)`` (which must exist), shared by detectors."""
+        found = self._occurrences.get((needles, ignore_case))
+        if found is None:
+            hay = self.haystack(ignore_case)
+            assert hay is not None
+            found = self._occurrences[(needles, ignore_case)] = _occurrences(hay, needles)
+        return found
 
     def contains(self, needle: str, ignore_case: bool) -> bool:
         answer = self._answers.get((needle, ignore_case))
         if answer is None:
-            if ignore_case and self._lowered is None:
-                self._lowered = self.text.lower()
-            answer = needle in (self._lowered if ignore_case else self.text)  # type: ignore[operator]
+            hay = self.haystack(ignore_case)
+            answer = needle in (hay if hay is not None else self.text.lower())
             self._answers[(needle, ignore_case)] = answer
         return answer
 
@@ -175,15 +260,15 @@ class DetectorSet:
         candidates: list[tuple[int, int, Detector]] = []
         for detector in self._all:
             if detector.applies(text, probe):
-                candidates.extend(self._matches(detector, text))
+                candidates.extend(self._matches(detector, text, probe))
         return [
             Detection(start, end, detector.token_type, text[start:end], detector.name)
             for start, end, detector in _resolve(candidates)
         ]
 
     @staticmethod
-    def _matches(detector: Detector, text: str) -> Iterable[tuple[int, int, Detector]]:
-        for start, end in detector.spans(text):
+    def _matches(detector: Detector, text: str, probe: _Probe | None = None) -> Iterable[tuple[int, int, Detector]]:
+        for start, end in detector.spans(text, probe):
             if start >= end or (end < len(text) and "0" <= text[end] <= "9"):
                 continue
             if detector.boundary is not None and not detector.boundary(text, start, end):

@@ -15,25 +15,33 @@ from accord.vault.detectors import Detector
 
 __all__ = ["BUILTIN_DETECTORS", "iin_known", "ipv6_plausible", "luhn_valid", "secret_key_plausible"]
 
-# "arn" first, then the look-behind: a literal start lets the regex engine jump between candidates.
-_PARTITION = r"arn(?<![A-Za-z0-9]arn):aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
+# A literal first, then the look-behind: a literal start lets the regex engine jump between candidates
+# (a pattern that begins with a look-behind is tried at every position of the text).
+_PARTITION = r"arn:(?<![A-Za-z0-9]arn:)aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
 _REGION = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
 _ACCOUNT = r"[0-9]{12}"
 _END = r"(?![A-Za-z0-9_\-/:])"  # an ARN resource name ends here, not in the middle of a longer one
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_\-]{0,126}[A-Za-z0-9])?"
 _SEP = r"[^\S\n]*(?:[:=]|=>|\bis\b)?[^\S\n]*[\"']?"
+# The keywords of the context patterns, matched ignoring case (their heads: see Detector.build). Each
+# alternative begins with a letter, so a search for a head skips ahead fast (an optional group first would not).
+_SESSION_TOKEN_KEY = r"aws[_\-. ]?session[_\-. ]?token|x-amz-security-token|security[_\-. ]?token|session[_\-. ]?token"
+_SECRET_KEY_KEY = r"(?:aws[_\-. ]?secret|secret)[_\-. ]?(?:access[_\-. ]?)?key(?:[_\-. ]?id)?"
+_ACCOUNT_KEY = r"aws[_\-. ]?account(?:[_\-. ]?(?:id|number|no))?|account[_\-. ]?(?:id|number|no)|owner[_\-. ]?id"
 _LOCAL = r"A-Za-z0-9._%+\-"
 _LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _EMAIL_LOCAL = rf"[{_LOCAL}]{{1,64}}"
 _EMAIL_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
-_LOCAL_RE = re.compile(rf"{_EMAIL_LOCAL}\Z")
+# The look-behind makes a search try only where a run of local-part characters begins (linear, not quadratic).
+_LOCAL_RE = re.compile(rf"(?<![{_LOCAL}]){_EMAIL_LOCAL}\Z")
 _DOMAIN_RE = re.compile(_EMAIL_DOMAIN)
 _HEX_COLON_DOT = frozenset("0123456789abcdefABCDEF:.")
 _HEX_RUN = re.compile(r"[0-9A-Fa-f:.]+")
-_PRINCIPAL_MARKERS = (":root", ":role/", ":user/", ":assumed-role/", ":group/", ":policy/")
+_PRINCIPAL_RE = re.compile(r":(?:root|role/|user/|assumed-role/|group/|policy/)")
 _IPV4 = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])"
 _IPV4_RE = re.compile(_IPV4)
-_DOT_DIGIT = re.compile(r"\.[0-9]")
+_THREE_DOTS = re.compile(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")  # what follows an address's first octet
+_V6_SHAPE = re.compile(r":(?::|(?:[0-9A-Fa-f]{1,4}:){5})")  # every IPv6 address has "::" or six colons
 _H16 = r"[0-9A-Fa-f]{1,4}"
 _V4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _V6 = "|".join(
@@ -80,7 +88,7 @@ def iin_known(digits: str) -> bool:
     )
 
 
-_FOLD_DIGITS = str.maketrans("123456789", "000000000")
+_FOLD_DIGITS = str.maketrans("123456789-", "000000000 ")
 
 
 def _may_hold_card(text: str) -> bool:
@@ -88,7 +96,7 @@ def _may_hold_card(text: str) -> bool:
     if not text.isascii():
         return True
     folded = text.translate(_FOLD_DIGITS)
-    return "0000 000" in folded or "0000-000" in folded or "0000000000000" in folded
+    return "0000 000" in folded or "0000000000000" in folded  # a dash is folded to a space
 
 
 def _card(value: str) -> bool:
@@ -141,20 +149,18 @@ def _principal_delimited(text: str, start: int, _end: int) -> bool:
 
 def _find_principals(text: str) -> Iterator[tuple[int, int]]:
     """From each ``:role/`` (and the like): the twelve digits right before it."""
-    for marker in _PRINCIPAL_MARKERS:
-        at = text.find(marker)
-        while at != -1:
-            digits = text[max(0, at - 12) : at]
-            whole = marker != ":root" or not _char(text, at + 5).isalnum()
-            if len(digits) == 12 and digits.isascii() and digits.isdigit() and whole:
-                yield at - 12, at
-            at = text.find(marker, at + 1)
+    for marker in _PRINCIPAL_RE.finditer(text):
+        at = marker.start()
+        digits = text[max(0, at - 12) : at]
+        whole = marker.group() != ":root" or not _char(text, at + 5).isalnum()
+        if len(digits) == 12 and digits.isascii() and digits.isdigit() and whole:
+            yield at - 12, at
 
 
 def _find_ipv4(text: str) -> Iterator[tuple[int, int]]:
-    """From each dot followed by a digit: up to three digits back, then the address pattern."""
+    """From each first dot of ``.d.d.d``: up to three digits back, then the address pattern."""
     position = 0
-    while (hit := _DOT_DIGIT.search(text, position)) is not None:
+    while (hit := _THREE_DOTS.search(text, position)) is not None:
         start = hit.start()
         while start > 0 and hit.start() - start < 3 and "0" <= text[start - 1] <= "9":
             start -= 1
@@ -184,10 +190,15 @@ def _find_emails(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _find_ipv6(text: str) -> Iterator[tuple[int, int]]:
-    """From each colon: the longest run of hex digits, colons and dots around it, if it is an address."""
-    colon = text.find(":")
-    while colon != -1:
-        run = _HEX_RUN.match(text, _run_start(text, colon))
+    """From the first colon of each run of hex digits, colons and dots that has an address's shape
+    (``::`` or six colons): the longest such run around it, if it is an address. Runs without that
+    shape (``12:30:45``, ``key: value``) are never looked at."""
+    position = 0
+    while (shape := _V6_SHAPE.search(text, position)) is not None:
+        first = shape.start()
+        while first > position and text[first - 1] in _HEX_COLON_DOT:
+            first -= 1
+        run = _HEX_RUN.match(text, _run_start(text, text.find(":", first)))
         assert run is not None
         start, end = run.span()
         candidate = text[start:end]
@@ -195,7 +206,7 @@ def _find_ipv6(text: str) -> Iterator[tuple[int, int]]:
             candidate, end = candidate[:-1], end - 1
         if _ipv6_candidate(candidate) and not (_char(text, start - 1).isalnum() or _char(text, end).isalnum()):
             yield start, end
-        colon = text.find(":", run.end())
+        position = run.end()
 
 
 def _run_start(text: str, index: int) -> int:
@@ -206,7 +217,15 @@ def _run_start(text: str, index: int) -> int:
 
 
 def _ipv6_candidate(value: str) -> bool:
-    return value.count(":") >= 2 and ipv6_plausible(value)
+    # Necessary conditions, much cheaper than the parser: without "::" an address has eight groups (or
+    # seven and a dotted IPv4 tail), and no group has more than four hex digits.
+    colons = value.count(":")
+    if colons < 2 or ("::" not in value and colons != 7 and not (colons == 6 and "." in value)):
+        return False
+    *groups, last = value.split(":")
+    if any(len(group) > 4 for group in groups) or len(last) > (15 if "." in last else 4):
+        return False
+    return ipv6_plausible(value)
 
 
 def _arn(service_and_resource: str) -> str:
@@ -224,47 +243,49 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector.build(
         "jwt",
         "JWT",
-        r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*(?![A-Za-z0-9_\-])",
+        r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*(?![A-Za-z0-9_\-])",
         priority=90,
         triggers=("eyJ",),
     ),
     Detector.build(
         "aws_session_token",
         "AWS_SESSION_TOKEN",
-        r"(?i:aws[_\-. ]?session[_\-. ]?token|x-amz-security-token|security[_\-. ]?token|session[_\-. ]?token)"
-        rf"{_SEP}(?P<value>[A-Za-z0-9/+]{{100,}}={{0,2}})(?![A-Za-z0-9/+=])",
+        rf"(?i:{_SESSION_TOKEN_KEY}){_SEP}(?P<value>[A-Za-z0-9/+]{{100,}}={{0,2}})(?![A-Za-z0-9/+=])",
         priority=85,
         triggers=("token",),
         ignore_case=True,
+        head=_SESSION_TOKEN_KEY,
+        head_width=len("x-amz-security-token"),
     ),
     Detector.build(
         "aws_session_token_prefix",
         "AWS_SESSION_TOKEN",
-        r"(?<![A-Za-z0-9/+])(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+]{80,}={0,2}(?![A-Za-z0-9/+=])",
+        r"(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)(?<![A-Za-z0-9/+].{12})[A-Za-z0-9/+]{80,}={0,2}(?![A-Za-z0-9/+=])",
         priority=85,
         triggers=("FwoGZXIvYXdz", "IQoJb3JpZ2lu"),
     ),
     Detector.build(
         "aws_access_key_id",
         "AWS_ACCESS_KEY_ID",
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        r"A(?:KIA|SIA|BIA|CCA)(?<![A-Za-z0-9]A...)[A-Z0-9]{16}(?![A-Za-z0-9])",
         priority=80,
         prefilter=r"A(?:KIA|SIA|BIA|CCA)",
     ),
     Detector.build(
         "aws_secret_access_key",
         "AWS_SECRET_ACCESS_KEY",
-        r"(?i:(?:aws[_\-. ]?)?secret[_\-. ]?(?:access[_\-. ]?)?key(?:[_\-. ]?id)?)"
-        rf"{_SEP}(?P<value>[A-Za-z0-9/+]{{40}})(?![A-Za-z0-9/+=])",
+        rf"(?i:{_SECRET_KEY_KEY}){_SEP}(?P<value>[A-Za-z0-9/+]{{40}})(?![A-Za-z0-9/+=])",
         priority=80,
         triggers=("secret",),
         ignore_case=True,
         validate=secret_key_plausible,
+        head=_SECRET_KEY_KEY,
+        head_width=len("aws_secret_access_key_id"),
     ),
     Detector.build(
         "aws_secret_access_key_pair",
         "AWS_SECRET_ACCESS_KEY",
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}[\s,;:|\"']{1,4}(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        r"A(?:KIA|SIA)(?<![A-Za-z0-9]A...)[A-Z0-9]{16}[\s,;:|\"']{1,4}(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
         priority=80,
         prefilter=r"A(?:KIA|SIA|BIA|CCA)",
         validate=secret_key_plausible,
@@ -275,6 +296,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(rf"eks:{_REGION}:{_ACCOUNT}:cluster/{_NAME}{_END}"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_sagemaker_endpoint_arn",
@@ -282,6 +305,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(rf"sagemaker:{_REGION}:{_ACCOUNT}:endpoint/{_NAME}{_END}"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_sagemaker_model_arn",
@@ -289,6 +314,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(rf"sagemaker:{_REGION}:{_ACCOUNT}:model/{_NAME}{_END}"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_iam_role_arn",
@@ -296,6 +323,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(rf"iam::{_ACCOUNT}:role/(?:[A-Za-z0-9_+=,.@\-]+/)*[A-Za-z0-9_+=,.@\-]*[A-Za-z0-9_+=@\-]{_END}"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_s3_bucket_arn",
@@ -303,6 +332,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(r"s3:::[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](?![A-Za-z0-9_.\-/:])"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_lambda_function_arn",
@@ -310,6 +341,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(rf"lambda:{_REGION}:{_ACCOUNT}:function:[A-Za-z0-9_\-]{{1,64}}(?::[A-Za-z0-9$_\-]{{1,128}})?{_END}"),
         priority=70,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_arn",
@@ -317,11 +350,13 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         _arn(r"[a-z0-9\-]{1,64}:[a-z0-9\-]*:(?:[0-9]{12}|aws)?:[A-Za-z0-9_+=,.@\-/:*$]*[A-Za-z0-9_+=@\-/*$]"),
         priority=60,
         triggers=("arn:",),
+        head="arn:",
+        head_width=4,
     ),
     Detector.build(
         "aws_s3_uri",
         "AWS_S3_URI",
-        r"(?<![A-Za-z0-9])s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](?:/(?:[^\s\"'<>`]*[^\s\"'<>`.,;:!?)\]}])?)?",
+        r"s3://(?<![A-Za-z0-9]s3://)[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](?:/(?:[^\s\"'<>`]*[^\s\"'<>`.,;:!?)\]}])?)?",
         priority=60,
         triggers=("s3://",),
     ),
@@ -336,18 +371,20 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector.build(
         "aws_account_id",
         "AWS_ACCOUNT_ID",
-        r"(?i:aws[_\-. ]?account(?:[_\-. ]?(?:id|number|no))?|account[_\-. ]?(?:id|number|no)|owner[_\-. ]?id)"
+        rf"(?i:{_ACCOUNT_KEY})"
         r"[^\S\n]*[:=#]?[^\S\n]*[\"']?(?P<value>[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4})(?![0-9\-])",
         priority=40,
         triggers=("account", "owner"),
         ignore_case=True,
+        head=_ACCOUNT_KEY,
+        head_width=len("aws_account_number"),
     ),
     Detector.build(
         "aws_account_id_principal",
         "AWS_ACCOUNT_ID",
         r"[0-9]{12}(?=:(?:root\b|role/|user/|assumed-role/|group/|policy/))",
         priority=40,
-        prefilter=r":(?:root|role/|user/|assumed-role/|group/|policy/)",
+        prefilter=_PRINCIPAL_RE.pattern,
         boundary=_principal_delimited,
         finder=_find_principals,
     ),
@@ -365,7 +402,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "IPV6",
         rf"(?<![0-9A-Za-z:.])(?:{_V6})(?![0-9A-Za-z:])",
         priority=30,
-        prefilter=r":(?:[0-9A-Fa-f]{1,4})?:",
+        prefilter=_V6_SHAPE.pattern,
         validate=ipv6_plausible,
         finder=_find_ipv6,
     ),
@@ -374,7 +411,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "IPV4",
         _IPV4,
         priority=30,
-        prefilter=r"\.[0-9]",
+        prefilter=_THREE_DOTS.pattern,
         validate=_octets,
         boundary=_ipv4_delimited,
         finder=_find_ipv4,

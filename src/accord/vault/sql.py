@@ -6,23 +6,27 @@ means two writers racing for one original end with one live row, and the loser a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from accord.store.engine import translate_errors
 from accord.vault import tables as t
 from accord.vault.types import VaultStats
 
 __all__ = [
     "Found",
     "Item",
+    "NewRow",
     "TokenRow",
     "add_counts",
+    "autocommit",
     "fetch_live",
     "insert_new",
     "lookup_tokens",
@@ -49,6 +53,15 @@ class Item:
     @property
     def field(self) -> bytes:
         return self.token_type.encode() + b":" + self.fingerprint
+
+
+class NewRow(NamedTuple):
+    """A mapping about to be inserted; ``blob`` is the encrypted original."""
+
+    item: Item
+    token: str
+    number: int
+    blob: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +115,48 @@ async def fetch_live(conn: AsyncConnection, scope: str, items: Sequence[Item]) -
     return found
 
 
-async def insert_new(conn: AsyncConnection, rows: Sequence[Mapping[str, object]]) -> set[str]:
-    """Insert mappings, skipping any that collide with an existing one; returns the tokens inserted."""
+# PostgreSQL: one statement with an array parameter per column, which the driver encodes natively, in
+# place of a parameter per value that SQLAlchemy processes one by one. Rows go in in the order given.
+_PG_INSERT = sa.text(
+    f"INSERT INTO {m.name} (scope, token, type, number, fingerprint, original, created_at, last_used_at) "
+    "SELECT CAST(:scope AS TEXT), r.token, r.type, r.number, r.fingerprint, r.original, "
+    "CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:tokens AS TEXT[]), "
+    "CAST(:types AS TEXT[]), CAST(:numbers AS BIGINT[]), CAST(:fingerprints AS BYTEA[]), CAST(:originals AS BYTEA[])) "
+    "WITH ORDINALITY AS r(token, type, number, fingerprint, original, position) ORDER BY r.position "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+async def insert_new(conn: AsyncConnection, scope: str, now: datetime, rows: Sequence[NewRow]) -> int:
+    """Insert mappings in the order given, skipping any that collide with an existing one; returns how many went in."""
     if not rows:
-        return set()
+        return 0
+    if conn.dialect.name == "postgresql":
+        arrays = {
+            "tokens": [row.token for row in rows],
+            "types": [row.item.token_type for row in rows],
+            "numbers": [row.number for row in rows],
+            "fingerprints": [row.item.fingerprint for row in rows],
+            "originals": [row.blob for row in rows],
+        }
+        return int((await conn.execute(_PG_INSERT, {"scope": scope, "now": now, **arrays})).rowcount)
+    values = [
+        {
+            "scope": scope,
+            "token": row.token,
+            "type": row.item.token_type,
+            "number": row.number,
+            "fingerprint": row.item.fingerprint,
+            "original": row.blob,
+            "created_at": now,
+            "last_used_at": now,
+            "expired_at": None,
+        }
+        for row in rows
+    ]
     # executemany: one cached statement that SQLAlchemy batches itself ("insertmanyvalues").
     stmt = _insert(conn)(m).on_conflict_do_nothing().returning(m.c.token)
-    return set((await conn.execute(stmt, list(rows))).scalars().all())
+    return len((await conn.execute(stmt, values)).scalars().all())
 
 
 async def lookup_tokens(conn: AsyncConnection, scope: str, tokens: Sequence[str]) -> dict[str, TokenRow]:
@@ -188,6 +236,14 @@ async def stats(conn: AsyncConnection, scope: str | None) -> VaultStats:
         unmask_misses=counters.get(t.UNMASK_MISSES, 0),
         unmask_expired=counters.get(t.UNMASK_EXPIRED, 0),
     )
+
+
+@contextlib.asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose every statement commits on its own, with driver errors translated."""
+    with translate_errors(engine):
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def now_utc() -> datetime:

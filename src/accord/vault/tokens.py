@@ -45,9 +45,11 @@ class TokenGrammar:
         alternatives = "|".join(re.escape(name) for name in ordered) or r"(?!)"
         self.pattern = re.compile(rf"(?:{alternatives})_[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}(?![0-9])")
         self.max_len = max((len(name) for name in self.types), default=0) + 1 + MAX_DIGITS
-        self._ordered = tuple(ordered)
         self._prefixes = tuple(name + "_" for name in ordered)
         self._first_chars = frozenset(name[0] for name in self.types)
+        self._by_last_char: dict[str, tuple[str, ...]] = {}
+        for name in ordered:  # longest first, as the pattern prefers
+            self._by_last_char[name[-1]] = (*self._by_last_char.get(name[-1], ()), name)
 
     def finditer(self, text: str) -> list[TokenMatch]:
         """What ``pattern`` finds, faster: from each ``_<digits>`` back to the longest type ending there."""
@@ -57,7 +59,7 @@ class TokenGrammar:
         last_end = 0
         for number in _NUMBER.finditer(text):
             at = number.start()
-            for name in self._ordered:
+            for name in self._by_last_char.get(text[at - 1], ()) if at else ():
                 start = at - len(name)
                 if start >= last_end and text.startswith(name, start):
                     found.append(TokenMatch(start, number.end(), text[start : number.end()]))

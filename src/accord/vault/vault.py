@@ -55,6 +55,8 @@ __all__ = ["Vault"]
 
 log = logging.getLogger("accord.vault")
 DEFAULT_START_TIMEOUT_S = 30.0
+DEFAULT_HOT_TOKENS = 10_000
+HOT_HOLD_S = 1.0
 _DOWN = (StoreUnavailableError,)
 
 
@@ -70,11 +72,12 @@ class Vault:
         lease: int = DEFAULT_LEASE,
         mapping_ttl_seconds: int = DEFAULT_MAPPING_TTL_S,
         custom_patterns: Mapping[str, str] | None = None,
+        hot_tokens: int = DEFAULT_HOT_TOKENS,
     ) -> None:
         self.engine = engine
         self.sequences = Sequences(engine, gate, lease=lease)
         self._gate = gate
-        self._mappings = Mappings(engine, gate, self.sequences, cipher)
+        self._mappings = Mappings(engine, gate, self.sequences, cipher, hot_tokens=hot_tokens)
         self._known_types: set[str] = set()
         self._custom: dict[str, str] = {}
         self._ttl = 0
@@ -98,12 +101,14 @@ class Vault:
         custom_patterns: Mapping[str, str] | None = None,
         sweep: bool = True,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        hot_tokens: int = DEFAULT_HOT_TOKENS,
     ) -> Vault:
         """Open the vault. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL (then the embedded SQLite file).
 
         With ``live`` (a LiveConfig that declares ``VaultSettings``), custom patterns and retention come
         from the shared config and follow its changes; its database is used unless ``db_url`` is given.
         The master key comes from ``cipher``, else ACCORD_MASTER_KEY, else a key file beside a SQLite file.
+        ``hot_tokens`` bounds the in-memory cache of recently unmasked tokens (0: none; see HotOriginals).
         """
         if live is not None and (mapping_ttl_seconds is not None or custom_patterns is not None):
             raise VaultError("with a LiveConfig, retention and custom patterns come from it: set vault.* there")
@@ -114,7 +119,15 @@ class Vault:
             await retry_for(lambda: upgrade(engine), what="the vault database", budget_s=start_timeout, retry_on=_DOWN)
             cipher = await pin_fingerprint_key(engine, cipher)
             ttl = DEFAULT_MAPPING_TTL_S if mapping_ttl_seconds is None else mapping_ttl_seconds
-            vault = cls(engine, gate, cipher, lease=lease, mapping_ttl_seconds=ttl, custom_patterns=custom_patterns)
+            vault = cls(
+                engine,
+                gate,
+                cipher,
+                lease=lease,
+                mapping_ttl_seconds=ttl,
+                custom_patterns=custom_patterns,
+                hot_tokens=hot_tokens,
+            )
             vault._owns_engine = not shared
             if live is not None:
                 vault._follow(live)
@@ -194,7 +207,10 @@ class Vault:
         """Expire mappings idle longer than the retention; returns how many. Runs in the background too."""
         if self._ttl <= 0:
             return 0
-        return await expire_idle(self.engine, self._gate, self._mappings.redis, self._ttl, limit=limit)
+        expired = await expire_idle(self.engine, self._gate, self._mappings.redis, self._ttl, limit=limit)
+        if expired:
+            self._mappings.hot.clear()
+        return expired
 
     # ----- configuration -------------------------------------------------------------------------
 
@@ -215,6 +231,9 @@ class Vault:
             raise InvalidInputError(f"mapping_ttl_seconds must be an int >= 0, got {seconds!r}")
         self._ttl = seconds
         self._mappings.touch_every = _touch_interval(seconds)
+        # a tenth of the retention at most, so a held token never outlives its mapping (see HotOriginals)
+        self._mappings.hot.hold = min(HOT_HOLD_S, seconds / 10) if seconds else HOT_HOLD_S
+        self._mappings.hot.clear()
 
     def set_custom_patterns(self, patterns: Mapping[str, str]) -> list[str]:
         """Replace the custom detectors; returns problems with entries that were skipped.
@@ -279,6 +298,7 @@ class Vault:
                 await self._sweeper
         if self._unsubscribe is not None:
             self._unsubscribe()
+        await self._mappings.aclose()
         await self._gate.aclose()
         if self._owns_engine:
             await self.engine.dispose()

@@ -12,7 +12,7 @@ from accord.server import schemas as s
 from accord.server.deps import Caller, State
 from accord.store.audit import AuditFilter
 
-router = APIRouter(prefix="/api/audit", tags=["audit"])
+router = APIRouter(prefix="/api/audit", tags=["audit"], responses=s.ERROR_RESPONSES)
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 

@@ -18,7 +18,7 @@ from accord.server import schemas as s
 from accord.server.deps import Caller, Context, State, require_read, require_reveal, require_write
 
 BODY_DEPTH = 2 * MAX_JSON_DEPTH  # sections of a legacy file, then the values themselves
-router = APIRouter(prefix="/api/config", tags=["config"])
+router = APIRouter(prefix="/api/config", tags=["config"], responses=s.ERROR_RESPONSES)
 Reveal = Annotated[bool, Query(description="Show secret values in full (needs a token with reveal_secrets).")]
 DryRun = Annotated[bool, Query(description="Report what would change and write nothing.")]
 SettingPath = Annotated[str, PathParam(description="Dotted path <category>.<name>.", examples=["embedding.batch_size"])]
@@ -90,17 +90,17 @@ async def migrate(
     return s.MigrateOut(**report)
 
 
-@router.get("/{path}", summary="One setting")
-async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: Reveal = False) -> s.SettingOut:
+@router.get("/{path}", summary="One setting", response_model=s.SettingOut)
+async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: Reveal = False) -> s.RowResponse:
     key = _key(state, path)
     require_read(caller, key)
     if reveal:
         require_reveal(caller, key)
-    return s.SettingOut(**state.admin.setting_row(path, reveal=reveal))
+    return s.RowResponse(state.admin.setting_row(path, reveal=reveal))
 
 
-@router.put("/{path}", summary="Set a value (validated, versioned, propagated)")
-async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.PutIn) -> s.ChangeOut:
+@router.put("/{path}", summary="Set a value (validated, versioned, propagated)", response_model=s.ChangeOut)
+async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.PutIn) -> s.RowResponse:
     require_write(caller, _key(state, path))
     try:
         if body.input is not None:
@@ -111,7 +111,7 @@ async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingP
         state.metrics.conflicts.inc()
         raise
     state.metrics.writes.labels("set").inc()
-    return s.ChangeOut(**row)
+    return s.RowResponse(row)
 
 
 @router.delete("/{path}", summary="Remove the stored value (back to env or default)")

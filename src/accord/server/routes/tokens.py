@@ -11,7 +11,7 @@ from accord.auth.policy import Policy, parse_rule
 from accord.server import schemas as s
 from accord.server.deps import Caller, Context, State, require_read, require_write
 
-router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/tokens", tags=["tokens"], responses=s.ERROR_RESPONSES)
 ACL_KEY = "acl/tokens/"
 
 

@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 from accord.auth.tokens import Token
 from accord.config.values import SettingChange
 from accord.server.deps import Caller, State
-from accord.server.schemas import MAX_INT64
+from accord.server.schemas import ERROR_RESPONSES, MAX_INT64
 
-router = APIRouter(prefix="/api", tags=["watch"])
+router = APIRouter(prefix="/api", tags=["watch"], responses=ERROR_RESPONSES)
 KEEPALIVE_S = 15.0
 QUEUE_LIMIT = 10_000
 
