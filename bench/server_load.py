@@ -276,6 +276,7 @@ class Bench:
         await admin.execute("CREATE TABLE bench_row (id int PRIMARY KEY, value bigint NOT NULL)")
         await admin.execute("INSERT INTO bench_row VALUES (1, 0)")
         self.facts["synchronous_commit"] = await admin.fetchval("SHOW synchronous_commit")
+        self.facts["autovacuum"] = await admin.fetchval("SHOW autovacuum")
         self.facts["store_write_path"] = (
             "accord_put_many() function"
             if await admin.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'accord_put_many'")
@@ -352,6 +353,8 @@ class Bench:
             assert server is not None
             script = "put.lua" if name == "put" else "get.lua"
             connections = args.put_connections if name == "put" else args.connections
+            if args.analyze and self.admin is not None:  # autovacuum's analyze (see --help); re-plans statements
+                await self.admin.execute("ANALYZE")
             if args.warmup > 0:
                 await wrk(self.urls[name], script, args, connections, args.warmup, self.token)
             pids = server.workers()
@@ -508,6 +511,13 @@ def cli() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (they share the cores with the servers)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (accord serve --workers)")
     p.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS), help="what to measure")
+    p.add_argument(
+        "--analyze",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ANALYZE the scratch database before each measurement, as autovacuum would (a server running with "
+        "autovacuum=off otherwise keeps a plan that scans all of kv_history on every mirror resync)",
+    )
     p.add_argument("--wrk", default="wrk", help="the wrk binary")
     p.add_argument(
         "--accord", default=str(Path(sys.executable).with_name("accord")), help="the accord command (console script)"
