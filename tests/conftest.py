@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from servers import PostgresDatabase, PostgresServer, RedisServer
+from tests.servers import PostgresDatabase, PostgresServer, RedisServer
 
 OWN_PG_DATABASE = "accord"
 

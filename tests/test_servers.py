@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from servers import PostgresDatabase, PostgresServer, RedisServer, ServerError, free_port, port_in_use
+from tests.servers import PostgresDatabase, PostgresServer, RedisServer, ServerError, free_port, port_in_use
 
 
 @pytest.fixture

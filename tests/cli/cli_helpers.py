@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from accord import Setting, SettingsGroup
-from servers import free_port
+from tests.servers import free_port
 
 ACCORD = str(Path(sys.executable).with_name("accord"))
 TOKEN_RE = re.compile(r"acc_[A-Za-z0-9_\-]{20,}")

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import SECRET, AccordServer, Llm, ServerFactory
 
 import accord
+from tests.cli.cli_helpers import SECRET, AccordServer, Llm, ServerFactory
 
 
 @pytest.fixture

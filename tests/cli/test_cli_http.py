@@ -6,7 +6,8 @@ import json
 import subprocess
 
 import pytest
-from cli_helpers import SECRET, AccordServer, ServerFactory, await_server_value, both, one_line_error, run_cli
+
+from tests.cli.cli_helpers import SECRET, AccordServer, ServerFactory, await_server_value, both, one_line_error, run_cli
 
 
 def both_ways(server: AccordServer, *args: str, code: int = 0) -> tuple[subprocess.CompletedProcess[str], ...]:

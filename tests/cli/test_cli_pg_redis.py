@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from cli_helpers import SECRET, Llm, ServerFactory, await_server_value, both, run_cli
-
 import accord
+from tests.cli.cli_helpers import SECRET, Llm, ServerFactory, await_server_value, both, run_cli
 
 
 async def test_postgres_and_redis_server(pg_url: str, redis_url: str, start_server: ServerFactory) -> None:

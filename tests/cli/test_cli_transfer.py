@@ -10,7 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from cli_helpers import (
+
+import accord
+from tests.cli.cli_helpers import (
     ACCORD,
     SECRET,
     AccordServer,
@@ -22,8 +24,6 @@ from cli_helpers import (
     one_line_error,
     run_cli,
 )
-
-import accord
 
 BULK = bulk_group(120)
 

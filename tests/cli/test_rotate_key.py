@@ -11,7 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import (
+
+import accord
+from accord.core.crypto import Cipher, default_key_id, generate_key, load_keyring, write_key_file
+from tests.cli.cli_helpers import (
     SECRET,
     AccordServer,
     Llm,
@@ -21,9 +24,6 @@ from cli_helpers import (
     run_cli,
     server_value,
 )
-
-import accord
-from accord.core.crypto import Cipher, default_key_id, generate_key, load_keyring, write_key_file
 
 SECOND = "sk-live-second-value-0000"
 THIRD = "sk-live-third-value-99999"

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from cli_helpers import SECRET, AccordServer, ServerFactory, both, one_line_error, run_cli, wait_for
+
+from tests.cli.cli_helpers import SECRET, AccordServer, ServerFactory, both, one_line_error, run_cli, wait_for
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from procs_worker import Knobs, eventually
 
 import accord
 from accord.bus.redis_cache import decode_entry
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES
 from accord.store.kv import SqlKVStore
+from tests.config.procs_worker import Knobs, eventually
 
 
 async def test_cache_rebuilt_after_a_write_that_bypassed_redis(pg_url: str, redis_url: str) -> None:

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from procs_worker import BATCH_SIZE, Child, Knobs, eventually
 
 import accord
 from accord import ReadOnlyError, StoreUnavailableError
 from accord.bus.redis_cache import decode_entry
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
 from accord.store.kv import SqlKVStore
-from servers import PostgresDatabase, RedisServer
+from tests.config.procs_worker import BATCH_SIZE, Child, Knobs, eventually
+from tests.servers import PostgresDatabase, RedisServer
 
 LEVEL_KEY = "config/knobs/level"
 FAST: dict[str, Any] = {"check_interval": 0.2, "poll_interval": 0.02, "start_timeout": 3.0, "use_env": False}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from procs_worker import Child, Knobs
 
 import accord
 from accord.store import tables
 from accord.store.kv import SqlKVStore
+from tests.config.procs_worker import Child, Knobs
 
 BACKENDS = ["sqlite", "postgres", "postgres+redis"]
 COUNTER_KEY = "config/knobs/counter"

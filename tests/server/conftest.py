@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_harness import AccordServer, Serve, Stack, declare
 
-from servers import PostgresServer, RedisServer
+from tests.server.server_harness import AccordServer, Serve, Stack, declare
+from tests.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import httpx
 
 import accord
 from accord import Setting, SettingsGroup
-from servers import ServerError, free_port
+from tests.servers import ServerError, free_port
 
 TOKEN_RE = re.compile(r"acc_[A-Za-z0-9_-]+")
 # `accord serve` with the root logger at DEBUG first: accord, SQLAlchemy (statements and parameters), asyncpg

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_harness import AccordServer, Stack, create_token, declare, wait_until
+
+from tests.server.server_harness import AccordServer, Stack, create_token, declare, wait_until
 
 Pair = tuple[AccordServer, AccordServer]
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_harness import AccordServer, assert_error_body, revision
+
+from tests.server.server_harness import AccordServer, assert_error_body, revision
 
 _BATCHES = itertools.count(1)
 

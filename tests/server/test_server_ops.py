@@ -4,9 +4,9 @@ import uuid
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from server_harness import AccordServer, Serve, wait_until
 
-from servers import PostgresDatabase, RedisServer
+from tests.server.server_harness import AccordServer, Serve, wait_until
+from tests.servers import PostgresDatabase, RedisServer
 
 
 def _ready(server: AccordServer) -> httpx.Response:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import Serve
+
+from tests.server.server_harness import Serve
 
 EXCLUDED_OPERATION = "revoke_token_api_tokens__name__delete"
 

@@ -8,7 +8,8 @@ stdout and stderr, captured at --log-level debug.
 import uuid
 
 import httpx
-from server_harness import AccordServer, Serve, collect_until, create_token, sse_events
+
+from tests.server.server_harness import AccordServer, Serve, collect_until, create_token, sse_events
 
 
 def _plain(marker: str, n: int) -> str:

@@ -5,7 +5,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from server_harness import AccordServer, SseEvent, collect_until, revision, sse_events
+
+from tests.server.server_harness import AccordServer, SseEvent, collect_until, revision, sse_events
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from vault_helpers import TEST_KEY, VAULT_BACKENDS, VaultBackend
 
 from accord.vault import Vault
+from tests.vault.vault_helpers import TEST_KEY, VAULT_BACKENDS, VaultBackend
 
 
 @pytest.fixture

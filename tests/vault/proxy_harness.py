@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from accord.vault import Vault, VaultStats
-from servers import PostgresServer, RedisServer, free_port
+from tests.servers import PostgresServer, RedisServer, free_port
 
 HERE = Path(__file__).parent
 SHIM = HERE / "vault_cli_shim.py"

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from proxy_harness import TOKEN_RE, Processes, anthropic_body, openai_body, read_answer
 
 from accord.vault import Vault
 from accord.vault import tables as t
+from tests.vault.proxy_harness import TOKEN_RE, Processes, anthropic_body, openai_body, read_answer
 
 RESOURCES = {
     "eks": [

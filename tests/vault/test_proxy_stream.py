@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
 
 import accord
 from accord.vault import VaultSettings
-from servers import PostgresServer
+from tests.servers import PostgresServer
+from tests.vault.proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
 
 ARN_A = "arn:aws:eks:us-east-1:123456789012:cluster/alpha"
 ARN_B = "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/beta-ep"

@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from proxy_harness import SHIM, TOKEN_RE, child_env
-
 from accord.vault import Vault
+from tests.vault.proxy_harness import SHIM, TOKEN_RE, child_env
 
 TEXT = (
     "EKS arn:aws:eks:us-east-1:123456789012:cluster/prod-cluster, key AKIA2E0A8F3B244C9986,\n"

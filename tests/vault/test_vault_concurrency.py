@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from vault_helpers import TEST_KEY
 
 from accord.store.engine import create_engine, read_tx
 from accord.vault import Vault
 from accord.vault import tables as t
 from accord.vault.sequences import sequence_name
 from accord.vault.tokens import split_token
-from servers import RedisServer
+from tests.servers import RedisServer
+from tests.vault.vault_helpers import TEST_KEY
 
 WORKER = Path(__file__).with_name("vault_worker.py")
 PROCESSES = 8

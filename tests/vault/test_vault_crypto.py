@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
-from vault_helpers import TEST_KEY
 
 from accord.core.crypto import (
     MASTER_KEY_ENV,
@@ -25,6 +24,7 @@ from accord.core.crypto import (
 from accord.store.engine import create_engine, read_tx, write_tx
 from accord.vault import Vault
 from accord.vault import tables as t
+from tests.vault.vault_helpers import TEST_KEY
 
 SECRET = b"arn:aws:eks:us-east-1:123456789012:cluster/very-secret-cluster"
 

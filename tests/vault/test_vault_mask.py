@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
-from vault_helpers import VaultBackend
 
 import accord
 from accord.store.engine import read_tx
 from accord.vault import InvalidInputError, Vault, VaultError, VaultSettings
 from accord.vault import tables as t
 from accord.vault.sequences import sequence_name
+from tests.vault.vault_helpers import VaultBackend
 
 EKS = "arn:aws:eks:us-east-1:123456789012:cluster/production-cluster"
 EKS2 = "arn:aws:eks:eu-west-1:123456789012:cluster/staging"

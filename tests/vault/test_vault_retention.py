@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 import sqlalchemy as sa
-from vault_helpers import VaultBackend
 
 import accord
 from accord.store.engine import read_tx, write_tx
 from accord.vault import Vault, VaultSettings
 from accord.vault import tables as t
-from servers import RedisServer
+from tests.servers import RedisServer
+from tests.vault.vault_helpers import VaultBackend
 
 TTL = 600
 USED_HASH = "accord:vault:{default}:used"
