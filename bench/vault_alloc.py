@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from _common import BenchError, Services, emit, machine, note, parser, percentile, recv, runs_and_overall, services
 from accord.store.engine import create_engine, read_tx
 from accord.vault import Sequences, Vault
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
 
 TARGET_TOKENS_PER_S = 10_000.0
 PATHS = ("vault", "sequences", "redis_incr")

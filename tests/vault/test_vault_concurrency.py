@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from accord.store.engine import create_engine, read_tx
 from accord.vault import Vault
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
 from accord.vault.sequences import sequence_name
 from accord.vault.tokens import split_token
 from tests.servers import RedisServer

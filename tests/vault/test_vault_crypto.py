@@ -23,7 +23,7 @@ from accord.core.crypto import (
 )
 from accord.store.engine import create_engine, read_tx, write_tx
 from accord.vault import Vault
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
 from tests.vault.vault_helpers import TEST_KEY
 
 SECRET = b"arn:aws:eks:us-east-1:123456789012:cluster/very-secret-cluster"

@@ -211,8 +211,7 @@ def test_unfinished_tail_is_only_what_could_still_become_a_token() -> None:
     assert grammar.unfinished_from("hello EMAIL_001") == len("hello "), "more digits may follow"
     assert grammar.unfinished_from("hello EMAIL_001.") == len("hello EMAIL_001.")
     assert grammar.unfinished_from("EMAIL_X") == len("EMAIL_X")
-    assert (
-        len("x" * 100 + "AWS_EKS_CLUSTER_" + "1" * 19)
-        - grammar.unfinished_from("x" * 100 + "AWS_EKS_CLUSTER_" + "1" * 19)
-        == 0
-    ), "a token with the maximum number of digits cannot grow"
+    longest = "AWS_EKS_CLUSTER_" + "1" * 19
+    assert len(longest) == grammar.max_len
+    assert grammar.unfinished_from("x" * 100 + longest) == 100, "a digit after it would make it no token"
+    assert grammar.unfinished_from("x" * 100 + longest + "1") == 100 + len(longest) + 1, "20 digits: no token"

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import accord
 from accord.store.engine import read_tx
 from accord.vault import InvalidInputError, Vault, VaultError, VaultSettings
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
 from accord.vault.sequences import sequence_name
 from tests.vault.vault_helpers import VaultBackend
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import accord
 from accord.store.engine import read_tx, write_tx
 from accord.vault import Vault, VaultSettings
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
 from tests.servers import RedisServer
 from tests.vault.vault_helpers import VaultBackend
 

@@ -6,7 +6,11 @@ import random
 
 import pytest
 
+from accord.store.engine import write_tx
 from accord.vault import InvalidInputError, StreamUnmasker, Vault
+from accord.vault._sql.sequences import reserve_range
+from accord.vault.sequences import sequence_name
+from accord.vault.tokens import MAX_DIGITS
 
 ORIGINAL = (
     "Cluster arn:aws:eks:us-east-1:123456789012:cluster/production-cluster is owned by ops@example.com; "
@@ -30,9 +34,8 @@ async def test_a_token_split_at_every_position_is_restored_whole(vault: Vault) -
     masked = (await vault.mask(ORIGINAL)).text
     assert masked.count("_0") == 4
     for cut in range(len(masked) + 1):
-        text, held = await _stream(vault, [masked[:cut], masked[cut:]])
+        text, _ = await _stream(vault, [masked[:cut], masked[cut:]])
         assert text == ORIGINAL, f"split at {cut}: {masked[:cut]!r} | {masked[cut:]!r}"
-        assert held < vault.grammar.max_len
 
 
 async def test_random_small_chunks(vault: Vault) -> None:
@@ -79,3 +82,34 @@ async def test_only_limits_a_stream_too(vault: Vault) -> None:
     other = await vault.mask("b@example.com")
     text, _ = await _stream(vault, [f"{allowed.text} {other.text}"], only=set(allowed.mappings))
     assert text == f"a@example.com {other.text}"
+
+
+LONGEST_TYPE = "THE_LONGEST_TOKEN_TYPE_OF_THIS_VAULT_BY_FAR"  # longer than every built-in type
+
+
+async def test_the_hold_back_is_exactly_the_longest_possible_token(sqlite_url: str) -> None:
+    """The longest type, ``_`` and the most digits: a complete token that long still waits, since a digit
+    after it would make it no token; a hold-back one character shorter lets it out unmasked."""
+    patterns = {LONGEST_TYPE: r"ticket-[0-9a-f]{8}"}
+    async with await Vault.connect(sqlite_url, "", sweep=False, custom_patterns=patterns) as vault:
+        assert max(vault.grammar.types, key=len) == LONGEST_TYPE
+        async with write_tx(vault.engine) as conn:  # the next number of the type has the most digits
+            await reserve_range(conn, sequence_name(LONGEST_TYPE), 10 ** (MAX_DIGITS - 1))
+        token = (await vault.mask("ticket-0badcafe")).text
+        assert token == f"{LONGEST_TYPE}_{10 ** (MAX_DIGITS - 1) + 1}"
+        assert len(token) == len(LONGEST_TYPE) + 1 + MAX_DIGITS == vault.grammar.max_len
+
+        whole = StreamUnmasker(vault)
+        assert await whole.feed("see " + token) == "see "
+        assert whole.held == token, "the whole longest token is held back"
+        assert await whole.feed(" now") == "ticket-0badcafe now"
+
+        spoilt = StreamUnmasker(vault)
+        assert await spoilt.feed("see " + token) == "see "
+        assert await spoilt.feed("7") + await spoilt.flush() == token + "7", "20 digits are no token"
+
+        shorter = StreamUnmasker(vault)
+        assert await shorter.feed("see " + token[:-1]) == "see "
+        assert shorter.held == token[:-1]
+        assert await shorter.feed(token[-1]) == "" and shorter.held == token
+        assert await shorter.flush() == "ticket-0badcafe"

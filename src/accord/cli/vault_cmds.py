@@ -19,9 +19,9 @@ from rich.table import Table
 from accord.cli import output
 from accord.cli.errors import InputError, fail, run
 from accord.cli.options import DirectDbUrl, Json, RedisUrl
-from accord.config.connect import connect
 from accord.core.errors import AccordError
-from accord.vault import Vault, VaultSettings, VaultStats
+from accord.vault import Vault, VaultStats
+from accord.vault.shared import SharedVault
 from accord.vault.types import DEFAULT_SCOPE
 
 __all__ = ["proxy", "vault_app"]
@@ -40,12 +40,9 @@ Scope = Annotated[str, typer.Option("--scope", "-s", help="Vault scope: the same
 async def open_vault(db_url: str | None, redis_url: str | None) -> AsyncIterator[Vault]:
     """The vault on the shared store, following its vault.* settings (custom patterns, retention)."""
     timeout = float(os.environ.get("ACCORD_START_TIMEOUT", "10"))
-    live = await connect(db_url, redis_url, groups=[VaultSettings], watch=False, use_env=False, start_timeout=timeout)
-    try:
-        async with await Vault.connect(redis_url=redis_url, live=live, sweep=False, start_timeout=timeout) as vault:
-            yield vault
-    finally:
-        await live.aclose()
+    opened = SharedVault.from_url(db_url, redis_url, watch=False, use_env=False, sweep=False, start_timeout=timeout)
+    async with await opened as shared:
+        yield shared.vault
 
 
 def read_source(source: str) -> bytes:
@@ -165,7 +162,7 @@ def proxy(
     """
     import uvicorn
 
-    from accord.vault.proxy import create_proxy_app
+    from accord.proxy import create_proxy_app
 
     try:
         app = create_proxy_app(upstream, db_url=db_url, redis_url=redis_url, scope=scope, timeout=timeout)

@@ -14,9 +14,10 @@ __all__ = ["StreamUnmasker"]
 class StreamUnmasker:
     """Feed chunks in order; each ``feed`` returns what can be emitted now, ``flush`` the rest at the end.
 
-    Only a tail that could still grow into a token is held back, so the hold-back is shorter than the
-    longest possible token and a stream without tokens flows through unchanged. Bytes chunks are
-    decoded as UTF-8 incrementally (a character split across chunks is fine; invalid UTF-8 is not).
+    Only a tail that could still grow into a token (or be spoilt by a digit after it) is held back, so the
+    hold-back is at most the longest possible token and a stream without tokens flows through unchanged.
+    Bytes chunks are decoded as UTF-8 incrementally (a character split across chunks is fine; invalid
+    UTF-8 is not).
     """
 
     def __init__(self, vault: Vault, scope: str = DEFAULT_SCOPE, *, only: Collection[str] | None = None) -> None:

@@ -71,9 +71,10 @@ class TokenGrammar:
         """The index where a tail that could still grow into a token starts (``len(text)`` if none).
 
         Everything before it can be emitted: no token can start there and end beyond the text. The
-        tail is shorter than the longest possible token.
+        tail is at most the longest possible token: even a complete one of ``max_len`` characters
+        (longest type, ``_``, the most digits) waits, since a digit after it would make it no token.
         """
-        for start in range(max(0, len(text) - self.max_len + 1), len(text)):
+        for start in range(max(0, len(text) - self.max_len), len(text)):
             if text[start] in self._first_chars and self._could_grow(text, start):
                 return start
         return len(text)

@@ -13,11 +13,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Collection, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.bus.redis_conn import resolve_redis_url
@@ -28,17 +26,18 @@ from accord.core.errors import AccordError, StoreUnavailableError, UnknownSettin
 from accord.core.retry import retry_for
 from accord.store.engine import create_engine, read_tx, resolve_db_url
 from accord.store.migrate import upgrade
-from accord.vault import sql
-from accord.vault import tables as t
-from accord.vault._redis import RedisGate
+from accord.vault._redis.gate import RedisGate
+from accord.vault._sql import sequences as sql_sequences
+from accord.vault._sql import statements as sql
+from accord.vault.backends import counters_for, mappings_for
 from accord.vault.detectors import DetectorSet, custom_detectors
-from accord.vault.expiry import expire_idle
 from accord.vault.keypin import pin_fingerprint_key
 from accord.vault.mappings import Mappings, Resolution
 from accord.vault.patterns import BUILTIN_DETECTORS
-from accord.vault.sequences import DEFAULT_LEASE, VAULT_NAMESPACE, Sequences
+from accord.vault.records import VAULT_NAMESPACE, Item, touch_interval
+from accord.vault.sealing import Sealer
+from accord.vault.sequences import DEFAULT_LEASE, Sequences
 from accord.vault.settings import DEFAULT_MAPPING_TTL_S
-from accord.vault.sql import Item
 from accord.vault.tokens import TokenGrammar
 from accord.vault.types import (
     DEFAULT_SCOPE,
@@ -73,11 +72,14 @@ class Vault:
         mapping_ttl_seconds: int = DEFAULT_MAPPING_TTL_S,
         custom_patterns: Mapping[str, str] | None = None,
         hot_tokens: int = DEFAULT_HOT_TOKENS,
+        reload_keys: Callable[[], Cipher] | None = None,
     ) -> None:
         self.engine = engine
-        self.sequences = Sequences(engine, gate, lease=lease)
+        counters, redis_counters = counters_for(engine, gate, lease=lease)
+        self.sequences = Sequences(engine, counters, lease=lease)
         self._gate = gate
-        self._mappings = Mappings(engine, gate, self.sequences, cipher, hot_tokens=hot_tokens)
+        sealer = Sealer(cipher, reload=reload_keys)
+        self._mappings = Mappings(mappings_for(engine, gate, sealer, redis_counters), sealer, hot_tokens=hot_tokens)
         self._known_types: set[str] = set()
         self._custom: dict[str, str] = {}
         self._ttl = 0
@@ -114,6 +116,7 @@ class Vault:
             raise VaultError("with a LiveConfig, retention and custom patterns come from it: set vault.* there")
         engine, url, shared = _engine_for(db_url, live)
         gate = RedisGate(resolve_redis_url(redis_url))
+        reload_keys = None if cipher is not None else lambda: cipher_for_database(url)
         try:
             cipher = cipher or cipher_for_database(url)
             await retry_for(lambda: upgrade(engine), what="the vault database", budget_s=start_timeout, retry_on=_DOWN)
@@ -127,6 +130,7 @@ class Vault:
                 mapping_ttl_seconds=ttl,
                 custom_patterns=custom_patterns,
                 hot_tokens=hot_tokens,
+                reload_keys=reload_keys,
             )
             vault._owns_engine = not shared
             if live is not None:
@@ -207,7 +211,7 @@ class Vault:
         """Expire mappings idle longer than the retention; returns how many. Runs in the background too."""
         if self._ttl <= 0:
             return 0
-        expired = await expire_idle(self.engine, self._gate, self._mappings.redis, self._ttl, limit=limit)
+        expired = await self._mappings.backend.expire_idle(self._ttl, limit=limit)
         if expired:
             self._mappings.hot.clear()
         return expired
@@ -230,7 +234,6 @@ class Vault:
         if not isinstance(seconds, int) or seconds < 0:
             raise InvalidInputError(f"mapping_ttl_seconds must be an int >= 0, got {seconds!r}")
         self._ttl = seconds
-        self._mappings.touch_every = _touch_interval(seconds)
         # a tenth of the retention at most, so a held token never outlives its mapping (see HotOriginals)
         self._mappings.hot.hold = min(HOT_HOLD_S, seconds / 10) if seconds else HOT_HOLD_S
         self._mappings.hot.clear()
@@ -248,9 +251,7 @@ class Vault:
 
     async def refresh_types(self) -> None:
         """Learn token types other instances created (their tokens must unmask here too)."""
-        query = sa.select(t.sequence.c.type).where(t.sequence.c.type.startswith(VAULT_NAMESPACE))
-        async with read_tx(self.engine) as conn:
-            names = (await conn.execute(query)).scalars().all()
+        names = await sql_sequences.names_under(self.engine, VAULT_NAMESPACE)
         self._learn_types({name[len(VAULT_NAMESPACE) :] for name in names})
 
     def _learn_types(self, types: set[str]) -> None:
@@ -278,13 +279,13 @@ class Vault:
         self._unsubscribe = live.on_change("vault.", apply)
 
     def _fingerprint(self, scope: str, token_type: str, original: str) -> bytes:
-        return self._mappings.fingerprint(f"{scope}\0{token_type}\0".encode() + original.encode())
+        return self._mappings.sealer.fingerprint(scope, token_type, original)
 
     # ----- lifecycle -----------------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(_touch_interval(self._ttl).total_seconds() * (0.5 + random.random()))
+            await asyncio.sleep(touch_interval(self._ttl).total_seconds() * (0.5 + random.random()))
             try:
                 await self.refresh_types()
                 await self.expire_idle()
@@ -310,17 +311,19 @@ class Vault:
         await self.aclose()
 
 
-def _touch_interval(ttl: int) -> timedelta:
-    """How stale a last-use timestamp may get: a tenth of the retention, within 1 s .. 5 min."""
-    return timedelta(seconds=min(max(ttl / 10, 1.0), 300.0))
-
-
 def _engine_for(db_url: str | None, live: LiveConfig | None) -> tuple[AsyncEngine, str, bool]:
     """The LiveConfig's engine when it is given without a URL (shared, not ours to close), else our own."""
     if live is not None and db_url is None:
-        return live.store.engine, live.store.engine.url.render_as_string(hide_password=False), True
+        engine, url = _live_engine(live)
+        return engine, url, True
     url = resolve_db_url(db_url)
     return create_engine(url), url, False
+
+
+def _live_engine(live: LiveConfig) -> tuple[AsyncEngine, str]:
+    """The one place that reaches into a LiveConfig for its engine (and the URL its master key is chosen by)."""
+    engine = live.store.engine
+    return engine, engine.url.render_as_string(hide_password=False)
 
 
 def _valid_type(name: str) -> bool:

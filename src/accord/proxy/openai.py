@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from accord.vault.proxy_sse import SseEvent
-from accord.vault.proxy_text import BadRequestError, StreamText, Texts, Unmasker
+from accord.proxy.sse import SseEvent
+from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker
 
-__all__ = ["OpenAIStream", "collect", "error_body", "error_event"]
+__all__ = ["OPENAI", "OpenAIDialect", "OpenAIStream", "collect", "error_body", "error_event"]
 
 _TEMPLATE_KEYS = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
 
@@ -172,3 +172,24 @@ def _merge(delta: dict[str, Any], held: dict[str, Any]) -> dict[str, Any]:
 
 def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class OpenAIDialect:
+    """OpenAI chat completions (POST /v1/chat/completions)."""
+
+    name = "openai"
+
+    def collect(self, body: dict[str, Any], texts: Texts) -> None:
+        collect(body, texts)
+
+    def stream(self, unmasker: Unmasker) -> OpenAIStream:
+        return OpenAIStream(unmasker)
+
+    def error_body(self, status: int, message: str, code: str) -> dict[str, Any]:
+        return error_body(status, message, code)
+
+    def error_event(self, message: str, code: str) -> SseEvent:
+        return error_event(message, code)
+
+
+OPENAI = OpenAIDialect()

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.proxy.proxy_harness import Stack, anthropic_body, module_stack, openai_body, read_answer, sse_data
 from tests.servers import PostgresServer, free_port
-from tests.vault.proxy_harness import Stack, anthropic_body, module_stack, openai_body, read_answer, sse_data
 
 MIB = 1024 * 1024
 TEXT = "Restart arn:aws:eks:us-east-1:123456789012:cluster/prod-eu and mail ops@example.com"

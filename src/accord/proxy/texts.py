@@ -10,9 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from accord.vault.tokens import TokenGrammar
-from accord.vault.types import InvalidInputError
-from accord.vault.vault import Vault
+from accord.vault import InvalidInputError, TokenGrammar, Vault
 
 __all__ = [
     "BadRequestError",

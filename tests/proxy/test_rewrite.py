@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from accord.proxy.anthropic import AnthropicStream
+from accord.proxy.openai import OpenAIStream
+from accord.proxy.sse import SseEvent, SseParser
+from accord.proxy.texts import Texts, Unmasker, mask_texts
 from accord.vault import Vault
-from accord.vault.proxy_anthropic import AnthropicStream
-from accord.vault.proxy_openai import OpenAIStream
-from accord.vault.proxy_sse import SseEvent, SseParser
-from accord.vault.proxy_text import Texts, Unmasker, mask_texts
 
 ORIGINAL = 'Cluster arn:aws:eks:us-east-1:123456789012:cluster/prod, mail ops@example.com, "quoted" é 한국'
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEAq7BFUpkG\n-----END PRIVATE KEY-----"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from accord.vault.proxy_sse import SseEvent
-from accord.vault.proxy_text import BadRequestError, StreamText, Texts, Unmasker
+from accord.proxy.sse import SseEvent
+from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker
 
-__all__ = ["AnthropicStream", "collect", "error_body", "error_event"]
+__all__ = ["ANTHROPIC", "AnthropicDialect", "AnthropicStream", "collect", "error_body", "error_event"]
 
 _ERROR_TYPES = {400: "invalid_request_error", 413: "request_too_large", 502: "api_error", 503: "api_error"}
 _JSON_BLOCKS = frozenset({"tool_use", "server_tool_use"})
@@ -176,3 +176,24 @@ def _parse(data: str) -> dict[str, Any] | None:
 
 def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class AnthropicDialect:
+    """Anthropic messages (POST /v1/messages and /v1/messages/count_tokens)."""
+
+    name = "anthropic"
+
+    def collect(self, body: dict[str, Any], texts: Texts) -> None:
+        collect(body, texts)
+
+    def stream(self, unmasker: Unmasker) -> AnthropicStream:
+        return AnthropicStream(unmasker)
+
+    def error_body(self, status: int, message: str, code: str) -> dict[str, Any]:
+        return error_body(status, message, code)
+
+    def error_event(self, message: str, code: str) -> SseEvent:
+        return error_event(message, code)
+
+
+ANTHROPIC = AnthropicDialect()

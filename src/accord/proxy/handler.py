@@ -1,8 +1,8 @@
-"""The masking LLM proxy: OpenAI- and Anthropic-compatible endpoints in front of a model API.
+"""The proxy's request handling: mask a request's texts, send it on, and unmask the answer (whole or streamed).
 
-Each request's texts are masked in one vault call before they leave, and the answer (whole or
-streamed) gets the request's own originals back. Every proxy instance on the same database and
-Redis shares one vault, so they issue the same token for the same value. Served by ``accord proxy``.
+Each request's texts are masked in one vault call before they leave, and the answer gets the
+request's own originals back. Every proxy instance on the same database and Redis shares one
+vault, so they issue the same token for the same value.
 """
 
 from __future__ import annotations
@@ -10,33 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import httpx
-from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from accord.config.connect import connect
-from accord.config.live import LiveConfig
 from accord.core.errors import AccordError, StoreUnavailableError
-from accord.vault import proxy_anthropic as anthropic
-from accord.vault import proxy_openai as openai
-from accord.vault.proxy_sse import SseEvent, SseParser
-from accord.vault.proxy_text import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
-from accord.vault.settings import VaultSettings
-from accord.vault.types import DEFAULT_SCOPE, InvalidInputError, VaultError, check_scope
-from accord.vault.vault import Vault
+from accord.proxy.dialect import Dialect, StreamRewriter
+from accord.proxy.sse import SseEvent, SseParser
+from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
+from accord.vault import InvalidInputError, Vault, VaultError
+from accord.vault.types import DEFAULT_SCOPE, check_scope
 
-__all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "MaskingProxy", "create_proxy_app"]
+__all__ = ["DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "Closer", "MaskingProxy", "UpstreamFailedError", "VaultOpener"]
 
-log = logging.getLogger("accord.vault.proxy")
+log = logging.getLogger("accord.proxy")
 
-DEFAULT_PORT = 8600
 DEFAULT_TIMEOUT_S = 60.0
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # Hop-by-hop headers, and the ones the proxy sets itself; everything else (auth included) goes on as sent.
@@ -48,32 +38,8 @@ _NOT_RETURNED = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date", "server"}
 )
 
-
 Closer = Callable[[], Awaitable[None]]
 VaultOpener = Callable[[], Awaitable[tuple[Vault, Closer | None]]]
-
-
-class StreamRewriter(Protocol):
-    def rewrite(self, event: SseEvent) -> list[SseEvent]: ...
-
-    def finish(self) -> list[SseEvent]: ...
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """One provider's API: what its requests hold for the model, its error shape, its stream events."""
-
-    name: str
-    collect: Callable[[dict[str, Any], Texts], None]
-    stream: Callable[[Unmasker], StreamRewriter]
-    error_body: Callable[[int, str, str], dict[str, Any]]
-    error_event: Callable[[str, str], SseEvent]
-
-
-OPENAI = Dialect("openai", openai.collect, openai.OpenAIStream, openai.error_body, openai.error_event)
-ANTHROPIC = Dialect(
-    "anthropic", anthropic.collect, anthropic.AnthropicStream, anthropic.error_body, anthropic.error_event
-)
 
 
 class UpstreamFailedError(VaultError):
@@ -260,70 +226,6 @@ class MaskingProxy:
             yield tail + dialect.error_event(detail, "upstream_timeout" if timed_out else "upstream_broken").encode()
         finally:
             await answer.aclose()
-
-
-def create_proxy_app(
-    upstream: str,
-    *,
-    db_url: str | None = None,
-    redis_url: str | None = None,
-    vault: Vault | None = None,
-    scope: str = DEFAULT_SCOPE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    max_body: int = MAX_BODY_BYTES,
-    follow_config: bool = True,
-) -> Starlette:
-    """The proxy as an ASGI app. Its vault opens on start-up from the URLs (ACCORD_DB_URL / ACCORD_REDIS_URL
-    by default), following the shared ``vault.*`` settings unless ``follow_config`` is off; or pass ``vault``
-    (then the caller closes it)."""
-
-    async def open_vault() -> tuple[Vault, Closer | None]:
-        if vault is not None:
-            return vault, None
-        return await _open_vault(db_url, redis_url, follow_config=follow_config)
-
-    proxy = MaskingProxy(upstream, open_vault=open_vault, scope=scope, timeout=timeout, max_body=max_body)
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await proxy.start()
-        try:
-            yield
-        finally:
-            await proxy.aclose()
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    routes = [
-        Route("/v1/chat/completions", proxy.endpoint(OPENAI), methods=["POST"]),
-        Route("/v1/messages", proxy.endpoint(ANTHROPIC), methods=["POST"]),
-        Route("/v1/messages/count_tokens", proxy.endpoint(ANTHROPIC), methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.proxy = proxy
-    return app
-
-
-async def _open_vault(db_url: str | None, redis_url: str | None, *, follow_config: bool) -> tuple[Vault, Closer]:
-    if not follow_config:
-        opened = await Vault.connect(db_url, redis_url)
-        return opened, opened.aclose
-    live: LiveConfig = await connect(db_url, redis_url, groups=[VaultSettings])
-    try:
-        opened = await Vault.connect(redis_url=redis_url, live=live)
-    except BaseException:
-        await live.aclose()
-        raise
-
-    async def close() -> None:
-        try:
-            await opened.aclose()
-        finally:
-            await live.aclose()
-
-    return opened, close
 
 
 def check_upstream(url: str) -> str:

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from accord.vault import Vault
-from accord.vault import tables as t
-from tests.vault.proxy_harness import TOKEN_RE, Processes, anthropic_body, openai_body, read_answer
+from accord.vault._sql import tables as t
+from tests.proxy.proxy_harness import TOKEN_RE, Processes, anthropic_body, openai_body, read_answer
 
 RESOURCES = {
     "eks": [

@@ -17,8 +17,8 @@ import pytest
 
 import accord
 from accord.vault import VaultSettings
+from tests.proxy.proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
 from tests.servers import PostgresServer
-from tests.vault.proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
 
 ARN_A = "arn:aws:eks:us-east-1:123456789012:cluster/alpha"
 ARN_B = "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/beta-ep"

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from accord.store.dialect import insert, is_postgres
 from accord.store.engine import translate_errors
-from accord.vault import tables as t
+from accord.vault._sql import tables as t
+from accord.vault.records import Found, Item, NewRow, TokenRow
 from accord.vault.types import VaultStats
 
 __all__ = [
-    "Found",
-    "Item",
-    "NewRow",
-    "TokenRow",
     "add_counts",
     "autocommit",
     "fetch_live",
     "insert_new",
     "lookup_tokens",
+    "now_utc",
     "select_idle",
     "stats",
     "tombstone",
@@ -42,47 +39,6 @@ _CHUNK = 500
 m = t.mapping
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One distinct original to mask: its type, its text, and its keyed fingerprint (never stored in clear)."""
-
-    token_type: str
-    original: str = field(repr=False)
-    fingerprint: bytes = b""
-
-    @property
-    def field(self) -> bytes:
-        return self.token_type.encode() + b":" + self.fingerprint
-
-
-class NewRow(NamedTuple):
-    """A mapping about to be inserted; ``blob`` is the encrypted original."""
-
-    item: Item
-    token: str
-    number: int
-    blob: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A live mapping: its token and the encrypted original exactly as the database holds it."""
-
-    token: str
-    blob: bytes
-    last_used_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRow:
-    token: str
-    token_type: str
-    fingerprint: bytes | None
-    blob: bytes | None
-    expired: bool
-    last_used_at: datetime
-
-
 def utc(value: datetime) -> datetime:
     """SQLite hands datetimes back naive; everything accord writes is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -91,10 +47,6 @@ def utc(value: datetime) -> datetime:
 def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _insert(conn: AsyncConnection) -> type[postgresql.Insert] | type[sqlite.Insert]:
-    return postgresql.Insert if conn.dialect.name == "postgresql" else sqlite.Insert
 
 
 async def fetch_live(conn: AsyncConnection, scope: str, items: Sequence[Item]) -> dict[bytes, Found]:
@@ -131,7 +83,7 @@ async def insert_new(conn: AsyncConnection, scope: str, now: datetime, rows: Seq
     """Insert mappings in the order given, skipping any that collide with an existing one; returns how many went in."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         arrays = {
             "tokens": [row.token for row in rows],
             "types": [row.item.token_type for row in rows],
@@ -155,7 +107,7 @@ async def insert_new(conn: AsyncConnection, scope: str, now: datetime, rows: Seq
         for row in rows
     ]
     # executemany: one cached statement that SQLAlchemy batches itself ("insertmanyvalues").
-    stmt = _insert(conn)(m).on_conflict_do_nothing().returning(m.c.token)
+    stmt = insert(conn)(m).on_conflict_do_nothing().returning(m.c.token)
     return len((await conn.execute(stmt, values)).scalars().all())
 
 

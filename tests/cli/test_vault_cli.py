@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from accord.vault import Vault
-from tests.vault.proxy_harness import SHIM, TOKEN_RE, child_env
+from tests.proxy.proxy_harness import SHIM, TOKEN_RE, child_env
 
 TEXT = (
     "EKS arn:aws:eks:us-east-1:123456789012:cluster/prod-cluster, key AKIA2E0A8F3B244C9986,\n"

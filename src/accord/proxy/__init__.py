@@ -1,0 +1,27 @@
+"""The masking LLM proxy, a shell over the vault: OpenAI- and Anthropic-compatible endpoints in front of a model API.
+
+Run it with ``accord proxy --upstream URL``; in Python, ``create_proxy_app(upstream)`` is the ASGI app.
+"""
+
+from __future__ import annotations
+
+from accord.proxy.anthropic import ANTHROPIC, AnthropicDialect
+from accord.proxy.app import DEFAULT_PORT, create_proxy_app
+from accord.proxy.dialect import Dialect, StreamRewriter
+from accord.proxy.handler import DEFAULT_TIMEOUT_S, MAX_BODY_BYTES, MaskingProxy, UpstreamFailedError
+from accord.proxy.openai import OPENAI, OpenAIDialect
+
+__all__ = [
+    "ANTHROPIC",
+    "DEFAULT_PORT",
+    "DEFAULT_TIMEOUT_S",
+    "MAX_BODY_BYTES",
+    "OPENAI",
+    "AnthropicDialect",
+    "Dialect",
+    "MaskingProxy",
+    "OpenAIDialect",
+    "StreamRewriter",
+    "UpstreamFailedError",
+    "create_proxy_app",
+]

@@ -1,0 +1,1 @@
+"""The vault's database backend: its tables, the statements on them, and the database-only implementations."""
