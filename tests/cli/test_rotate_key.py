@@ -1,4 +1,5 @@
-"""`accord secrets rotate-key`: every secret blob re-sealed in one transaction, readable by old and new processes."""
+"""`accord secrets rotate-key`: every sealed blob (config secrets and vault originals) resealed in one transaction,
+readable by old and new processes; the dry run counts what the real run reseals."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ async def test_key_file_rotation_keeps_fresh_and_running_processes_working(
 
     proc = run_cli("secrets", "rotate-key", "--json", db=sqlite_url, extra=NO_ENV_KEY)
     report = json.loads(proc.stdout)
-    assert report["reencrypted"] == {"kv": 1, "history": 2} and report["dry_run"] is False
+    assert report["reencrypted"] == {"config": {"kv": 1, "history": 2}, "vault": {"mappings": 0}}
+    assert report["dry_run"] is False
     lines = key_file.read_text().split()
     assert len(lines) == 2 and lines[1] == old_key and lines[0] != old_key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -100,7 +102,7 @@ async def test_key_file_rotation_keeps_fresh_and_running_processes_working(
     await_server_value(server, "llm.api_key", THIRD, reveal=True)
     assert THIRD.encode() not in database_bytes(db_file)
     check = json.loads(run_cli("secrets", "rotate-key", "--dry-run", "--json", db=sqlite_url, extra=NO_ENV_KEY).stdout)
-    assert check["reencrypted"] == {"kv": 0, "history": 0}
+    assert check["reencrypted"] == {"config": {"kv": 0, "history": 0}, "vault": {"mappings": 0}}
     assert check["blobs_by_key_id_before"] == {report["active_key_id"]: 4} and key_file.read_text().split() == lines
 
 
@@ -120,7 +122,7 @@ async def test_env_key_staged_rollout_with_a_running_server(
     proc = run_cli(*args, db=sqlite_url, extra={**staged, "NEW_KEY": new})
     report = json.loads(proc.stdout)
     assert new not in proc.stdout and old not in proc.stdout and "new_key" not in report
-    assert report["reencrypted"] == {"kv": 1, "history": 2}
+    assert report["reencrypted"] == {"config": {"kv": 1, "history": 2}, "vault": {"mappings": 0}}
     assert any("ACCORD_MASTER_KEYS_RETIRED" in step for step in report["next_steps"])
     assert not any("Until an instance restarts" in step for step in report["next_steps"])
     assert key_ids(blobs(db_file)) == {default_key_id(base64.b64decode(new))}
@@ -171,3 +173,52 @@ def test_key_file_keyring_format(tmp_path: Path) -> None:
     assert ring.active == default_key_id(active) and ring.decrypt(old_blob, aad=b"k") == b"v"
     env = {"ACCORD_MASTER_KEY": b64(active), "ACCORD_MASTER_KEYS_RETIRED": f"{b64(retired)}, "}
     assert load_keyring(key_file=None, environ=env) == [active, retired]
+
+
+VAULT_TEXT = "Restart arn:aws:eks:us-east-1:123456789012:cluster/prod and mail ops@example.com"
+
+
+def vault_cli(command: str, text: str, tmp_path: Path, db_url: str, env: dict[str, str] | None = None) -> str:
+    source = tmp_path / f"{command}.txt"
+    source.write_text(text)
+    return run_cli("vault", command, str(source), db=db_url, extra=NO_ENV_KEY if env is None else env).stdout
+
+
+async def test_key_file_rotation_reseals_the_vault_and_keeps_its_fingerprint_key(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACCORD_MASTER_KEY")
+    await store_two_secrets(sqlite_url)
+    masked = vault_cli("mask", VAULT_TEXT, tmp_path, sqlite_url)  # the first vault pins the file's key
+    key_file = tmp_path / "accord.key"
+    pinned = default_key_id(base64.b64decode(key_file.read_text().strip()))
+
+    dry = json.loads(run_cli("secrets", "rotate-key", "--dry-run", "--json", db=sqlite_url, extra=NO_ENV_KEY).stdout)
+    assert dry["capabilities"]["vault"]["blobs_by_key_id"] == {pinned: 2}, "the dry run counts the vault too"
+    assert dry["never_delete_key_ids"] == [pinned]
+    proc = run_cli("secrets", "rotate-key", "--json", db=sqlite_url, extra=NO_ENV_KEY)
+    report = json.loads(proc.stdout)
+    assert report["reencrypted"] == {"config": {"kv": 1, "history": 2}, "vault": {"mappings": 2}}
+    assert report["never_delete_key_ids"] == [pinned]
+    assert any(f"Never delete key {pinned}" in step for step in report["next_steps"])
+    assert not any("Delete an old line only" in step and pinned in step for step in report["next_steps"])
+    human = run_cli("secrets", "rotate-key", "--dry-run", db=sqlite_url, extra=NO_ENV_KEY).stdout
+    assert f"never delete: {pinned}" in human and "vault: 0 (mappings 0)" in human
+
+    after = json.loads(run_cli("secrets", "rotate-key", "--dry-run", "--json", db=sqlite_url, extra=NO_ENV_KEY).stdout)
+    assert after["blobs_by_key_id_before"] == {report["active_key_id"]: 5}, "nothing is left under the old key"
+    assert vault_cli("unmask", masked, tmp_path, sqlite_url) == VAULT_TEXT
+    assert vault_cli("mask", VAULT_TEXT, tmp_path, sqlite_url) == masked, "tokens survive the rotation"
+
+
+async def test_cli_dry_run_counts_what_the_rotation_then_reseals(sqlite_url: str, tmp_path: Path) -> None:
+    await store_two_secrets(sqlite_url)
+    vault_cli("mask", VAULT_TEXT, tmp_path, sqlite_url, env={})  # ACCORD_MASTER_KEY of the suite
+    new = {"NEW_KEY": b64(generate_key())}
+    args = ("secrets", "rotate-key", "--new-key-env", "NEW_KEY", "--json")
+    dry = json.loads(run_cli(*args, "--dry-run", db=sqlite_url, extra=new).stdout)
+    real = json.loads(run_cli(*args, db=sqlite_url, extra=new).stdout)
+    assert dry["dry_run"] is True and real["dry_run"] is False
+    assert dry["reencrypted"] == real["reencrypted"] == {"config": {"kv": 1, "history": 2}, "vault": {"mappings": 2}}
+    assert dry["capabilities"] == real["capabilities"]
+    assert real["active_key_id"] == default_key_id(base64.b64decode(new["NEW_KEY"]))

@@ -93,6 +93,9 @@ class RedisValueCache:
         await self._client.delete(CACHE_REVISION)
         return True
 
+    async def invalidate(self) -> None:
+        await self._client.delete(CACHE_REVISION)  # without its marker the cache is rebuilt when next checked
+
     async def is_complete(self) -> bool:
         return bool(await self._client.exists(CACHE_REVISION))
 
