@@ -18,9 +18,8 @@ import httpx
 
 from _common import ROOT, emit, machine, note, parser, runs_and_overall, services
 
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "tests" / "vault"))
-from proxy_harness import Processes, openai_body
+sys.path.insert(0, str(ROOT))
+from tests.proxy.proxy_harness import Processes, openai_body
 
 SENTENCE = "The deployment pipeline reported latency regressions in the ingest service after the rollout. "
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from accord.vault import Vault, VaultStats
+from tests.proxy.echo_seed import current_seed, track_upstream
 from tests.servers import PostgresServer, RedisServer, free_port
 
 HERE = Path(__file__).parent
@@ -69,6 +70,9 @@ class Child:
             time.sleep(0.05)
         raise AssertionError(f"{self.name} not healthy within {START_DEADLINE_S}s:\n{self.logs()[-3000:]}")
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -106,8 +110,9 @@ class Processes:
 
     def upstream(self) -> Child:
         port = free_port()
-        child = Child("upstream", [sys.executable, str(ECHO), str(port)], child_env(), self.workdir, port)
-        return self.start(child)
+        command = [sys.executable, str(ECHO), str(port), str(current_seed())]
+        child = Child("upstream", command, child_env(), self.workdir, port)
+        return track_upstream(self.start(child))
 
     def proxy(self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False) -> Child:
         return self.start(self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug))

@@ -5,13 +5,23 @@ upstream but never the proxy's logs (which run at DEBUG for every logger here).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.proxy.proxy_harness import Stack, anthropic_body, module_stack, openai_body, read_answer, sse_data
+from accord.vault import Resolution, Vault
+from tests.proxy.proxy_harness import (
+    TOKEN_RE,
+    Stack,
+    anthropic_body,
+    module_stack,
+    openai_body,
+    read_answer,
+    sse_data,
+)
 from tests.servers import PostgresServer, free_port
 
 MIB = 1024 * 1024
@@ -33,37 +43,52 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer) -
         yield shared
 
 
-def big_body() -> bytes:
-    filler = "mail ops@example.com now. " * (10 * MIB // 26 + 1)
+def big_body(email: str) -> bytes:
+    filler = f"mail {email} now. " * (10 * MIB // 26 + 1)
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": filler}]}).encode()
 
 
+# EMAIL is replaced by an address no other test uses: masked by mistake, it would add a mapping.
 BAD_INPUT = {
-    "invalid utf-8": (b'{"model":"m","messages":[{"role":"user","content":"ops@example.com \xff\xfe"}]}', 400, "UTF-8"),
-    "malformed json": (b'{"model":"m","messages":[{"role":"user","content":"ops@example.com"}', 400, "JSON"),
-    "not an object": (b'[{"role":"user","content":"ops@example.com"}]', 400, "object"),
-    "content not text": (b'{"messages":[{"role":"user","content":42}]}', 400, "content"),
-    "no role": (b'{"messages":[{"content":"ops@example.com"}]}', 400, "role"),
-    "stream not bool": (b'{"stream":"yes","messages":[{"role":"user","content":"ops@example.com"}]}', 400, "stream"),
-    "lone surrogate": (b'{"messages":[{"role":"user","content":"ops@example.com \\ud800"}]}', 400, "surrogate"),
+    "invalid utf-8": (b'{"model":"m","messages":[{"role":"user","content":"EMAIL \xff\xfe"}]}', 400, "UTF-8"),
+    "malformed json": (b'{"model":"m","messages":[{"role":"user","content":"EMAIL"}', 400, "JSON"),
+    "not an object": (b'[{"role":"user","content":"EMAIL"}]', 400, "object"),
+    "content not text": (
+        b'{"messages":[{"role":"user","content":42},{"role":"user","content":"EMAIL"}]}',
+        400,
+        "content",
+    ),
+    "no role": (b'{"messages":[{"content":"EMAIL"}]}', 400, "role"),
+    "stream not bool": (b'{"stream":"yes","messages":[{"role":"user","content":"EMAIL"}]}', 400, "stream"),
+    "lone surrogate": (b'{"messages":[{"role":"user","content":"EMAIL \\ud800"}]}', 400, "surrogate"),
 }
+
+
+def resolve(stack: Stack, tokens: list[str]) -> Resolution:
+    async def read() -> Resolution:
+        async with await Vault.connect(stack.db_url, stack.redis_url, sweep=False) as vault:
+            return await vault.resolve(tokens)
+
+    return asyncio.run(read())
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 @pytest.mark.parametrize("case", [*BAD_INPUT, "10 MiB body", "10 MiB chunked body"])
-def test_bad_input_is_refused_and_nothing_is_stored(stack: Stack, case: str, dialect: str) -> None:
+def test_bad_input_is_refused_and_nothing_is_stored(stack: Stack, case: str, dialect: str, echo_seed: int) -> None:
+    email = f"ops-{echo_seed}@example.com"  # this test's own value
     before, sent_before = stack.stats(), stack.upstream_count()
     url = stack.proxy.url + PATHS[dialect]
     headers = {"content-type": "application/json"}
     if case.startswith("10 MiB"):
-        body, status, phrase = big_body(), 413, "larger than"
+        body, status, phrase = big_body(email), 413, "larger than"
         assert len(body) > 10 * MIB
         content: bytes | Iterator[bytes] = body
         if case == "10 MiB chunked body":
             content = iter([body[i : i + MIB] for i in range(0, len(body), MIB)])
         answer = httpx.post(url, content=content, headers=headers, timeout=60)
     else:
-        body, status, phrase = BAD_INPUT[case]
+        template, status, phrase = BAD_INPUT[case]
+        body = template.replace(b"EMAIL", email.encode())
         answer = httpx.post(url, content=body, headers=headers, timeout=30)
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
@@ -73,12 +98,19 @@ def test_bad_input_is_refused_and_nothing_is_stored(stack: Stack, case: str, dia
     assert stack.upstream_count() == sent_before, "bad input must not reach the upstream"
 
 
-def test_a_valid_request_is_stored(stack: Stack) -> None:
-    """The control for the test above: the same text in a valid request does create mappings."""
+def test_a_valid_request_is_stored(stack: Stack, echo_seed: int) -> None:
+    """The control for the test above: values of the same kind in a valid request do create mappings.
+
+    Counts only this test's own mappings (values no other test sends), not what earlier tests left."""
+    own = (f"arn:aws:eks:us-east-1:123456789012:cluster/own-{echo_seed}", f"ops-{echo_seed}@example.com")
+    text = f"Restart {own[0]} and mail {own[1]}"
     before = stack.stats()
-    answer = httpx.post(stack.proxy.url + PATHS["openai"], json=openai_body(TEXT, stream=False), timeout=30)
-    assert read_answer("openai", answer, stream=False).texts[0] == TEXT
-    assert stack.stats().total == before.total + 2
+    answer = httpx.post(stack.proxy.url + PATHS["openai"], json=openai_body(text, stream=False), timeout=30)
+    assert read_answer("openai", answer, stream=False).texts[0] == text
+    tokens = TOKEN_RE.findall(stack.upstream.received()[-1]["body"])
+    assert len(tokens) == 2 and not any(value in stack.upstream.received()[-1]["body"] for value in own)
+    assert sorted(resolve(stack, tokens).originals.values()) == sorted(own), "its own two values are stored"
+    assert stack.stats().total == before.total + 2, "as two new mappings"
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -136,7 +168,7 @@ def test_caller_credentials_reach_the_upstream_but_not_the_logs(stack: Stack, di
             assert received[name.lower()] == value, f"{name} was not forwarded"
     logs = stack.proxy.logs()
     assert f"POST {PATHS[dialect]}" in logs, "the proxy's logs were captured (access log)"
-    assert "DEBUG" in logs and "accord.vault" in logs, "the proxy logged at DEBUG"
+    assert "DEBUG" in logs and "accord.proxy" in logs, "the proxy logged at DEBUG"
     for name, value in SECRETS.items():
         if name != "anthropic-version":
             assert value not in logs, f"the {name} header leaked into the proxy's logs"

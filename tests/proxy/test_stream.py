@@ -17,6 +17,7 @@ import pytest
 
 import accord
 from accord.vault import VaultSettings
+from tests.proxy.echo_seed import set_seed
 from tests.proxy.proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
 from tests.servers import PostgresServer
 
@@ -139,3 +140,15 @@ def test_custom_pattern_set_in_the_shared_config_applies_while_running(stack: St
         assert time.monotonic() < deadline, "the proxy never picked up the custom pattern"
         time.sleep(0.2)
     assert "TCK-40213" not in upstream.received()[-1]["body"]
+
+
+def test_the_echo_upstream_cuts_alike_for_one_seed(stack: Stack, echo_seed: int) -> None:
+    """The chunking the proxy is tested against is reproducible: the same request under the test's seed is cut
+    the same way every time, and a different seed cuts it differently."""
+    body = openai_body(TEXT, stream=True, n=2)
+    url = stack.upstream.url + "/v1/chat/completions"
+    first, again = (httpx.post(url, json=body, timeout=60).text for _ in range(2))
+    assert first == again
+    assert stack.upstream.received()[-1]["seed"].startswith(f"{echo_seed}:")
+    set_seed(echo_seed + 1)
+    assert httpx.post(url, json=body, timeout=60).text != first

@@ -1,6 +1,6 @@
 """A real local "model" for the proxy tests: it answers with the text it received, so a test can compare.
 
-Run as ``python upstream_echo.py PORT``. The answer to a chat request is the last message's text,
+Run as ``python upstream_echo.py PORT [SEED]``. The answer to a chat request is the last message's text,
 OpenAI or Anthropic shaped; with ``"tools"`` in the request it also calls a tool ``echo`` with
 ``{"echo": <text>}``. Streams go out in randomly sized pieces: deltas of 1-7 characters (so tokens
 are split anywhere) and network writes cut at random bytes (so events and UTF-8 characters are too).
@@ -9,11 +9,16 @@ Every request is recorded (headers and body) and listed by ``GET /_received``.
 Headers steer it: ``x-echo-status: 429`` answers with that status and a JSON error naming the text,
 ``x-echo-hang: headers`` never answers, ``x-echo-hang: stream`` stops after a few events,
 ``x-echo-seed`` fixes the random pieces, ``x-echo-crlf: 1`` ends SSE lines with CRLF.
+
+The pieces are random but reproducible: each request's generator is seeded from the run's seed (set by
+``POST /_seed``, per test) and the request body, so the same test cuts the same way however its requests
+interleave. Every request is recorded with the seed it was cut by.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import sys
@@ -27,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 RECEIVED: list[dict[str, Any]] = []
+SEED = [0]
 TEXT_PARTS = ("text", "input_text")
 
 
@@ -159,7 +165,9 @@ def error_answer(status: int, text: str, anthropic: bool) -> Response:
 
 async def chat(request: Request) -> Response:
     raw = await request.body()
-    RECEIVED.append({"path": request.url.path, "headers": dict(request.headers), "body": raw.decode()})
+    seed = request.headers.get("x-echo-seed") or f"{SEED[0]}:{hashlib.sha256(raw).hexdigest()}"
+    record = {"path": request.url.path, "headers": dict(request.headers), "body": raw.decode(), "seed": seed}
+    RECEIVED.append(record)
     body = json.loads(raw)
     anthropic = request.url.path.startswith("/v1/messages")
     hang = request.headers.get("x-echo-hang")
@@ -168,14 +176,18 @@ async def chat(request: Request) -> Response:
     text = last_text(body)
     if status := request.headers.get("x-echo-status"):
         return error_answer(int(status), text, anthropic)
-    seed = request.headers.get("x-echo-seed")
-    rng = random.Random(int(seed) if seed else None)
+    rng = random.Random(seed)
     if not body.get("stream"):
         return JSONResponse(anthropic_answer(body, text) if anthropic else openai_answer(body, text))
     crlf = request.headers.get("x-echo-crlf") == "1"
     events = (anthropic_events if anthropic else openai_events)(body, text, rng, crlf)
     stream = cut(events, rng, 3 if hang == "stream" else None)
     return StreamingResponse(stream, media_type="text/event-stream", headers={"x-echo-marker": "kept"})
+
+
+async def reseed(request: Request) -> Response:
+    SEED[0] = int((await request.json())["seed"])
+    return JSONResponse({"seed": SEED[0]})
 
 
 async def received(_request: Request) -> Response:
@@ -191,9 +203,11 @@ app = Starlette(
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/messages", chat, methods=["POST"]),
         Route("/_received", received, methods=["GET"]),
+        Route("/_seed", reseed, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
 )
 
 if __name__ == "__main__":
+    SEED[0] = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", timeout_graceful_shutdown=1)

@@ -1,4 +1,4 @@
-"""Shared constants and helpers of the vault tests (imported by name; tests/vault has no __init__.py)."""
+"""Shared constants and helpers of the vault tests."""
 
 from __future__ import annotations
 
