@@ -4,13 +4,14 @@ counts exactly what the real run reseals. Runs on PostgreSQL + Redis, where Redi
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
 
 import accord
-from accord.core.crypto import Cipher, MasterKeyError, default_key_id, generate_key
+from accord.core.crypto import Cipher, MasterKeyError, default_key_id, generate_key, load_keyring, write_key_file
 from accord.core.redis_keys import VAULT_PREFIX
 from accord.keys.rotate import RotationReport, rotate_database
 from accord.store import tables as kv_tables
@@ -139,3 +140,21 @@ async def test_the_dry_run_counts_exactly_what_the_real_run_reseals(
     assert await blob_key_ids(pg_url) == {"config": {default_key_id(new)}, "vault": {default_key_id(new)}}
     after = await rotate_database(pg_url, ring, dry_run=True)
     assert after.total == 0 and after.by_key_id == {default_key_id(new): 8}
+
+
+async def test_a_running_vault_reloads_the_key_file_after_a_rotation(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vault opened before the rotation knows only the old key; it meets originals sealed with the new one."""
+    monkeypatch.delenv("ACCORD_MASTER_KEY")
+    async with await Vault.connect(sqlite_url, "", sweep=False, hot_tokens=0) as running:
+        masked = (await running.mask(EARLY)).text
+        key_file = tmp_path / "accord.key"
+        old = load_keyring(key_file=key_file, environ={})
+        new = generate_key()
+        write_key_file(key_file, [new, *old])  # what rotate-key does before it reseals
+        report = await rotate_database(sqlite_url, Cipher.from_keys([new, *old]), dry_run=False)
+        assert report.count("vault").total == 2
+        assert await running.unmask(masked) == EARLY
+        assert (await running.mask(LATE)).text != LATE, "and seals new originals under the new key"
+    assert (await blob_key_ids(sqlite_url))["vault"] == {default_key_id(new)}

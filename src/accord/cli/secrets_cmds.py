@@ -50,9 +50,7 @@ async def rotate_key(
     url = resolve_db_url(db_url)
     source = keys.key_source(url)
     if dry_run:
-        ring = [keys.new_key_from_env(new_key_env), *source.keys] if new_key_env else source.keys
-        report = await rotate_database(url, Cipher.from_keys(ring), dry_run=True)
-        _print({"key_source": source.describe, **report.as_dict(), "retired_key_ids": _ids(source.keys[1:])}, json_out)
+        _print(await _dry_run(url, source, new_key_env), json_out)
         return
     new_key = _new_key(source, new_key_env, deliverable=bool(print_new_key or new_key_file))
     _install(source, new_key, new_key_file)
@@ -67,6 +65,12 @@ async def rotate_key(
     if print_new_key:
         result["new_key"] = keys.encoded(new_key)
     _print(result, json_out)
+
+
+async def _dry_run(url: str, source: keys.KeySource, new_key_env: str | None) -> dict[str, Any]:
+    ring = [keys.new_key_from_env(new_key_env), *source.keys] if new_key_env else source.keys
+    report = await rotate_database(url, Cipher.from_keys(ring), dry_run=True)
+    return {"key_source": source.describe, **report.as_dict(), "retired_key_ids": _ids(source.keys[1:])}
 
 
 def _new_key(source: keys.KeySource, env_name: str | None, *, deliverable: bool) -> bytes:

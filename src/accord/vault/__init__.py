@@ -14,6 +14,7 @@ from accord.vault.mappings import Resolution
 from accord.vault.patterns import BUILTIN_DETECTORS, luhn_valid
 from accord.vault.sequences import Sequences
 from accord.vault.settings import VaultSettings
+from accord.vault.shared import SharedVault
 from accord.vault.stream import StreamUnmasker
 from accord.vault.tokens import TokenGrammar
 from accord.vault.types import InvalidInputError, MaskResult, SequenceError, VaultError, VaultStats
@@ -34,6 +35,7 @@ __all__ = [
     "Resolution",
     "SequenceError",
     "Sequences",
+    "SharedVault",
     "StreamUnmasker",
     "TokenGrammar",
     "Vault",

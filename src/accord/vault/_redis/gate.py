@@ -1,4 +1,5 @@
-"""When to try Redis: after a failure, skip it for a growing pause so an outage costs one error, not one per call."""
+"""The vault's Redis client and when to try it: after a failure, skip it for a growing pause, so an outage
+costs one error, not one per call (accord.vault.backends decides what happens meanwhile)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,6 @@ class RedisGate:
         self._retry_at = 0.0
         self._pause = FIRST_PAUSE_S
         self.degraded = False
-
-    @property
-    def configured(self) -> bool:
-        return self.client is not None
 
     def usable(self) -> aioredis.Redis | None:
         """The client, unless Redis is not configured or is in its pause after a failure."""
