@@ -10,7 +10,6 @@ holding only the old key keeps serving what it holds.
 from __future__ import annotations
 
 import base64
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from accord.core import environ
 from accord.core.crypto import (
     MASTER_KEY_ENV,
     MASTER_KEYS_RETIRED_ENV,
@@ -48,7 +48,7 @@ class KeySource:
 
 
 def key_source(db_url: str) -> KeySource:
-    if os.environ.get(MASTER_KEY_ENV):
+    if environ.current().master_key:
         return KeySource(load_keyring(key_file=None), None)
     key_file = key_file_for(db_url)
     if key_file is None:
@@ -60,7 +60,7 @@ def key_source(db_url: str) -> KeySource:
 
 
 def new_key_from_env(name: str) -> bytes:
-    text = os.environ.get(name)
+    text = environ.variable(name)
     if not text:
         raise MasterKeyError(f"--new-key-env {name}: the environment variable {name} is not set")
     return decode_key(text, source=name)

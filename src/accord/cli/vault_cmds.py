@@ -6,7 +6,6 @@ patterns and retention come from the shared ``vault.*`` settings, as in every pr
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from accord.cli import output
 from accord.cli.errors import InputError, fail, run
 from accord.cli.options import DirectDbUrl, Json, RedisUrl
 from accord.config.connect import connect
+from accord.core import environ
 from accord.core.errors import AccordError
 from accord.vault import Vault, VaultSettings, VaultStats
 from accord.vault.types import DEFAULT_SCOPE
@@ -39,7 +39,7 @@ Scope = Annotated[str, typer.Option("--scope", "-s", help="Vault scope: the same
 @asynccontextmanager
 async def open_vault(db_url: str | None, redis_url: str | None) -> AsyncIterator[Vault]:
     """The vault on the shared store, following its vault.* settings (custom patterns, retention)."""
-    timeout = float(os.environ.get("ACCORD_START_TIMEOUT", "10"))
+    timeout = environ.current().start_timeout
     live = await connect(db_url, redis_url, groups=[VaultSettings], watch=False, use_env=False, start_timeout=timeout)
     try:
         async with await Vault.connect(redis_url=redis_url, live=live, sweep=False, start_timeout=timeout) as vault:

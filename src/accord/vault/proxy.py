@@ -23,13 +23,13 @@ from starlette.routing import Route
 
 from accord.config.connect import connect
 from accord.config.live import LiveConfig
-from accord.core.errors import AccordError, StoreUnavailableError
+from accord.core.errors import AccordError, StoreUnavailableError, UpstreamFailedError
 from accord.vault import proxy_anthropic as anthropic
 from accord.vault import proxy_openai as openai
 from accord.vault.proxy_sse import SseEvent, SseParser
 from accord.vault.proxy_text import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
 from accord.vault.settings import VaultSettings
-from accord.vault.types import DEFAULT_SCOPE, InvalidInputError, VaultError, check_scope
+from accord.vault.types import DEFAULT_SCOPE, InvalidInputError, check_scope
 from accord.vault.vault import Vault
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "MaskingProxy", "create_proxy_app"]
@@ -74,15 +74,6 @@ OPENAI = Dialect("openai", openai.collect, openai.OpenAIStream, openai.error_bod
 ANTHROPIC = Dialect(
     "anthropic", anthropic.collect, anthropic.AnthropicStream, anthropic.error_body, anthropic.error_event
 )
-
-
-class UpstreamFailedError(VaultError):
-    """The upstream did not answer in time (504) or could not be reached (502)."""
-
-    def __init__(self, detail: str, *, status: int, code: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
 
 
 class MaskingProxy:
