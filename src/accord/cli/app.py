@@ -6,14 +6,12 @@ otherwise they work on the database directly. Both ways print the same thing.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 import accord
-from accord.cli import output
 from accord.cli.backend import AuditQuery, open_backend
 from accord.cli.errors import EXIT_HELP, InputError, run
 from accord.cli.lazy import LazyGroup
@@ -43,6 +41,8 @@ def main_options(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what accord does to stderr.")] = False,
 ) -> None:
+    import logging
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -74,6 +74,8 @@ def serve(
 @run
 async def status(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
     """Show what this command would use: the database (or the server), its revision, settings, bus."""
+    from accord.cli import output
+
     async with open_backend(db_url, redis_url) as backend:
         info = await backend.status()
     if json_out:
@@ -100,6 +102,8 @@ async def audit(
     json_out: Json = False,
 ) -> None:
     """Who changed what and when, newest first, with old and new values masked."""
+    from accord.cli import output
+
     query = AuditQuery(prefix, actor, action, parse_since(since) if since else None, limit)
     async with open_backend(db_url, redis_url) as backend:
         rows = await backend.audit(query)

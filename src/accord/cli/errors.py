@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -10,9 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec
 
 import typer
-from rich.markup import escape
 
-from accord.cli import output
 from accord.core.errors import AccordError, exit_code_for
 from accord.core.errors import InputError as InputError
 from accord.core.errors import RemoteError as RemoteError
@@ -36,6 +33,10 @@ def exit_code(exc: AccordError) -> int:
 
 def fail(detail: str) -> None:
     """One line on stderr, never wrapped, so scripts can grep it."""
+    from rich.markup import escape
+
+    from accord.cli import output
+
     output.err_console.print(f"[red]error:[/red] {escape(detail)}", highlight=False, soft_wrap=True)
 
 
@@ -44,6 +45,8 @@ def run(fn: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        import asyncio  # here, not at the top: `accord --version` never needs it
+
         try:
             asyncio.run(fn(*args, **kwargs))
         except AccordError as exc:
