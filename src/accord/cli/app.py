@@ -6,6 +6,7 @@ otherwise they work on the database directly. Both ways print the same thing.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -126,4 +127,7 @@ def parse_since(text: str) -> datetime:
 
 
 def main() -> None:
+    # httpx imports its own command line (click, rich.syntax, pygments: ~40 ms) unless that import fails;
+    # this process never runs it, so it gets the stub httpx defines for a missing one.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,10 @@ class HttpBackend:
                 raise InputError(f"{TOKEN_ENV} holds characters an HTTP header cannot carry (it is not shown)")
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.AsyncClient(
-            base_url=self.addr, headers=headers, timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+            base_url=self.addr,
+            headers=headers,
+            timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            verify=_tls_context(self.addr),
         )
 
     async def aclose(self) -> None:
@@ -223,6 +227,18 @@ class HttpBackend:
         if response.status_code == 401:
             detail += f" (check {TOKEN_ENV})" if self._has_token else f" ({TOKEN_ENV} is not set)"
         return decode(name, detail, response.status_code)
+
+
+def _tls_context(addr: str) -> ssl.SSLContext | bool:
+    """The system's trust store for https; for plain http a context that trusts nothing.
+
+    Loading the trust store costs a CLI call about 50 ms. Every request goes to ``addr`` and
+    redirects are not followed, so a plain-http client never shakes hands; if it ever did, an
+    empty context would refuse the certificate rather than accept it.
+    """
+    if urlsplit(addr).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _seg(text: str) -> str:
