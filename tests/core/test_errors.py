@@ -87,7 +87,7 @@ async def test_an_unknown_code_exits_as_the_most_general_class_of_its_status(bac
 
 
 def test_the_tree_keeps_the_exit_codes_the_cli_documents() -> None:
-    expected = {
+    expected: dict[type[AccordError], int] = {
         errors.InputError: 2,
         errors.ValidationFailedError: 2,
         errors.ConflictError: 3,

@@ -3,6 +3,7 @@ public API stays light: ``import accord`` loads neither the database stack nor R
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -61,6 +62,74 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
         results = list(pool.map(_import_alone, all_modules()))
     failures = [f"{name}: {last_line}" for name, code, last_line in results if code != 0]
     assert failures == []
+
+
+def imported_by(name: str, path: Path, known: set[str]) -> set[str]:
+    """The accord modules ``path`` imports, at its top or inside a function (type-checking imports aside).
+
+    ``from package import module`` is an edge to the module, not to the package: a package that
+    imports its submodules lazily (``accord.cli.backend``) is not in a cycle with them.
+    """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []  # ast.walk has not entered it yet
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & known
+            found |= submodules if len(submodules) == len(node.names) else {*submodules, node.module}
+    return (found & known) - {name}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        while work:
+            node, edges = work[-1]
+            child = next(edges, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(sorted(group))
+    return groups
+
+
+def test_no_import_cycle_even_through_deferred_imports() -> None:
+    paths = {name: _path_of(name) for name in [*all_modules(), *NOT_IMPORTABLE_ALONE]}
+    graph = {name: imported_by(name, path, set(paths)) for name, path in paths.items()}
+    assert cycles(graph) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check can fail
+
+
+def _path_of(name: str) -> Path:
+    base = SRC.parent.joinpath(*name.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
 def test_import_accord_loads_no_database_driver_or_redis() -> None:
