@@ -89,13 +89,16 @@ def timed(args: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def commands(addr: str, token: str, db_url: str) -> dict[str, tuple[list[str], dict[str, str]]]:
-    return {
+def commands(addr: str, token: str, db_url: str, pythonpath: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The measured commands; with ``pythonpath`` the accord ones import accord from there (another checkout)."""
+    extra = {"PYTHONPATH": pythonpath} if pythonpath else {}
+    todo = {
         "python_c_pass": ([sys.executable, "-c", "pass"], clean_env()),
         "version": ([ACCORD, "--version"], clean_env()),
         "config_get_http": ([ACCORD, "config", "get", PATH], clean_env(ACCORD_ADDR=addr, ACCORD_TOKEN=token)),
         "config_get_sqlite": ([ACCORD, "config", "get", PATH], clean_env(ACCORD_DB_URL=db_url)),
     }
+    return {label: (args, env if label == "python_c_pass" else env | extra) for label, (args, env) in todo.items()}
 
 
 def measure(todo: dict[str, tuple[list[str], dict[str, str]]], runs: int, warmup: int, cwd: Path) -> dict[str, Any]:
@@ -123,6 +126,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10, help="timed rounds; each round runs every command once")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (page cache, .pyc files)")
+    p.add_argument(
+        "--pythonpath",
+        help="run the accord commands on the source tree at this path (e.g. an older commit's src/); the server "
+        "always runs this checkout",
+    )
     opts = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="accord-bench-cli-") as tmp:
         workdir = Path(tmp)
@@ -130,11 +138,12 @@ def main() -> None:
         asyncio.run(prepare(db_url))
         proc, addr, token = start_server(workdir, db_url)
         try:
-            figures = measure(commands(addr, token, db_url), opts.runs, opts.warmup, workdir)
+            figures = measure(commands(addr, token, db_url, opts.pythonpath), opts.runs, opts.warmup, workdir)
         finally:
             proc.terminate()
             proc.wait(15)
     report = {"benchmark": "cli_startup", "unit": "seconds", "runs": opts.runs, "machine": machine()}
+    report["accord_source"] = opts.pythonpath or "this checkout"
     report |= {"figures": figures, **verdict(figures)}
     lines = [f"{label:>18}: median {f['median']:.3f} s, p90 {f['p90']:.3f} s" for label, f in figures.items()]
     lines += [
