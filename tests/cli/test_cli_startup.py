@@ -22,7 +22,8 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-print(json.dumps({"code": code, "loaded": sorted({m.split(".")[0] for m in sys.modules})}), file=sys.stderr)
+loaded = {name.split(".")[0] for name, module in sys.modules.items() if module is not None}  # None: blocked
+print(json.dumps({"code": code, "loaded": sorted(loaded)}), file=sys.stderr)
 """
 
 
