@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -153,3 +154,22 @@ def test_old_import_paths_still_give_the_same_classes() -> None:
         errors.SequenceError,
         errors.VaultError,
     )
+
+
+def test_the_tree_in_the_docstring_is_the_tree_in_the_code() -> None:
+    lines = [line for line in (errors.__doc__ or "").splitlines() if re.search(r"\w+Error\s+\d{3}\s+exit \d", line)]
+    documented = {}
+    parents: list[tuple[int, str]] = []
+    for line in lines:
+        match = re.search(r"(\w+Error)\s+(\d{3})\s+exit (\d)", line)
+        assert match is not None
+        name, status, code = match.group(1), int(match.group(2)), int(match.group(3))
+        depth = match.start(1)
+        parents = [(d, p) for d, p in parents if d < depth]
+        documented[name] = (status, code, parents[-1][1] if parents else None)
+        parents.append((depth, name))
+    in_code = {
+        cls.__name__: (cls.http_status, cls.exit_code, cls.__base__.__name__ if cls is not AccordError else None)
+        for cls in CLASSES
+    }
+    assert documented == in_code
