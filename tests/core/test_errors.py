@@ -169,7 +169,7 @@ def test_the_tree_in_the_docstring_is_the_tree_in_the_code() -> None:
         documented[name] = (status, code, parents[-1][1] if parents else None)
         parents.append((depth, name))
     in_code = {
-        cls.__name__: (cls.http_status, cls.exit_code, cls.__base__.__name__ if cls is not AccordError else None)
+        cls.__name__: (cls.http_status, cls.exit_code, None if cls is AccordError else cls.__mro__[1].__name__)
         for cls in CLASSES
     }
     assert documented == in_code
