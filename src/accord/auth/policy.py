@@ -6,15 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from accord.core.errors import AccordError
+from accord.core.errors import PolicyError as PolicyError
 
 Access = Literal["deny", "read", "write"]
 ACCESS_LEVELS: dict[str, int] = {"deny": 0, "read": 1, "write": 2}
 _RULE = re.compile(r"^(?P<prefix>[A-Za-z0-9_.\-/]*)=(?P<access>deny|read|write)$")
-
-
-class PolicyError(AccordError):
-    """A rule that cannot be parsed."""
 
 
 @dataclass(frozen=True, slots=True)

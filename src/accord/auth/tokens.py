@@ -19,15 +19,12 @@ from typing import Any
 from accord.auth.policy import MANAGEMENT, Policy, PolicyError
 from accord.config.mirror import StoreMirror
 from accord.core.errors import AccordError, ConflictError, NotFoundError
+from accord.core.errors import TokenError as TokenError
 from accord.store.types import Entry, PutItem, WriteContext
 
 TOKENS_PREFIX = "acl/tokens/"
 TOKEN_SCHEME = "acc_"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-
-
-class TokenError(AccordError):
-    """A token request that cannot be honoured (bad name, duplicate, unknown token)."""
 
 
 @dataclass(frozen=True)

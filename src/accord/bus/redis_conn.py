@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from accord.core import environ
 
 REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -17,7 +17,7 @@ def resolve_redis_url(url: str | None) -> str | None:
     """An explicit URL, else ``ACCORD_REDIS_URL``; an empty string means "no Redis"."""
     if url is not None:
         return url or None
-    return os.environ.get("ACCORD_REDIS_URL") or None
+    return environ.current().redis_url
 
 
 def redis_client(url: str) -> aioredis.Redis:

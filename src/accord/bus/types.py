@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from accord.core.errors import BusUnavailableError as BusUnavailableError
 from accord.store.types import Change
 
 
@@ -37,7 +38,3 @@ class ChangeBus(Protocol):
     async def publish(self, change: Change) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-class BusUnavailableError(Exception):
-    """Internal: a publish could not be delivered by this bus; a composite bus then tries its fallback."""

@@ -6,35 +6,27 @@ otherwise they work on the database directly. Both ways print the same thing.
 
 from __future__ import annotations
 
-import logging
-import os
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 import accord
-from accord.cli import output
 from accord.cli.backend import AuditQuery, open_backend
-from accord.cli.config_cmds import config_app
 from accord.cli.errors import EXIT_HELP, InputError, run
+from accord.cli.lazy import LazyGroup
 from accord.cli.options import DbUrl, Json, RedisUrl
-from accord.cli.secrets_cmds import secrets_app
-from accord.cli.token_cmds import token_app
-from accord.cli.vault_cmds import proxy, vault_app
 
+# config, token, secrets, vault and proxy are registered in cli/lazy.py and imported on first use.
 app = typer.Typer(
+    cls=LazyGroup,
     help="accord: shared, versioned, live configuration for services that run as many instances.",
     epilog=EXIT_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(config_app, name="config")
-app.add_typer(token_app, name="token", no_args_is_help=True)
-app.add_typer(secrets_app, name="secrets")
-app.add_typer(vault_app, name="vault")
-app.command("proxy")(proxy)
 
 
 def _version(value: bool) -> None:
@@ -50,6 +42,8 @@ def main_options(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what accord does to stderr.")] = False,
 ) -> None:
+    import logging
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -71,34 +65,18 @@ def serve(
 
     On first start, with no token in the store, it creates a management token and prints it once.
     """
-    import copy
+    from accord.server.run import AppFactory, ServeOptions
+    from accord.server.run import serve as run_server
 
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
-    if db_url:
-        os.environ["ACCORD_DB_URL"] = db_url
-    if redis_url is not None:
-        os.environ["ACCORD_REDIS_URL"] = redis_url
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["accord"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
-    uvicorn.run(
-        "accord.server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        log_config=log_config,
-        access_log=access_log,
-        proxy_headers=False,
-    )
+    run_server(AppFactory(db_url or None, redis_url), ServeOptions(host, port, workers, log_level, access_log))
 
 
 @app.command()
 @run
 async def status(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
     """Show what this command would use: the database (or the server), its revision, settings, bus."""
+    from accord.cli import output
+
     async with open_backend(db_url, redis_url) as backend:
         info = await backend.status()
     if json_out:
@@ -125,6 +103,8 @@ async def audit(
     json_out: Json = False,
 ) -> None:
     """Who changed what and when, newest first, with old and new values masked."""
+    from accord.cli import output
+
     query = AuditQuery(prefix, actor, action, parse_since(since) if since else None, limit)
     async with open_backend(db_url, redis_url) as backend:
         rows = await backend.audit(query)
@@ -147,4 +127,7 @@ def parse_since(text: str) -> datetime:
 
 
 def main() -> None:
+    # httpx imports its own command line (click, rich.syntax, pygments: ~40 ms) unless that import fails;
+    # this process never runs it, so it gets the stub httpx defines for a missing one.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     app()

@@ -12,12 +12,10 @@ from typing import Annotated, Any, BinaryIO
 import typer
 
 from accord.cli import output
-from accord.cli.backend import open_backend
+from accord.cli.backend import Row, open_backend
 from accord.cli.errors import InputError, run
 from accord.cli.options import DbUrl, Json, RedisUrl
 from accord.cli.progress import ProgressOpt, meter
-from accord.config.admin import Row
-from accord.config.migrate import load_legacy_file
 
 config_app = typer.Typer(help="Read and change typed settings (the store's config/ namespace).", no_args_is_help=True)
 
@@ -214,6 +212,8 @@ async def config_migrate(
     progress: ProgressOpt = None,
 ) -> None:
     """Import a legacy config.json, un-escaping old multi-escaped values; all or nothing."""
+    from accord.config.migrate import load_legacy_file
+
     data = load_legacy_file(file)
     size = _leaves(data)
     async with open_backend(db_url, redis_url) as backend:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -10,12 +9,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec
 
 import typer
-from rich.markup import escape
 
-from accord.auth.policy import PolicyError
-from accord.auth.tokens import TokenError
-from accord.cli import output
-from accord.core import errors as e
+from accord.core.errors import AccordError, exit_code_for
+from accord.core.errors import InputError as InputError
+from accord.core.errors import RemoteError as RemoteError
+from accord.core.errors import ServerUnreachableError as ServerUnreachableError
 
 P = ParamSpec("P")
 
@@ -28,58 +26,17 @@ EXIT_HELP = (
 )
 
 
-class InputError(e.AccordError):
-    """Bad input on the command line or in a file the command was given."""
-
-
-class ServerUnreachableError(e.StoreUnavailableError):
-    """The server named by ACCORD_ADDR did not answer."""
-
-
-class RemoteError(e.AccordError):
-    """An error answer from the server: ``kind`` is the library error it names, if the CLI knows it."""
-
-    def __init__(self, detail: str, *, kind: type[e.AccordError] | None, status: int) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.status = status
-
-
-EXIT_CODES: list[tuple[type[e.AccordError], int]] = [
-    (e.AuthenticationError, 6),
-    (e.PermissionDeniedError, 7),
-    (e.ValidationFailedError, 2),
-    (e.InvalidKeyError, 2),
-    (e.ValueTooLargeError, 2),
-    (e.RequestTooLargeError, 2),
-    (e.UnknownSettingError, 2),
-    (e.ConfigFileError, 2),
-    (e.CodecError, 2),
-    (PolicyError, 2),
-    (TokenError, 2),
-    (InputError, 2),
-    (e.ConflictError, 3),
-    (e.NotFoundError, 4),
-    (e.StoreUnavailableError, 5),
-]
-# When the server names an error the CLI does not know (a newer server), its HTTP status decides.
-STATUS_CODES = {400: 2, 401: 6, 403: 7, 404: 4, 409: 3, 410: 4, 413: 2, 422: 2, 503: 5}
-
-
-def exit_code(exc: e.AccordError) -> int:
-    if isinstance(exc, RemoteError):
-        if exc.kind is not None:
-            return code_for_class(exc.kind)
-        return STATUS_CODES.get(exc.status, 1)
-    return code_for_class(type(exc))
-
-
-def code_for_class(cls: type[e.AccordError]) -> int:
-    return next((code for known, code in EXIT_CODES if issubclass(cls, known)), 1)
+def exit_code(exc: AccordError) -> int:
+    """Each error class carries its exit code (core/errors.py), the same table the server's statuses come from."""
+    return exit_code_for(exc)
 
 
 def fail(detail: str) -> None:
     """One line on stderr, never wrapped, so scripts can grep it."""
+    from rich.markup import escape
+
+    from accord.cli import output
+
     output.err_console.print(f"[red]error:[/red] {escape(detail)}", highlight=False, soft_wrap=True)
 
 
@@ -88,9 +45,11 @@ def run(fn: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        import asyncio  # here, not at the top: `accord --version` never needs it
+
         try:
             asyncio.run(fn(*args, **kwargs))
-        except e.AccordError as exc:
+        except AccordError as exc:
             fail(exc.detail)
             raise typer.Exit(exit_code(exc)) from None
         except KeyboardInterrupt:

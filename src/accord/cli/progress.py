@@ -5,22 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
-from rich import filesize
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 MANY_KEYS = 50  # below this a job is over before a bar would help
 
@@ -49,18 +39,6 @@ def wanted(choice: bool | None, size: int | None) -> bool:
     return sys.stderr.isatty() and (size is None or size >= MANY_KEYS)
 
 
-class _CountColumn(ProgressColumn):
-    """``12/500 keys``, or ``1.2 MB`` for a download of unknown size."""
-
-    def render(self, task: Task) -> Text:
-        unit = task.fields.get("unit", "keys")
-        done = int(task.completed)
-        if unit == "bytes":
-            return Text(filesize.decimal(done))
-        total = "" if task.total is None else f"/{int(task.total)}"
-        return Text(f"{done}{total} {unit}")
-
-
 class _LazyMeter:
     """Decides whether to draw once the job knows its size, so small jobs never flash a bar."""
 
@@ -73,14 +51,9 @@ class _LazyMeter:
     def start(self, total: int | None, unit: str = "keys") -> None:
         if self._progress is not None or not wanted(self._choice, total):
             return
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            _CountColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
+        from accord.cli.progress_bar import progress_bar
+
+        self._progress = progress_bar()
         self._progress.start()
         self._task = self._progress.add_task(self._label, total=total, unit=unit)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from accord.cli import output
-from accord.cli.backend import MAX_TTL_S, DirectBackend, TokenRequest, open_backend, server_address
+from accord.cli.backend import MAX_TTL_S, TokenRequest, open_backend, server_address
 from accord.cli.errors import InputError, run
 from accord.cli.options import DbUrl, DirectDbUrl, Json, RedisUrl
 
@@ -24,6 +24,8 @@ async def token_bootstrap(db_url: DirectDbUrl = None, redis_url: RedisUrl = None
 
     Always works on the database itself (ACCORD_DB_URL), never over HTTP, even when ACCORD_ADDR is set: it is how an operator with database access gets back in. Running servers accept the token within moments.
     """  # noqa: E501 - Typer joins lines of a paragraph badly, so each paragraph is one line
+    from accord.cli.backend.direct import DirectBackend
+
     backend = await DirectBackend.open(db_url, redis_url)
     try:
         name, secret = await backend.bootstrap_token()

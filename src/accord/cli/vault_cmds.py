@@ -6,7 +6,6 @@ patterns and retention come from the shared ``vault.*`` settings, as in every pr
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from rich.table import Table
 from accord.cli import output
 from accord.cli.errors import InputError, fail, run
 from accord.cli.options import DirectDbUrl, Json, RedisUrl
+from accord.core import environ
 from accord.core.errors import AccordError
 from accord.vault import Vault, VaultStats
 from accord.vault.shared import SharedVault
@@ -39,7 +39,7 @@ Scope = Annotated[str, typer.Option("--scope", "-s", help="Vault scope: the same
 @asynccontextmanager
 async def open_vault(db_url: str | None, redis_url: str | None) -> AsyncIterator[Vault]:
     """The vault on the shared store, following its vault.* settings (custom patterns, retention)."""
-    timeout = float(os.environ.get("ACCORD_START_TIMEOUT", "10"))
+    timeout = environ.current().start_timeout
     opened = SharedVault.from_url(db_url, redis_url, watch=False, use_env=False, sweep=False, start_timeout=timeout)
     async with await opened as shared:
         yield shared.vault

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import socket
 from collections.abc import Sequence
 
@@ -21,6 +20,8 @@ from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
 from accord.config.registry import SettingRegistry
 from accord.config.registry import discover as discover_groups
 from accord.config.settings import SettingsGroup
+from accord.core import environ
+from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
 from accord.core.errors import StoreUnavailableError
 from accord.core.keys import CONFIG_PREFIX
 from accord.core.retry import retry_for
@@ -30,7 +31,6 @@ from accord.store.migrate import upgrade
 from accord.store.types import Entry
 
 log = logging.getLogger("accord.config")
-DEFAULT_START_TIMEOUT_S = 30.0
 
 
 async def connect(
@@ -57,8 +57,9 @@ async def connect(
     """
     url = resolve_db_url(db_url)
     redis = resolve_redis_url(redis_url)
-    budget = start_timeout if start_timeout is not None else _env_float("ACCORD_START_TIMEOUT", DEFAULT_START_TIMEOUT_S)
-    snapshot_path = snapshot_file or os.environ.get("ACCORD_SNAPSHOT_FILE") or None
+    env = environ.current()
+    budget = start_timeout if start_timeout is not None else env.start_timeout
+    snapshot_path = snapshot_file or env.snapshot_file
     declared = _declared(groups, discover)
     store = SqlKVStore(create_engine(url))
     propagation = build_propagation(store, redis, poll_interval=poll_interval)
@@ -91,7 +92,7 @@ async def connect(
 
 def default_actor() -> str:
     """Who writes, for history: ACCORD_ACTOR, else user@host."""
-    return os.environ.get("ACCORD_ACTOR") or f"{_user()}@{socket.gethostname()}"
+    return environ.current().actor or f"{_user()}@{socket.gethostname()}"
 
 
 async def _open(
@@ -157,13 +158,6 @@ def _declared(
     for package in packages:
         found.extend(g for g in discover_groups(package) if g not in found)
     return found
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 def _user() -> str:

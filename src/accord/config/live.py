@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from accord.config.values import (
     to_meta,
 )
 from accord.core.crypto import Cipher, CryptoError, cipher_for_database
+from accord.core.environ import process_environ
 from accord.core.errors import AccordError, CodecError
 from accord.core.keys import CONFIG_PREFIX, check_depth
 from accord.store.kv import SqlKVStore
@@ -59,7 +59,7 @@ class LiveConfig(StoreMirror):
             snapshot_file=snapshot_file,
         )
         self._registry = registry
-        self._environ = dict(os.environ if environ is None else environ) if use_env else {}
+        self._environ = dict(process_environ() if environ is None else environ) if use_env else {}
         self._override = env_override_enabled(self._environ)
         self._resolved: dict[str, Resolved] = {}
         self._views: dict[str, SettingsGroup] = {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from accord.config.spec import SettingSpec, show
+from accord.core.environ import Environ, current
 from accord.store.types import Entry
 
 Source = Literal["stored", "env", "default"]
@@ -78,8 +78,7 @@ class HistoryItem:
 
 
 def env_override_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    flag = (environ if environ is not None else os.environ).get("ACCORD_ENV_OVERRIDE", "")
-    return flag.strip().lower() in ("1", "true", "yes", "on")
+    return (current() if environ is None else Environ.from_mapping(environ)).env_override
 
 
 def resolve(

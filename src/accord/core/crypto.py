@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from accord.core.errors import AccordError
+from accord.core.environ import MASTER_KEY, MASTER_KEYS_RETIRED, Environ, current
+from accord.core.errors import CryptoError, DecryptionError, MasterKeyError
 
 __all__ = [
     "KEY_BYTES",
@@ -49,24 +50,12 @@ log = logging.getLogger("accord.crypto")
 KEY_BYTES = 32
 NONCE_BYTES = 12
 BLOB_VERSION = 1
-MASTER_KEY_ENV = "ACCORD_MASTER_KEY"
+MASTER_KEY_ENV = MASTER_KEY
 # Decrypt-only keys beside ACCORD_MASTER_KEY (comma-separated base64), for rolling a new key out.
-MASTER_KEYS_RETIRED_ENV = "ACCORD_MASTER_KEYS_RETIRED"
+MASTER_KEYS_RETIRED_ENV = MASTER_KEYS_RETIRED
 KEY_FILE_SUFFIX = ".key"
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _GENERATE_HINT = "python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
-
-
-class CryptoError(AccordError):
-    """Something about encryption keys or encrypted data is wrong."""
-
-
-class MasterKeyError(CryptoError):
-    """The master key is missing or malformed; the message says how to provide one."""
-
-
-class DecryptionError(CryptoError):
-    """A blob could not be opened: wrong key, tampered data, or not an accord blob."""
 
 
 def generate_key() -> bytes:
@@ -208,10 +197,10 @@ def load_keyring(*, key_file: Path | None, environ: Mapping[str, str] | None = N
     file: its first line is the active key, later lines are retired keys kept by ``accord secrets
     rotate-key`` so blobs sealed before a rotation (or by a process that has not reloaded) still open.
     """
-    env = os.environ if environ is None else environ
-    text = env.get(MASTER_KEY_ENV)
+    env = _environ(environ)
+    text = env.master_key
     if text:
-        retired = [part for part in env.get(MASTER_KEYS_RETIRED_ENV, "").split(",") if part.strip()]
+        retired = env.master_keys_retired
         return [
             decode_key(text, source=MASTER_KEY_ENV),
             *(decode_key(part, source=f"{MASTER_KEYS_RETIRED_ENV} entry {n}") for n, part in enumerate(retired, 1)),
@@ -222,6 +211,10 @@ def load_keyring(*, key_file: Path | None, environ: Mapping[str, str] | None = N
             f"(every instance needs the same key), e.g. from: {_GENERATE_HINT}"
         )
     return _read_or_create_key_file(key_file)
+
+
+def _environ(given: Mapping[str, str] | None) -> Environ:
+    return current() if given is None else Environ.from_mapping(given)
 
 
 def _read_or_create_key_file(path: Path) -> list[bytes]:
@@ -291,9 +284,8 @@ def cipher_for_database(db_url: str, *, environ: Mapping[str, str] | None = None
     in-memory SQLite database gets a throwaway key (its data dies with the process anyway); a
     server database needs ``ACCORD_MASTER_KEY``, since instances on other hosts cannot share a file.
     """
-    env = os.environ if environ is None else environ
-    if env.get(MASTER_KEY_ENV):
-        return Cipher.from_keys(load_keyring(key_file=None, environ=env))
+    if _environ(environ).master_key:
+        return Cipher.from_keys(load_keyring(key_file=None, environ=environ))
     try:
         url = make_url(db_url)
     except ArgumentError:
@@ -302,7 +294,7 @@ def cipher_for_database(db_url: str, *, environ: Mapping[str, str] | None = None
         key_file = key_file_for(db_url)
         if key_file is None:
             return Cipher.from_key(generate_key())
-        return Cipher.from_keys(load_keyring(key_file=key_file, environ=env))
+        return Cipher.from_keys(load_keyring(key_file=key_file, environ=environ))
     raise MasterKeyError(
         f"{MASTER_KEY_ENV} is not set: with a {url.get_backend_name()} database every instance must share one "
         f"master key. Set {MASTER_KEY_ENV} to base64 of {KEY_BYTES} random bytes, e.g. from: {_GENERATE_HINT}"

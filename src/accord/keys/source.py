@@ -7,11 +7,11 @@ processes that have not reloaded keep working; ``accord.keys.rotate`` then resea
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from accord.core import environ
 from accord.core.crypto import (
     MASTER_KEY_ENV,
     MASTER_KEYS_RETIRED_ENV,
@@ -47,7 +47,7 @@ class KeySource:
 
 
 def key_source(db_url: str) -> KeySource:
-    if os.environ.get(MASTER_KEY_ENV):
+    if environ.current().master_key:
         return KeySource(load_keyring(key_file=None), None)
     key_file = key_file_for(db_url)
     if key_file is None:
@@ -59,7 +59,7 @@ def key_source(db_url: str) -> KeySource:
 
 
 def new_key_from_env(name: str) -> bytes:
-    text = os.environ.get(name)
+    text = environ.variable(name)
     if not text:
         raise MasterKeyError(f"--new-key-env {name}: the environment variable {name} is not set")
     return decode_key(text, source=name)

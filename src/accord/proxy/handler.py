@@ -16,11 +16,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from accord.core.errors import AccordError, StoreUnavailableError
+from accord.core.errors import AccordError, StoreUnavailableError, UpstreamFailedError
 from accord.proxy.dialect import Dialect, StreamRewriter
 from accord.proxy.sse import SseEvent, SseParser
 from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
-from accord.vault import InvalidInputError, Vault, VaultError
+from accord.vault import InvalidInputError, Vault
 from accord.vault.types import DEFAULT_SCOPE, check_scope
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "Closer", "MaskingProxy", "UpstreamFailedError", "VaultOpener"]
@@ -40,15 +40,6 @@ _NOT_RETURNED = frozenset(
 
 Closer = Callable[[], Awaitable[None]]
 VaultOpener = Callable[[], Awaitable[tuple[Vault, Closer | None]]]
-
-
-class UpstreamFailedError(VaultError):
-    """The upstream did not answer in time (504) or could not be reached (502)."""
-
-    def __init__(self, detail: str, *, status: int, code: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
 
 
 class MaskingProxy:

@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from accord.vault import InvalidInputError, TokenGrammar, Vault
+from accord.core.errors import BadRequestError
+from accord.vault import TokenGrammar, Vault
 
 __all__ = [
     "BadRequestError",
@@ -30,15 +31,6 @@ JSON_TEXT_KEYS = frozenset({"arguments", "partial_json"})  # strings that are JS
 SKIP_KEYS = frozenset({"thinking", "signature"})  # signed by the provider: sent back as received
 
 Container = dict[str, Any] | list[Any]
-
-
-class BadRequestError(InvalidInputError):
-    """The request body is not what the endpoint accepts; nothing was masked or stored."""
-
-    def __init__(self, detail: str, *, status: int = 400, code: str = "invalid_request") -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
 
 
 class Texts:

@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from accord.core.errors import BodyTooLargeError, RequestTooLargeError
 from accord.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -52,20 +53,13 @@ class AccordMiddleware:
         try:
             await self.app(scope, limited_receive, tagged_send)
         except BodyTooLargeError:
-            status["code"] = 413
+            status["code"] = RequestTooLargeError.http_status
             await _too_large(send, request_id, self.max_body)
         finally:
             self._observe(scope, status["code"], time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         self.metrics.observe_request(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status, seconds)
-
-
-class BodyTooLargeError(Exception):
-    """Raised from ``receive`` once a body outgrows the limit (FastAPI's parser wraps it: see errors.py)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body larger than {limit} bytes")
 
 
 def _scan_headers(scope: Scope) -> tuple[str, int]:
@@ -87,13 +81,17 @@ def _scan_headers(scope: Scope) -> tuple[str, int]:
 
 async def _too_large(send: Send, request_id: str, limit: int) -> None:
     body: dict[str, Any] = {
-        "error": "RequestTooLargeError",
+        "error": RequestTooLargeError.error_code,
         "detail": f"request body larger than {limit} bytes",
         "request_id": request_id,
     }
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send(
-        {"type": "http.response.start", "status": 413, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+        {
+            "type": "http.response.start",
+            "status": RequestTooLargeError.http_status,
+            "headers": [*headers, (b"x-request-id", request_id.encode())],
+        }
     )
     await send({"type": "http.response.body", "body": payload})

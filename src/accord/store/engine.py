@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from accord.core import environ
 from accord.core.errors import AccordError, StoreUnavailableError
 
 DEFAULT_DB_FILE = "accord.db"
@@ -37,7 +37,7 @@ def default_db_url() -> str:
 
 def resolve_db_url(url: str | None) -> str:
     """An explicit URL, else ``ACCORD_DB_URL``, else the embedded default."""
-    return url or os.environ.get("ACCORD_DB_URL") or default_db_url()
+    return url or environ.current().db_url or default_db_url()
 
 
 def normalize_url(url: str) -> sa.URL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from accord.core.errors import AccordError, ValidationFailedError
+from accord.core.errors import InvalidInputError, SequenceError, VaultError
 
 __all__ = [
     "DEFAULT_SCOPE",
@@ -26,18 +26,6 @@ _SCOPE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 # UPPER_SNAKE words; no word may be digits only, so "<TYPE>_<digits>" always splits one way.
 _TOKEN_TYPE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]*[A-Z][A-Z0-9]*)*")
-
-
-class VaultError(AccordError):
-    """The vault could not do what was asked; nothing was half-written."""
-
-
-class SequenceError(VaultError):
-    """A sequence could not issue numbers."""
-
-
-class InvalidInputError(ValidationFailedError):
-    """Text given to mask/unmask is not valid text, or a name breaks its grammar; nothing was stored."""
 
 
 def check_scope(scope: object) -> str:

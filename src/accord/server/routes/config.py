@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -12,6 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from accord.auth.tokens import Token
+from accord.config.export import export_document
 from accord.core.errors import ConflictError
 from accord.core.keys import MAX_JSON_DEPTH, check_depth, path_to_key
 from accord.server import schemas as s
@@ -48,17 +47,8 @@ async def diff(
 
 @router.get("/export", summary="Every stored value (secrets masked), streamed", response_model=None)
 async def export(state: State, caller: Caller) -> StreamingResponse:
-    revision = state.live.last_revision
-
-    async def body() -> AsyncIterator[bytes]:
-        yield f'{{"revision":{revision},"settings":{{'.encode()
-        first = True
-        async for path, value in state.admin.export(readable=_readable(caller)):
-            yield (("" if first else ",") + json.dumps(path) + ":" + json.dumps(value, ensure_ascii=False)).encode()
-            first = False
-        yield b"}}\n"
-
-    return StreamingResponse(body(), media_type="application/json")
+    document = export_document(state.live.last_revision, state.admin.export(readable=_readable(caller)))
+    return StreamingResponse(document, media_type="application/json")
 
 
 @router.post("/import", summary="Import values: all or nothing; ?dry_run=true reports the diff")

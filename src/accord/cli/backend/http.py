@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
 import accord
-from accord.auth.policy import PolicyError, parse_rule
-from accord.auth.tokens import TokenError, check_token_name
-from accord.cli.backend import ADDR_ENV, HISTORY_FIELDS, TOKEN_ENV, AuditQuery, TokenRequest, pick
-from accord.cli.errors import InputError, RemoteError, ServerUnreachableError
-from accord.cli.progress import Meter
-from accord.config.admin import Row, Rows
-from accord.core import crypto
-from accord.core import errors as e
+from accord.cli.backend.types import HISTORY_FIELDS, AuditQuery, Row, Rows, TokenRequest, pick
+from accord.core.environ import ADDR as ADDR_ENV
+from accord.core.environ import TOKEN as TOKEN_ENV
+from accord.core.errors import AccordError, InputError, RemoteError, ServerUnreachableError, decode
+
+if TYPE_CHECKING:
+    from accord.cli.progress import Meter
 
 CONNECT_TIMEOUT_S = 5.0
 TIMEOUT_S = 60.0
 UPLOAD_BATCH = 200
 _TIMES = ("at", "created_at", "expires_at")
-KNOWN_ERRORS: dict[str, type[e.AccordError]] = {
-    **{name: cls for name, cls in vars(e).items() if inspect.isclass(cls) and issubclass(cls, e.AccordError)},
-    "PolicyError": PolicyError,
-    "TokenError": TokenError,
-    "CryptoError": crypto.CryptoError,
-    "MasterKeyError": crypto.MasterKeyError,
-    "DecryptionError": crypto.DecryptionError,
-    "RequestValidationError": InputError,
-}
 
 
 def normalize_addr(addr: str) -> str:
@@ -70,7 +60,10 @@ class HttpBackend:
                 raise InputError(f"{TOKEN_ENV} holds characters an HTTP header cannot carry (it is not shown)")
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.AsyncClient(
-            base_url=self.addr, headers=headers, timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+            base_url=self.addr,
+            headers=headers,
+            timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            verify=_tls_context(self.addr),
         )
 
     async def aclose(self) -> None:
@@ -166,6 +159,9 @@ class HttpBackend:
         return [_times(row) for row in await self._call("GET", "/api/tokens")]
 
     async def create_token(self, request: TokenRequest) -> Row:
+        from accord.auth.policy import parse_rule
+        from accord.auth.tokens import check_token_name  # here, not at the top: it loads the store's modules
+
         # checked here as the token index checks them, so the message is the same as on the database
         check_token_name(request.name)
         for rule in request.rules:
@@ -208,7 +204,6 @@ class HttpBackend:
         except ValueError:
             raise RemoteError(
                 f"the server at {self._shown} answered {method} {path} with something that is not JSON",
-                kind=None,
                 status=response.status_code,
             ) from None
 
@@ -218,7 +213,8 @@ class HttpBackend:
             reason = f"no answer in time ({type(exc).__name__})"
         return ServerUnreachableError(f"cannot reach the accord server at {ADDR_ENV}={self._shown}: {reason}")
 
-    def _error(self, response: httpx.Response) -> RemoteError:
+    def _error(self, response: httpx.Response) -> AccordError:
+        """The error answer decoded into the class the server raised (core/errors.py holds the one table)."""
         name, detail = None, None
         try:
             body = response.json()
@@ -230,8 +226,19 @@ class HttpBackend:
             detail = f"the server at {self._shown} answered HTTP {response.status_code} {response.reason_phrase}"
         if response.status_code == 401:
             detail += f" (check {TOKEN_ENV})" if self._has_token else f" ({TOKEN_ENV} is not set)"
-        kind = KNOWN_ERRORS.get(name) if isinstance(name, str) else None
-        return RemoteError(detail, kind=kind, status=response.status_code)
+        return decode(name, detail, response.status_code)
+
+
+def _tls_context(addr: str) -> ssl.SSLContext | bool:
+    """The system's trust store for https; for plain http a context that trusts nothing.
+
+    Loading the trust store costs a CLI call about 50 ms. Every request goes to ``addr`` and
+    redirects are not followed, so a plain-http client never shakes hands; if it ever did, an
+    empty context would refuse the certificate rather than accept it.
+    """
+    if urlsplit(addr).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _seg(text: str) -> str:

@@ -1,122 +1,22 @@
-"""Where a command's work happens: straight on the database, or on a server over HTTP.
-
-Both backends hand back the same rows (the ones ``ConfigAdmin`` and the /api routes produce), so a
-command only renders rows and prints the same thing either way.
-"""
+"""The commands' backend on the database: a short-lived LiveConfig of config/ and acl/, without watching."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 from accord.auth.policy import Policy, parse_rule
 from accord.auth.tokens import TokenIndex
+from accord.cli.backend.types import HISTORY_FIELDS, AuditQuery, Row, Rows, TokenRequest, pick
 from accord.cli.progress import Meter
-from accord.config.admin import ConfigAdmin, Row, Rows
+from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect, default_actor
+from accord.config.export import export_document
 from accord.config.live import LiveConfig
+from accord.core import environ
 from accord.store.audit import AuditFilter
 from accord.store.types import WriteContext
-
-ADDR_ENV = "ACCORD_ADDR"
-TOKEN_ENV = "ACCORD_TOKEN"
-HISTORY_FIELDS = ("revision", "version", "op", "value", "actor", "at")
-MAX_TTL_S = 10 * 365 * 86400
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    prefix: str = ""
-    actor: str | None = None
-    action: str | None = None
-    since: datetime | None = None
-    limit: int = 100
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    name: str
-    rules: tuple[str, ...]
-    reveal_secrets: bool = False
-    ttl_seconds: int | None = None
-
-
-class Backend(Protocol):
-    """Everything the commands need, as JSON-ready rows with secrets masked."""
-
-    async def status(self) -> Row: ...
-
-    async def settings(self, prefix: str) -> Rows: ...
-
-    async def setting(self, path: str, *, reveal: bool = False) -> Row: ...
-
-    async def set_input(self, path: str, raw: str, *, expect_version: int | None) -> Row: ...
-
-    async def unset(self, path: str) -> Row: ...
-
-    async def history(self, path: str, *, limit: int | None) -> Rows: ...
-
-    async def rollback(self, path: str, to_version: int) -> Row: ...
-
-    async def diff(self, from_revision: int, to_revision: int | None) -> Row: ...
-
-    def export(self, meter: Meter) -> AsyncIterator[bytes]: ...
-
-    async def import_values(self, values: Mapping[str, object], *, dry_run: bool, meter: Meter) -> Row: ...
-
-    async def migrate(self, data: Mapping[str, Any], *, dry_run: bool) -> Row: ...
-
-    async def audit(self, query: AuditQuery) -> Rows: ...
-
-    async def tokens(self) -> Rows: ...
-
-    async def create_token(self, request: TokenRequest) -> Row: ...
-
-    async def revoke_token(self, name: str) -> Row: ...
-
-    async def aclose(self) -> None: ...
-
-
-def server_address() -> str | None:
-    return os.environ.get(ADDR_ENV, "").strip() or None
-
-
-@asynccontextmanager
-async def open_backend(db_url: str | None, redis_url: str | None) -> AsyncIterator[Backend]:
-    """The server named by ACCORD_ADDR if set, else the database."""
-    backend: Backend
-    addr = server_address()
-    if addr is not None:
-        from accord.cli.http import HttpBackend  # httpx only when it is needed
-
-        backend = HttpBackend(addr, os.environ.get(TOKEN_ENV) or None)
-    else:
-        backend = await DirectBackend.open(db_url, redis_url)
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
-
-
-def export_header(revision: int) -> bytes:
-    """The export document, built the way the server streams it so both modes write the same bytes."""
-    return f'{{"revision":{revision},"settings":{{'.encode()
-
-
-def export_item(path: str, value: object, *, first: bool) -> bytes:
-    return (("" if first else ",") + json.dumps(path) + ":" + json.dumps(value, ensure_ascii=False)).encode()
-
-
-EXPORT_FOOTER = b"}}\n"
-
-
-def pick(row: Row, fields: tuple[str, ...]) -> Row:
-    return {name: row.get(name) for name in fields}
 
 
 class DirectBackend:
@@ -130,7 +30,7 @@ class DirectBackend:
 
     @classmethod
     async def open(cls, db_url: str | None, redis_url: str | None) -> DirectBackend:
-        timeout = float(os.environ.get("ACCORD_START_TIMEOUT", "10"))
+        timeout = environ.current().start_timeout
         live = await connect(
             db_url, redis_url or "", watch=False, use_env=False, start_timeout=timeout, extra_prefixes=("acl/",)
         )
@@ -169,15 +69,9 @@ class DirectBackend:
     async def diff(self, from_revision: int, to_revision: int | None) -> Row:
         return await self.admin.diff(from_revision, to_revision)
 
-    async def export(self, meter: Meter) -> AsyncIterator[bytes]:
+    def export(self, meter: Meter) -> AsyncIterator[bytes]:
         meter.start(sum(1 for entry in self.live.entries("config/") if entry.key in self.live.registry.by_key))
-        yield export_header(self.live.last_revision)
-        first = True
-        async for path, value in self.admin.export():
-            yield export_item(path, value, first=first)
-            first = False
-            meter.advance()
-        yield EXPORT_FOOTER
+        return export_document(self.live.last_revision, _counted(self.admin.export(), meter))
 
     async def import_values(self, values: Mapping[str, object], *, dry_run: bool, meter: Meter) -> Row:
         meter.start(len(values))
@@ -207,6 +101,12 @@ class DirectBackend:
         """A new management token: (name, secret)."""
         token, secret = await self.token_index.bootstrap(ctx=self._ctx)
         return token.name, secret
+
+
+async def _counted(items: AsyncIterator[tuple[str, object]], meter: Meter) -> AsyncIterator[tuple[str, object]]:
+    async for item in items:
+        yield item
+        meter.advance()
 
 
 class _Metered(Mapping[str, object]):

@@ -1,0 +1,60 @@
+"""Command groups registered by name and imported when first used, so ``accord X`` loads only X's modules.
+
+``accord --version`` and an HTTP-only command then never import SQLAlchemy, Alembic, Redis or the
+web stack; ``accord --help`` imports every group to show its summary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import typer
+from typer.core import TyperGroup
+from typer.main import get_group
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """``module:attribute``: a Typer app (a group of commands) or a plain function (one command)."""
+
+    target: str
+    no_args_is_help: bool = False
+
+    def load(self, name: str) -> typer.core.TyperCommand | TyperGroup:
+        module_name, _, attribute = self.target.partition(":")
+        found = getattr(importlib.import_module(module_name), attribute)
+        holder = typer.Typer()
+        if isinstance(found, typer.Typer):
+            holder.add_typer(found, name=name, no_args_is_help=self.no_args_is_help)
+        else:
+            holder.command(name)(found)
+        command = get_group(holder).commands[name]
+        assert isinstance(command, typer.core.TyperCommand | TyperGroup)
+        return command
+
+
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "config": LazyCommand("accord.cli.config_cmds:config_app"),
+    "token": LazyCommand("accord.cli.token_cmds:token_app", no_args_is_help=True),
+    "secrets": LazyCommand("accord.cli.secrets_cmds:secrets_app"),
+    "vault": LazyCommand("accord.cli.vault_cmds:vault_app"),
+    "proxy": LazyCommand("accord.cli.vault_cmds:proxy"),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The ``accord`` group: its own commands, then the lazy ones, each imported on first lookup."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | TyperGroup | None:  # type: ignore[override]
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self.commands[cmd_name] = LAZY_COMMANDS[cmd_name].load(cmd_name)
+        found = super().get_command(ctx, cmd_name)
+        assert found is None or isinstance(found, typer.core.TyperCommand | TyperGroup)
+        return found
+
+
+__all__ = ["LAZY_COMMANDS", "LazyGroup"]

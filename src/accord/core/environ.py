@@ -1,0 +1,112 @@
+"""accord's own environment (``ACCORD_*``), read in one place into one typed, immutable object.
+
+Everything else asks :func:`current` (or :meth:`Environ.from_mapping` for a mapping it was handed),
+so each variable has one parser and one default, and a bad value fails naming the variable. The
+values of ``ACCORD_MASTER_KEY``, ``ACCORD_MASTER_KEYS_RETIRED`` and ``ACCORD_TOKEN`` never appear
+in a message or a repr.
+
+It is read on each call, not cached at import: a process (or a test) that changes its environment
+is seen at once, and reading a dozen variables costs microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from accord.core.errors import EnvironError
+
+__all__ = [
+    "ADDR",
+    "DEFAULT_START_TIMEOUT_S",
+    "Environ",
+    "current",
+    "process_environ",
+]
+
+DB_URL = "ACCORD_DB_URL"
+REDIS_URL = "ACCORD_REDIS_URL"
+ADDR = "ACCORD_ADDR"
+TOKEN = "ACCORD_TOKEN"
+ACTOR = "ACCORD_ACTOR"
+START_TIMEOUT = "ACCORD_START_TIMEOUT"
+SNAPSHOT_FILE = "ACCORD_SNAPSHOT_FILE"
+ENV_OVERRIDE = "ACCORD_ENV_OVERRIDE"
+MASTER_KEY = "ACCORD_MASTER_KEY"
+MASTER_KEYS_RETIRED = "ACCORD_MASTER_KEYS_RETIRED"
+SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
+
+DEFAULT_START_TIMEOUT_S = 30.0
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Environ:
+    """The ``ACCORD_*`` variables, parsed. ``None`` means unset (an empty value counts as unset)."""
+
+    db_url: str | None = None
+    redis_url: str | None = None
+    addr: str | None = None
+    token: str | None = field(default=None, repr=False)
+    actor: str | None = None
+    start_timeout: float = DEFAULT_START_TIMEOUT_S
+    snapshot_file: str | None = None
+    env_override: bool = False
+    master_key: str | None = field(default=None, repr=False)
+    master_keys_retired: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Environ:
+        return cls(
+            db_url=env.get(DB_URL) or None,
+            redis_url=env.get(REDIS_URL) or None,
+            addr=env.get(ADDR, "").strip() or None,
+            token=env.get(TOKEN) or None,
+            actor=env.get(ACTOR) or None,
+            start_timeout=_seconds(env, START_TIMEOUT, DEFAULT_START_TIMEOUT_S),
+            snapshot_file=env.get(SNAPSHOT_FILE) or None,
+            env_override=_flag(env, ENV_OVERRIDE),
+            master_key=env.get(MASTER_KEY) or None,
+            master_keys_retired=tuple(p for p in env.get(MASTER_KEYS_RETIRED, "").split(",") if p.strip()),
+        )
+
+
+def current() -> Environ:
+    """This process's ``ACCORD_*`` settings, as its environment says now."""
+    return Environ.from_mapping(os.environ)
+
+
+def process_environ() -> dict[str, str]:
+    """A copy of the whole environment, for settings that name their own variable (``Setting(env=...)``)."""
+    return dict(os.environ)
+
+
+def variable(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """One variable a user named on the command line (``--new-key-env NAME``); empty counts as unset."""
+    return (os.environ if env is None else env).get(name) or None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise EnvironError(f"{name}={text!r} is not a number of seconds (e.g. 30 or 2.5)", variable=name)
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "")
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise EnvironError(f"{name}={raw!r} is not a yes/no flag: use 1, true, yes, on or 0, false, no, off", variable=name)
