@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 import accord
-from accord.bus.redis_cache import decode_entry
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES
+from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
 from tests.config.procs_worker import Knobs, eventually
 

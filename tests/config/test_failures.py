@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 import accord
 from accord import ReadOnlyError, StoreUnavailableError
-from accord.bus.redis_cache import decode_entry
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
+from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
 from tests.config.procs_worker import BATCH_SIZE, Child, Knobs, eventually
 from tests.servers import PostgresDatabase, RedisServer
@@ -30,7 +30,7 @@ async def open_cfg(db_url: str, redis_url: str = "", **options: Any) -> accord.L
 
 
 def on_bus(mode: str, *cfgs: accord.LiveConfig) -> bool:
-    return all(cfg.status()["bus"] == mode for cfg in cfgs)
+    return all(cfg.status().bus == mode for cfg in cfgs)
 
 
 async def cache_matches_store(raw: aioredis.Redis, store: SqlKVStore) -> bool:
@@ -82,7 +82,7 @@ async def test_redis_restarting_empty_loses_nothing_and_the_cache_is_rebuilt(
         assert during.value == 2 and a.knobs.level == 2
         await eventually(lambda: b.knobs.level == 2, "b to see the write made while redis was down")
         await eventually(lambda: on_bus("postgres", a, b), "both instances on the fallback bus")
-        assert a.status()["fallback_active"] and b.status()["bus_degraded"]
+        assert a.status().fallback_active and b.status().bus_degraded
         assert a.knobs.name == b.knobs.name == "before"
 
         own_redis.start()  # same port, empty: no marker, no values
@@ -90,7 +90,7 @@ async def test_redis_restarting_empty_loses_nothing_and_the_cache_is_rebuilt(
             await eventually(lambda: cache_matches_store(raw, a.store), "the cache rebuilt from the database")
             assert decode_entry(await raw.hget(CACHE_VALUES, LEVEL_KEY)).value == b"2"
             await eventually(lambda: on_bus("redis", a, b), "both instances back on the redis bus")
-            assert not a.status()["fallback_active"] and not b.status()["bus_degraded"]
+            assert not a.status().fallback_active and not b.status().bus_degraded
 
             async with raw.pubsub() as pubsub:
                 await pubsub.subscribe(CHANGES_CHANNEL)
@@ -136,7 +136,7 @@ async def test_database_down_serves_memory_and_refuses_writes_without_half_apply
         assert a.knobs.level == 1 and a.meta("knobs.level").version == before.version
         assert a.last_revision == revision
         await eventually(
-            lambda: a.status()["database"] == b.status()["database"] == "degraded", "status to report the database"
+            lambda: a.status().database == b.status().database == "degraded", "status to report the database"
         )
 
         own_pg.server.start()
@@ -145,7 +145,7 @@ async def test_database_down_serves_memory_and_refuses_writes_without_half_apply
             assert entry is not None and entry.value == b"1" and entry.version == before.version
             assert await raw.current_revision() == revision
             assert [c.version for c in await raw.history(LEVEL_KEY)] == [before.version]
-        await eventually(lambda: a.status()["database"] == b.status()["database"] == "ok", "the database back")
+        await eventually(lambda: a.status().database == b.status().database == "ok", "the database back")
         assert a.knobs.level == b.knobs.level == 1 and b.last_revision == revision  # no phantom change applied
 
         await a.set("knobs.level", 7)
@@ -175,8 +175,8 @@ async def test_redis_down_at_start_propagates_by_notify_then_switches_to_redis(
         assert any("redis" in r.getMessage() and "unreachable" in r.getMessage() for r in caplog.records)
         for cfg in (a, b):
             status = cfg.status()
-            assert status["bus"] == "postgres" and status["fallback_active"] and status["bus_degraded"]
-            assert status["database"] == "ok" and not status["read_only"]
+            assert status.bus == "postgres" and status.fallback_active and status.bus_degraded
+            assert status.database == "ok" and not status.read_only
 
         await a.set("knobs.level", 11)
         await eventually(lambda: b.knobs.level == 11, "b to see a's write through NOTIFY")
@@ -185,7 +185,7 @@ async def test_redis_down_at_start_propagates_by_notify_then_switches_to_redis(
 
         own_redis.start()
         await eventually(lambda: on_bus("redis", a, b), "both instances to reconnect to redis")
-        assert not a.status()["bus_degraded"] and not b.status()["fallback_active"]
+        assert not a.status().bus_degraded and not b.status().fallback_active
         async with aioredis.Redis.from_url(own_redis.url) as raw, raw.pubsub() as pubsub:
             await pubsub.subscribe(CHANGES_CHANNEL)
             after = await a.set("knobs.level", 12)
@@ -210,7 +210,7 @@ async def test_database_down_at_start_serves_the_redis_cache_read_only(
     own_pg.server.kill()
     async with await open_cfg(own_pg.url, own_redis.url, start_timeout=1.0) as reader:
         status = reader.status()
-        assert reader.read_only and status["read_only"] and status["database"] == "degraded"
+        assert reader.read_only and status.read_only and status.database == "degraded"
         assert reader.knobs.level == 21 and reader.knobs.name == "cached"
         with pytest.raises(ReadOnlyError) as refused:
             await reader.set("knobs.level", 22)
@@ -218,7 +218,7 @@ async def test_database_down_at_start_serves_the_redis_cache_read_only(
         assert reader.knobs.level == 21
 
         own_pg.server.start()
-        await eventually(lambda: not reader.read_only and reader.status()["database"] == "ok", "read-only to end")
+        await eventually(lambda: not reader.read_only and reader.status().database == "ok", "read-only to end")
         written = await reader.set("knobs.level", 23)
         assert written.version == 2 and reader.knobs.name == "cached"
     async with await SqlKVStore.from_url(own_pg.url, migrate=False) as raw_store:
@@ -251,7 +251,7 @@ async def test_database_down_at_start_serves_the_snapshot_file_read_only(
 
     own_pg.server.kill()
     async with await open_cfg(own_pg.url, snapshot_file=str(snapshot), start_timeout=1.0) as reader:
-        assert reader.read_only and reader.status()["database"] == "degraded"
+        assert reader.read_only and reader.status().database == "degraded"
         assert reader.knobs.level == 31
         with pytest.raises(ReadOnlyError):
             await reader.set("knobs.level", 32)

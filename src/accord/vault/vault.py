@@ -27,6 +27,7 @@ from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, StoreUnavailableError, UnknownSettingError
 from accord.core.retry import retry_for
 from accord.store.engine import create_engine, read_tx, resolve_db_url
+from accord.store.kv import engine_of
 from accord.store.migrate import upgrade
 from accord.vault import sql
 from accord.vault import tables as t
@@ -318,7 +319,8 @@ def _touch_interval(ttl: int) -> timedelta:
 def _engine_for(db_url: str | None, live: LiveConfig | None) -> tuple[AsyncEngine, str, bool]:
     """The LiveConfig's engine when it is given without a URL (shared, not ours to close), else our own."""
     if live is not None and db_url is None:
-        return live.store.engine, live.store.engine.url.render_as_string(hide_password=False), True
+        engine = engine_of(live.store)
+        return engine, engine.url.render_as_string(hide_password=False), True
     url = resolve_db_url(db_url)
     return create_engine(url), url, False
 
