@@ -41,10 +41,6 @@ class ReconnectingListener:
     def start(self, handler: EventHandler) -> None:
         self._task = asyncio.create_task(self._run(handler), name=self._task_name)
 
-    def mark_lost(self) -> None:
-        """The connection failed elsewhere (a publish): report it until the next session subscribes."""
-        self._connected.clear()
-
     async def wait_connected(self, wait_s: float) -> bool:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):

@@ -59,7 +59,8 @@ class RedisChangeBus:
         try:
             await self._client.publish(CHANGES_CHANNEL, encode_change(change, max_bytes=REDIS_MESSAGE_MAX_BYTES))
         except REDIS_DOWN_ERRORS as exc:
-            self._listener.mark_lost()
+            # This message takes the fallback. The listener reports on the connection itself: a pooled
+            # connection that went stale across a Redis restart fails once, but must not flag the bus down.
             raise BusUnavailableError(f"redis {redact_redis(self.url)}: {exc}") from exc
 
     async def aclose(self) -> None:

@@ -66,5 +66,5 @@ def _get_value(body: dict[str, Any]) -> bytes | None:
     if "d" in body:
         return str(body["d"]).encode()
     if "b" in body:
-        return base64.b64decode(body["b"])
+        return base64.b64decode(body["b"], validate=True)  # corrupt base64 must drop the message, not empty the value
     return None

@@ -7,6 +7,7 @@ dialect would be one edit in this module.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -115,6 +116,8 @@ def engine_for(url: sa.URL) -> AsyncEngine:
 
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine.sync_engine, "connect")

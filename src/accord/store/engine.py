@@ -78,10 +78,7 @@ def redact(url: str | sa.URL) -> str:
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for ``url``, tuned for the store (see ``dialect.engine_for``)."""
-    parsed = normalize_url(url)
-    if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return engine_for(parsed)
+    return engine_for(normalize_url(url))
 
 
 @contextlib.asynccontextmanager
