@@ -15,24 +15,27 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import TypeVar
 
-from accord.bus.factory import Propagation
+from accord.bus.factory import Propagation, build_propagation
+from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
+from accord.bus.redis_conn import resolve_redis_url
 from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
 from accord.replica import snapshot_file
+from accord.replica._entries import entry_from, subscribe
+from accord.replica.boot import initial_snapshot
 from accord.replica.status import ReplicaStatus
+from accord.store.engine import create_engine, resolve_db_url
+from accord.store.kv import SqlKVStore
 from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 
 log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
+DEFAULT_START_TIMEOUT_S = 30.0
 EntryListener = Callable[[str, Entry | None], None]
 ChangeListener = Callable[[Change], None]
 ReloadListener = Callable[[int, bool], None]
 RecoverHook = Callable[[], Awaitable[None]]
-L = TypeVar("L")
-_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class Replica:
@@ -68,6 +71,47 @@ class Replica:
         self.read_only = False
         self.db_degraded = False
 
+    @classmethod
+    async def from_url(
+        cls,
+        db_url: str | None = None,
+        redis_url: str | None = None,
+        *,
+        prefixes: Sequence[str],
+        actor: str,
+        watch: bool = True,
+        start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        snapshot_file: str | None = None,
+    ) -> Replica:
+        """A started replica of ``prefixes`` (URLs default as for ``accord.connect``; "" means no Redis)."""
+        store = SqlKVStore(create_engine(resolve_db_url(db_url)))
+        propagation = build_propagation(store, resolve_redis_url(redis_url), poll_interval=poll_interval)
+        replica = cls(
+            store,
+            propagation,
+            actor=actor,
+            prefixes=prefixes,
+            check_interval=check_interval,
+            snapshot_file=snapshot_file,
+        )
+        try:
+            first = await initial_snapshot(
+                store, propagation, prefixes, budget_s=start_timeout, snapshot_path=snapshot_file
+            )
+            await replica.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
+        except BaseException:
+            await replica.aclose()
+            raise
+        return replica
+
+    async def __aenter__(self) -> Replica:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
     @property
     def store(self) -> KVStore:
         return self._store
@@ -90,23 +134,23 @@ class Replica:
 
     def on_entry(self, listener: EntryListener) -> Callable[[], None]:
         """``listener(key, entry or None)`` for every applied change of a key here, and every key of a (re)load."""
-        return _subscribe(self._entry_listeners, listener)
+        return subscribe(self._entry_listeners, listener)
 
     def on_change(self, listener: ChangeListener) -> Callable[[], None]:
         """``listener(change)`` after each applied change of a key here (after the entry listeners)."""
-        return _subscribe(self._change_listeners, listener)
+        return subscribe(self._change_listeners, listener)
 
     def on_bus_change(self, listener: ChangeListener) -> Callable[[], None]:
         """``listener(change)`` for each change another process announced, once it is applied here."""
-        return _subscribe(self._bus_listeners, listener)
+        return subscribe(self._bus_listeners, listener)
 
     def on_reload(self, listener: ReloadListener) -> Callable[[], None]:
         """``listener(revision, fire)`` after a full (re)load; ``fire`` is False for the first load."""
-        return _subscribe(self._reload_listeners, listener)
+        return subscribe(self._reload_listeners, listener)
 
     def before_recover(self, hook: RecoverHook) -> Callable[[], None]:
         """Await ``hook()`` when the database is back after a read-only start, before reloading."""
-        return _subscribe(self._recover_hooks, hook)
+        return subscribe(self._recover_hooks, hook)
 
     def status(self) -> ReplicaStatus:
         """How current this replica is, which dependencies are degraded, and how changes travel right now."""
@@ -320,28 +364,3 @@ class Replica:
         elif not degraded and self.db_degraded:
             log.info("database reachable again at revision %d", self.last_revision)
         self.db_degraded = degraded
-
-
-def entry_from(change: Change, old: Entry | None) -> Entry:
-    """The entry a put leaves behind, given the entry it replaced (if known)."""
-    created = old.create_revision if old else (change.revision if change.version == 1 else 0)
-    return Entry(
-        key=change.key,
-        value=change.value or b"",
-        version=change.version,
-        create_revision=created,
-        mod_revision=change.revision,
-        secret=change.secret,
-        updated_at=change.at or (old.updated_at if old else _EPOCH),
-        updated_by=change.actor,
-    )
-
-
-def _subscribe(listeners: list[L], listener: L) -> Callable[[], None]:
-    listeners.append(listener)
-
-    def unsubscribe() -> None:
-        if listener in listeners:
-            listeners.remove(listener)
-
-    return unsubscribe
