@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 
 import accord
 from accord import ReadOnlyError, StoreUnavailableError
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
 from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
-from tests.config.procs_worker import BATCH_SIZE, Child, Knobs, eventually
+from tests.config.procs_worker import BATCH_POINTS, BATCH_SIZE, MIGRATION_POINTS, Child, Knobs, eventually
 from tests.servers import PostgresDatabase, RedisServer
 
 LEVEL_KEY = "config/knobs/level"
@@ -290,56 +289,69 @@ async def test_a_change_no_bus_carried_arrives_by_the_periodic_check(
 # ----- a writer is killed mid-write ------------------------------------------------------------
 
 
-async def assert_no_torn_batch(url: str, acknowledged: int) -> int:
-    """Every batch is whole or absent, revisions have no gaps; returns how many batches are stored."""
+async def assert_batches_stored(url: str, expected: int) -> None:
+    """Exactly batches 0 .. expected-1 are stored, each whole, and revisions have no gaps."""
     async with await SqlKVStore.from_url(url, migrate=False) as store:
         revision, entries = await store.snapshot("batch/")
         history = await store.changes_since(0)
         current = await store.current_revision()
     sizes = Counter(int(e.key.split("/")[1]) for e in entries)
     assert {batch: n for batch, n in sizes.items() if n != BATCH_SIZE} == {}, "a batch was torn"
-    stored = len(sizes)
-    assert sorted(sizes) == list(range(stored)), "batches are written in order, so none may be missing"
-    assert acknowledged < stored <= acknowledged + 2, "every acknowledged batch is durable, at most one more"
+    assert sorted(sizes) == list(range(expected)), "every committed batch is stored, the killed one is not"
     assert [c.revision for c in history] == list(range(1, current + 1)), "history has a gap"
-    assert current == revision == stored * BATCH_SIZE
-    return stored
+    assert current == revision == expected * BATCH_SIZE
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_a_writer_killed_mid_batch_leaves_every_batch_whole_or_absent(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+@pytest.mark.parametrize(
+    ("backend", "point"),
+    [("sqlite", "mid_batch"), ("sqlite", "before_commit"), ("postgres", "before_commit")],
+    ids=["sqlite-half-written", "sqlite-all-rows-written", "postgres-all-rows-written"],
+)
+async def test_a_writer_killed_inside_its_transaction_leaves_every_batch_whole_or_absent(
+    backend: str, point: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """The child stops inside batch N's transaction (rows written, no COMMIT) and says so; then it is SIGKILLed."""
+    assert point in BATCH_POINTS
     url: str = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    rng = random.Random()
     stored = 0
     for round_ in range(2):
-        writer = await Child.start(tmp_path / f"writer-{round_}.log", "batches", url, str(stored))
+        stop_at = stored + 2 + round_  # a few batches commit first, so the killed one is not the very first write
+        writer = await Child.start(tmp_path / f"writer-{round_}.log", "batches", url, str(stored), str(stop_at), point)
         try:
-            await writer.event("committed", batch=stored + rng.randint(1, 6))
-            await asyncio.sleep(rng.uniform(0, 0.05))  # most of the writer's time is inside a transaction
+            inside = await writer.event("in_transaction", batch=stop_at)
         finally:
             await writer.kill()
-        acknowledged = max(line["batch"] for line in writer.seen if line.get("event") == "committed")
-        stored = await assert_no_torn_batch(url, acknowledged)
+        assert inside["rows"] == (BATCH_SIZE // 2 if point == "mid_batch" else BATCH_SIZE)
+        committed = [line["batch"] for line in writer.seen if line.get("event") == "committed"]
+        assert committed == list(range(stored, stop_at))
+        await assert_batches_stored(url, stop_at)
+        stored = stop_at
     async with await open_cfg(url) as cfg:
         meta = await cfg.set("knobs.level", 1)
         assert meta.version == 1 and meta.mod_revision == stored * BATCH_SIZE + 1
 
 
+async def accord_tables(url: str) -> list[str]:
+    async with await SqlKVStore.from_url(url, migrate=False) as store, store.engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    return sorted(name for name in names if name.startswith("accord_"))
+
+
+@pytest.mark.parametrize("point", MIGRATION_POINTS)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_a_process_killed_during_first_migrations_leaves_a_store_that_starts(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+async def test_a_process_killed_inside_its_first_migration_leaves_no_trace_and_a_store_that_starts(
+    backend: str, point: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url: str = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    starter = await Child.start(tmp_path / "starter.log", "migrate", url)
+    starter = await Child.start(tmp_path / "starter.log", "migrate", url, point)
     try:
-        await starter.event("migrating")
-        await asyncio.sleep(random.uniform(0.02, 0.3))  # best effort: somewhere inside the migrations
+        await starter.event("in_migration", point=point)
     finally:
         await starter.kill()
+    assert await accord_tables(url) == [], "the migrations run in one transaction: a kill inside it undoes them all"
     async with await open_cfg(url) as cfg:
         meta = await cfg.set("knobs.level", 5)
         assert meta.version == 1 and cfg.knobs.level == 5
     async with await open_cfg(url) as again:
         assert again.knobs.level == 5
+    assert "accord_kv" in await accord_tables(url)
