@@ -24,7 +24,6 @@ async def test_live_config_holds_a_replica_and_offers_no_raw_writes(sqlite_url: 
 
 async def test_a_raw_write_through_the_replica_reaches_the_typed_view(sqlite_url: str) -> None:
     """What the replica applies, LiveConfig resolves: the listeners connect the two."""
-
     async with await accord.connect(sqlite_url, "", groups=[Knobs], use_env=False) as cfg:
         seen: list[object] = []
         cfg.on_change("knobs.", lambda change: seen.append(change.new))
