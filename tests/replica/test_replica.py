@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from accord.bus.wire import PG_NOTIFY_MAX_BYTES
 from accord.core.errors import ReadOnlyError
 from accord.replica import snapshot_file
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
@@ -88,6 +89,17 @@ async def test_a_revision_gap_is_filled_at_once_not_at_the_next_check(urls: tupl
         await eventually(lambda: announced.revision in [c.revision for c in heard], "b to apply n+2 from the bus")
         assert values(b) == {"app/before": b"0", "app/silent": b"1", "app/announced": b"2"}
         assert b.last_revision == announced.revision
+
+
+async def test_values_too_large_or_secret_for_the_bus_are_fetched_by_key(urls: tuple[str, str]) -> None:
+    big = b"x" * (PG_NOTIFY_MAX_BYTES + 1000)
+    async with await open_replica(*urls) as a, await open_replica(*urls) as b:
+        heard: list[Change] = []
+        b.on_bus_change(heard.append)
+        changes = await a.put_keys([PutItem("app/big", big), PutItem("app/sealed", b"ciphertext", secret=True)])
+        await eventually(lambda: len(heard) == 2, "b to apply both changes from the bus")
+        assert b.entry("app/big") == a.entry("app/big") and b.entry("app/sealed") == a.entry("app/sealed")
+        assert b.last_revision == changes[-1].revision
 
 
 async def test_keys_outside_the_prefixes_are_not_held_but_move_the_revision(sqlite_url: str) -> None:

@@ -12,7 +12,6 @@ import os
 import socket
 from collections.abc import Sequence
 
-from accord.bus.factory import build_propagation
 from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
 from accord.bus.redis_conn import resolve_redis_url
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
@@ -20,10 +19,8 @@ from accord.config.registry import SettingRegistry
 from accord.config.registry import discover as discover_groups
 from accord.config.settings import SettingsGroup
 from accord.core.keys import CONFIG_PREFIX
-from accord.replica.boot import initial_snapshot
 from accord.replica.replica import Replica
-from accord.store.engine import create_engine, redact, resolve_db_url
-from accord.store.kv import SqlKVStore
+from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
 
 log = logging.getLogger("accord.config")
@@ -57,32 +54,24 @@ async def connect(
     budget = start_timeout if start_timeout is not None else _env_float("ACCORD_START_TIMEOUT", DEFAULT_START_TIMEOUT_S)
     snapshot_path = snapshot_file or os.environ.get("ACCORD_SNAPSHOT_FILE") or None
     declared = _declared(groups, discover)
-    prefixes = (CONFIG_PREFIX, *extra_prefixes)
-    store = SqlKVStore(create_engine(url))
-    propagation = build_propagation(store, redis, poll_interval=poll_interval)
-    replica = Replica(
-        store,
-        propagation,
+    replica = Replica.unstarted(
+        url,
+        redis,
+        prefixes=(CONFIG_PREFIX, *extra_prefixes),
         actor=actor or default_actor(),
-        prefixes=prefixes,
         check_interval=check_interval,
+        poll_interval=poll_interval,
         snapshot_file=snapshot_path,
     )
 
     async def register() -> None:
         if declared is not None:
-            await store.put_schemas(SettingRegistry.declared(declared).stored_form())
+            await replica.store.put_schemas(SettingRegistry.declared(declared).stored_form())
 
     try:
-        first = await initial_snapshot(
-            store, propagation, prefixes, budget_s=budget, snapshot_path=snapshot_path, prepare=register
-        )
-        registry = (
-            SettingRegistry.declared(declared)
-            if declared is not None
-            else await _stored_registry(store, first.read_only)
-        )
-        live = LiveConfig(replica, registry, use_env=use_env)
+        first = await replica.first_snapshot(budget_s=budget, prepare=register)
+        registry = await _registry(declared, replica.store, first.read_only)
+        live = LiveConfig(replica, registry, use_env=use_env)  # subscribes to the replica before it loads
         await live.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
@@ -97,7 +86,10 @@ def default_actor() -> str:
     return os.environ.get("ACCORD_ACTOR") or f"{_user()}@{socket.gethostname()}"
 
 
-async def _stored_registry(store: KVStore, read_only: bool) -> SettingRegistry:
+async def _registry(declared: list[type[SettingsGroup]] | None, store: KVStore, read_only: bool) -> SettingRegistry:
+    """The declared settings, else every setting registered in the store (none while it is unreachable)."""
+    if declared is not None:
+        return SettingRegistry.declared(declared)
     if read_only:
         return SettingRegistry()
     return SettingRegistry.from_stored(await store.get_schemas())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -23,7 +24,7 @@ from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
 from accord.replica import snapshot_file
 from accord.replica._entries import entry_from, subscribe
-from accord.replica.boot import initial_snapshot
+from accord.replica.boot import InitialSnapshot, initial_snapshot
 from accord.replica.status import ReplicaStatus
 from accord.store.engine import create_engine, resolve_db_url
 from accord.store.kv import SqlKVStore
@@ -86,25 +87,58 @@ class Replica:
         snapshot_file: str | None = None,
     ) -> Replica:
         """A started replica of ``prefixes`` (URLs default as for ``accord.connect``; "" means no Redis)."""
-        store = SqlKVStore(create_engine(resolve_db_url(db_url)))
-        propagation = build_propagation(store, resolve_redis_url(redis_url), poll_interval=poll_interval)
-        replica = cls(
-            store,
-            propagation,
-            actor=actor,
+        replica = cls.unstarted(
+            resolve_db_url(db_url),
+            resolve_redis_url(redis_url),
             prefixes=prefixes,
+            actor=actor,
             check_interval=check_interval,
+            poll_interval=poll_interval,
             snapshot_file=snapshot_file,
         )
         try:
-            first = await initial_snapshot(
-                store, propagation, prefixes, budget_s=start_timeout, snapshot_path=snapshot_file
-            )
+            first = await replica.first_snapshot(budget_s=start_timeout)
             await replica.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
         except BaseException:
             await replica.aclose()
             raise
         return replica
+
+    @classmethod
+    def unstarted(
+        cls,
+        db_url: str,
+        redis_url: str | None,
+        *,
+        prefixes: Sequence[str],
+        actor: str,
+        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        snapshot_file: str | None = None,
+    ) -> Replica:
+        """A replica on its own store and bus, not yet loaded: for a holder that subscribes before ``start``."""
+        store = SqlKVStore(create_engine(db_url))
+        return cls(
+            store,
+            build_propagation(store, redis_url, poll_interval=poll_interval),
+            actor=actor,
+            prefixes=prefixes,
+            check_interval=check_interval,
+            snapshot_file=snapshot_file,
+        )
+
+    async def first_snapshot(
+        self, *, budget_s: float, prepare: Callable[[], Awaitable[None]] | None = None
+    ) -> InitialSnapshot:
+        """What ``start`` loads: the database's snapshot, or a read-only fallback (see ``boot``)."""
+        return await initial_snapshot(
+            self._store,
+            self._propagation,
+            self._prefixes,
+            budget_s=budget_s,
+            snapshot_path=self._snapshot_file,
+            prepare=prepare,
+        )
 
     async def __aenter__(self) -> Replica:
         return self
@@ -288,15 +322,14 @@ class Replica:
             if entry is None or entry.mod_revision != change.revision:
                 await self._resync_locked()
                 return
-            change = Change(
-                change.revision,
-                change.key,
-                "put",
-                change.version,
-                entry.value,
-                entry.secret,
-                entry.updated_by,
-                entry.updated_at,
+            change = dataclasses.replace(
+                change,
+                op="put",
+                value=entry.value,
+                secret=entry.secret,
+                actor=entry.updated_by,
+                at=entry.updated_at,
+                value_omitted=False,
             )
         self._apply_one(change)
 
