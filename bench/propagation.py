@@ -91,7 +91,7 @@ async def _pubsub(url: str) -> AsyncIterator[Any]:
 async def _until_listening(cfg: accord.LiveConfig) -> None:
     for _ in range(500):
         status = cfg.status()
-        if not status["bus_degraded"] and not status["fallback_active"]:
+        if not status.bus_degraded and not status.fallback_active:
             return
         await asyncio.sleep(0.01)
     raise BenchError(f"the receiver's bus never connected: {cfg.status()}")

@@ -1,7 +1,8 @@
 """Child-process entry point for the failure and multi-process tests: `python procs_worker.py MODE ARGS...`.
 
 Each mode prints one line per event on stdout (flushed), so the parent can follow it with a deadline.
-A Redis URL of "-" means "no Redis".
+A Redis URL of "-" means "no Redis". The kill tests make a child stop inside a transaction at a named
+point and say so (``pause_inside``), so the parent's SIGKILL lands exactly there, not after a guessed sleep.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
 
 import accord
 from accord import ConflictError, Setting, SettingsGroup
@@ -24,6 +29,11 @@ from accord.store.types import PutItem
 
 BATCH_SIZE = 50
 WORKER = Path(__file__).resolve()
+# Where a writer stops: after half of a batch's rows (SQLite writes them one by one), or with every row written.
+BATCH_POINTS = ("mid_batch", "before_commit")
+# Where a first start stops inside its one migration transaction.
+MIGRATION_POINTS = ("kv_table_created", "vault_migration_running", "before_commit")
+_PAUSE_S = 3600.0
 
 
 class Knobs(SettingsGroup, category="knobs"):
@@ -196,22 +206,73 @@ async def increment(db_url: str, redis_url: str, times: str) -> None:
         _say(event="done", increments=int(times), conflicts=conflicts)
 
 
-async def batches(db_url: str, start: str) -> None:
-    """Write batches of BATCH_SIZE keys, one transaction each, forever; print each committed batch number."""
+def pause_inside(what: str, **fields: object) -> None:
+    """Say where we are, then hold the transaction open until the parent's SIGKILL arrives.
+
+    Called from a SQLAlchemy event, so it runs on the event loop thread, inside the transaction.
+    """
+    _say(event=what, **fields)
+    time.sleep(_PAUSE_S)
+
+
+async def batches(db_url: str, start: str, stop_at: str = "-1", point: str = "before_commit") -> None:
+    """Write batches of BATCH_SIZE keys, one transaction each; print each committed batch number.
+
+    Batch ``stop_at`` stops at ``point`` inside its transaction (see BATCH_POINTS) and waits to be killed.
+    """
     store = await SqlKVStore.from_url(db_url)
+    current = {"batch": int(start), "rows": 0}
+    stop = int(stop_at)
+
+    def row_written(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO ACCORD_KV_HISTORY"):
+            current["rows"] += 1
+            if point == "mid_batch" and current["batch"] == stop and current["rows"] == BATCH_SIZE // 2:
+                pause_inside("in_transaction", batch=stop, rows=current["rows"])
+
+    def committing(_conn: Any) -> None:
+        if point == "before_commit" and current["batch"] == stop:
+            pause_inside("in_transaction", batch=stop, rows=BATCH_SIZE)
+
+    event.listen(store.engine.sync_engine, "after_cursor_execute", row_written)
+    event.listen(store.engine.sync_engine, "commit", committing)
     try:
-        batch = int(start)
         while True:
+            batch = current["batch"]
+            current["rows"] = 0
             items = [PutItem(batch_key(batch, i), f"{batch}:{i}".encode()) for i in range(BATCH_SIZE)]
             await store.put_many(items, actor="batch-writer")
             _say(event="committed", batch=batch)
-            batch += 1
+            current["batch"] = batch + 1
     finally:
         await store.aclose()
 
 
-async def migrate(db_url: str) -> None:
-    """A first start: migrations, schema registration, snapshot (the parent may SIGKILL it at any point)."""
+_KV_TABLE = re.compile(r"^\s*CREATE TABLE accord_kv\s*\(", re.IGNORECASE)
+_VAULT_TABLE = re.compile(r"^\s*CREATE TABLE accord_vault_mapping\s*\(", re.IGNORECASE)
+
+
+async def migrate(db_url: str, point: str = "") -> None:
+    """A first start: migrations, schema registration, snapshot.
+
+    With a ``point`` (see MIGRATION_POINTS) it stops there inside the migration transaction and waits to be killed.
+    """
+    migrating = {"stamped": False}
+
+    def statement_ran(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "accord_alembic_version" in statement and not statement.lstrip().upper().startswith("SELECT"):
+            migrating["stamped"] = True
+        if point == "kv_table_created" and _KV_TABLE.match(statement):
+            pause_inside("in_migration", point=point)
+        if point == "vault_migration_running" and _VAULT_TABLE.match(statement):
+            pause_inside("in_migration", point=point)
+
+    def committing(_conn: Any) -> None:
+        if point == "before_commit" and migrating["stamped"]:
+            pause_inside("in_migration", point=point)
+
+    event.listen(sa.engine.Engine, "after_cursor_execute", statement_ran)
+    event.listen(sa.engine.Engine, "commit", committing)
     _say(event="migrating")
     async with await _connect(db_url, "-"):
         _say(event="migrated")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 
 import accord
 from accord import ReadOnlyError, StoreUnavailableError
-from accord.bus.redis_cache import decode_entry
 from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
+from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
-from tests.config.procs_worker import BATCH_SIZE, Child, Knobs, eventually
+from tests.config.procs_worker import BATCH_POINTS, BATCH_SIZE, MIGRATION_POINTS, Child, Knobs, eventually
 from tests.servers import PostgresDatabase, RedisServer
 
 LEVEL_KEY = "config/knobs/level"
@@ -30,7 +29,7 @@ async def open_cfg(db_url: str, redis_url: str = "", **options: Any) -> accord.L
 
 
 def on_bus(mode: str, *cfgs: accord.LiveConfig) -> bool:
-    return all(cfg.status()["bus"] == mode for cfg in cfgs)
+    return all(cfg.status().bus == mode for cfg in cfgs)
 
 
 async def cache_matches_store(raw: aioredis.Redis, store: SqlKVStore) -> bool:
@@ -82,7 +81,7 @@ async def test_redis_restarting_empty_loses_nothing_and_the_cache_is_rebuilt(
         assert during.value == 2 and a.knobs.level == 2
         await eventually(lambda: b.knobs.level == 2, "b to see the write made while redis was down")
         await eventually(lambda: on_bus("postgres", a, b), "both instances on the fallback bus")
-        assert a.status()["fallback_active"] and b.status()["bus_degraded"]
+        assert a.status().fallback_active and b.status().bus_degraded
         assert a.knobs.name == b.knobs.name == "before"
 
         own_redis.start()  # same port, empty: no marker, no values
@@ -90,7 +89,7 @@ async def test_redis_restarting_empty_loses_nothing_and_the_cache_is_rebuilt(
             await eventually(lambda: cache_matches_store(raw, a.store), "the cache rebuilt from the database")
             assert decode_entry(await raw.hget(CACHE_VALUES, LEVEL_KEY)).value == b"2"
             await eventually(lambda: on_bus("redis", a, b), "both instances back on the redis bus")
-            assert not a.status()["fallback_active"] and not b.status()["bus_degraded"]
+            assert not a.status().fallback_active and not b.status().bus_degraded
 
             async with raw.pubsub() as pubsub:
                 await pubsub.subscribe(CHANGES_CHANNEL)
@@ -136,7 +135,7 @@ async def test_database_down_serves_memory_and_refuses_writes_without_half_apply
         assert a.knobs.level == 1 and a.meta("knobs.level").version == before.version
         assert a.last_revision == revision
         await eventually(
-            lambda: a.status()["database"] == b.status()["database"] == "degraded", "status to report the database"
+            lambda: a.status().database == b.status().database == "degraded", "status to report the database"
         )
 
         own_pg.server.start()
@@ -145,7 +144,7 @@ async def test_database_down_serves_memory_and_refuses_writes_without_half_apply
             assert entry is not None and entry.value == b"1" and entry.version == before.version
             assert await raw.current_revision() == revision
             assert [c.version for c in await raw.history(LEVEL_KEY)] == [before.version]
-        await eventually(lambda: a.status()["database"] == b.status()["database"] == "ok", "the database back")
+        await eventually(lambda: a.status().database == b.status().database == "ok", "the database back")
         assert a.knobs.level == b.knobs.level == 1 and b.last_revision == revision  # no phantom change applied
 
         await a.set("knobs.level", 7)
@@ -175,8 +174,8 @@ async def test_redis_down_at_start_propagates_by_notify_then_switches_to_redis(
         assert any("redis" in r.getMessage() and "unreachable" in r.getMessage() for r in caplog.records)
         for cfg in (a, b):
             status = cfg.status()
-            assert status["bus"] == "postgres" and status["fallback_active"] and status["bus_degraded"]
-            assert status["database"] == "ok" and not status["read_only"]
+            assert status.bus == "postgres" and status.fallback_active and status.bus_degraded
+            assert status.database == "ok" and not status.read_only
 
         await a.set("knobs.level", 11)
         await eventually(lambda: b.knobs.level == 11, "b to see a's write through NOTIFY")
@@ -185,7 +184,7 @@ async def test_redis_down_at_start_propagates_by_notify_then_switches_to_redis(
 
         own_redis.start()
         await eventually(lambda: on_bus("redis", a, b), "both instances to reconnect to redis")
-        assert not a.status()["bus_degraded"] and not b.status()["fallback_active"]
+        assert not a.status().bus_degraded and not b.status().fallback_active
         async with aioredis.Redis.from_url(own_redis.url) as raw, raw.pubsub() as pubsub:
             await pubsub.subscribe(CHANGES_CHANNEL)
             after = await a.set("knobs.level", 12)
@@ -210,7 +209,7 @@ async def test_database_down_at_start_serves_the_redis_cache_read_only(
     own_pg.server.kill()
     async with await open_cfg(own_pg.url, own_redis.url, start_timeout=1.0) as reader:
         status = reader.status()
-        assert reader.read_only and status["read_only"] and status["database"] == "degraded"
+        assert reader.read_only and status.read_only and status.database == "degraded"
         assert reader.knobs.level == 21 and reader.knobs.name == "cached"
         with pytest.raises(ReadOnlyError) as refused:
             await reader.set("knobs.level", 22)
@@ -218,7 +217,7 @@ async def test_database_down_at_start_serves_the_redis_cache_read_only(
         assert reader.knobs.level == 21
 
         own_pg.server.start()
-        await eventually(lambda: not reader.read_only and reader.status()["database"] == "ok", "read-only to end")
+        await eventually(lambda: not reader.read_only and reader.status().database == "ok", "read-only to end")
         written = await reader.set("knobs.level", 23)
         assert written.version == 2 and reader.knobs.name == "cached"
     async with await SqlKVStore.from_url(own_pg.url, migrate=False) as raw_store:
@@ -251,7 +250,7 @@ async def test_database_down_at_start_serves_the_snapshot_file_read_only(
 
     own_pg.server.kill()
     async with await open_cfg(own_pg.url, snapshot_file=str(snapshot), start_timeout=1.0) as reader:
-        assert reader.read_only and reader.status()["database"] == "degraded"
+        assert reader.read_only and reader.status().database == "degraded"
         assert reader.knobs.level == 31
         with pytest.raises(ReadOnlyError):
             await reader.set("knobs.level", 32)
@@ -290,56 +289,69 @@ async def test_a_change_no_bus_carried_arrives_by_the_periodic_check(
 # ----- a writer is killed mid-write ------------------------------------------------------------
 
 
-async def assert_no_torn_batch(url: str, acknowledged: int) -> int:
-    """Every batch is whole or absent, revisions have no gaps; returns how many batches are stored."""
+async def assert_batches_stored(url: str, expected: int) -> None:
+    """Exactly batches 0 .. expected-1 are stored, each whole, and revisions have no gaps."""
     async with await SqlKVStore.from_url(url, migrate=False) as store:
         revision, entries = await store.snapshot("batch/")
         history = await store.changes_since(0)
         current = await store.current_revision()
     sizes = Counter(int(e.key.split("/")[1]) for e in entries)
     assert {batch: n for batch, n in sizes.items() if n != BATCH_SIZE} == {}, "a batch was torn"
-    stored = len(sizes)
-    assert sorted(sizes) == list(range(stored)), "batches are written in order, so none may be missing"
-    assert acknowledged < stored <= acknowledged + 2, "every acknowledged batch is durable, at most one more"
+    assert sorted(sizes) == list(range(expected)), "every committed batch is stored, the killed one is not"
     assert [c.revision for c in history] == list(range(1, current + 1)), "history has a gap"
-    assert current == revision == stored * BATCH_SIZE
-    return stored
+    assert current == revision == expected * BATCH_SIZE
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_a_writer_killed_mid_batch_leaves_every_batch_whole_or_absent(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+@pytest.mark.parametrize(
+    ("backend", "point"),
+    [("sqlite", "mid_batch"), ("sqlite", "before_commit"), ("postgres", "before_commit")],
+    ids=["sqlite-half-written", "sqlite-all-rows-written", "postgres-all-rows-written"],
+)
+async def test_a_writer_killed_inside_its_transaction_leaves_every_batch_whole_or_absent(
+    backend: str, point: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """The child stops inside batch N's transaction (rows written, no COMMIT) and says so; then it is SIGKILLed."""
+    assert point in BATCH_POINTS
     url: str = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    rng = random.Random()
     stored = 0
     for round_ in range(2):
-        writer = await Child.start(tmp_path / f"writer-{round_}.log", "batches", url, str(stored))
+        stop_at = stored + 2 + round_  # a few batches commit first, so the killed one is not the very first write
+        writer = await Child.start(tmp_path / f"writer-{round_}.log", "batches", url, str(stored), str(stop_at), point)
         try:
-            await writer.event("committed", batch=stored + rng.randint(1, 6))
-            await asyncio.sleep(rng.uniform(0, 0.05))  # most of the writer's time is inside a transaction
+            inside = await writer.event("in_transaction", batch=stop_at)
         finally:
             await writer.kill()
-        acknowledged = max(line["batch"] for line in writer.seen if line.get("event") == "committed")
-        stored = await assert_no_torn_batch(url, acknowledged)
+        assert inside["rows"] == (BATCH_SIZE // 2 if point == "mid_batch" else BATCH_SIZE)
+        committed = [line["batch"] for line in writer.seen if line.get("event") == "committed"]
+        assert committed == list(range(stored, stop_at))
+        await assert_batches_stored(url, stop_at)
+        stored = stop_at
     async with await open_cfg(url) as cfg:
         meta = await cfg.set("knobs.level", 1)
         assert meta.version == 1 and meta.mod_revision == stored * BATCH_SIZE + 1
 
 
+async def accord_tables(url: str) -> list[str]:
+    async with await SqlKVStore.from_url(url, migrate=False) as store, store.engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    return sorted(name for name in names if name.startswith("accord_"))
+
+
+@pytest.mark.parametrize("point", MIGRATION_POINTS)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_a_process_killed_during_first_migrations_leaves_a_store_that_starts(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+async def test_a_process_killed_inside_its_first_migration_leaves_no_trace_and_a_store_that_starts(
+    backend: str, point: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url: str = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    starter = await Child.start(tmp_path / "starter.log", "migrate", url)
+    starter = await Child.start(tmp_path / "starter.log", "migrate", url, point)
     try:
-        await starter.event("migrating")
-        await asyncio.sleep(random.uniform(0.02, 0.3))  # best effort: somewhere inside the migrations
+        await starter.event("in_migration", point=point)
     finally:
         await starter.kill()
+    assert await accord_tables(url) == [], "the migrations run in one transaction: a kill inside it undoes them all"
     async with await open_cfg(url) as cfg:
         meta = await cfg.set("knobs.level", 5)
         assert meta.version == 1 and cfg.knobs.level == 5
     async with await open_cfg(url) as again:
         assert again.knobs.level == 5
+    assert "accord_kv" in await accord_tables(url)

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from accord.auth.policy import MANAGEMENT, Policy, PolicyError
-from accord.config.mirror import StoreMirror
 from accord.core.errors import AccordError, ConflictError, NotFoundError
 from accord.core.errors import TokenError as TokenError
+from accord.replica.replica import Replica
 from accord.store.types import Entry, PutItem, WriteContext
 
 TOKENS_PREFIX = "acl/tokens/"
@@ -66,17 +66,21 @@ def hash_secret(secret: str) -> str:
 
 
 class TokenIndex:
-    """Authenticates presented secrets against the tokens mirrored from the store."""
+    """Authenticates presented secrets against the tokens of a replica of acl/tokens/.
 
-    def __init__(self, mirror: StoreMirror) -> None:
-        if not any(p.startswith("acl/") or TOKENS_PREFIX.startswith(p) for p in mirror.prefixes):
-            raise AccordError("the token index needs a mirror of acl/ (connect with extra_prefixes=('acl/',))")
-        self._mirror = mirror
+    Writes go through the same replica, so a token this index creates or revokes takes effect here
+    as soon as the call returns, and in every other process once the bus (or the revision check) delivers it.
+    """
+
+    def __init__(self, replica: Replica) -> None:
+        if not replica.covers(TOKENS_PREFIX):
+            raise AccordError("the token index needs a replica of acl/ (connect with extra_prefixes=('acl/',))")
+        self._replica = replica
         self._by_hash: dict[str, Token] = {}
         self._by_name: dict[str, Token] = {}
-        for entry in mirror.entries(TOKENS_PREFIX):
+        for entry in replica.entries(TOKENS_PREFIX):
             self._on_entry(entry.key, entry)
-        mirror.on_entry(self._on_entry)
+        replica.on_entry(self._on_entry)
 
     def authenticate(self, secret: str) -> Token | None:
         """The live, unexpired token for ``secret``, else None. The final comparison is constant-time."""
@@ -113,14 +117,14 @@ class TokenIndex:
         token = Token(name, secrets.token_hex(8), policy, now, creator, now + ttl if ttl else None, hash_secret(secret))
         item = PutItem(TOKENS_PREFIX + name, _encode(token), expect_version=0)
         try:
-            await self._mirror.put_keys([item], ctx=_ctx(ctx, "token.create"))
+            await self._replica.put_keys([item], ctx=_ctx(ctx, "token.create"))
         except ConflictError:
             raise TokenError(f"a token named {name!r} already exists") from None
         return token, secret
 
     async def revoke(self, name: str, *, ctx: WriteContext | None = None) -> Token:
         token = self.get(name)
-        await self._mirror.delete_key(TOKENS_PREFIX + name, ctx=_ctx(ctx, "token.revoke"))
+        await self._replica.delete_key(TOKENS_PREFIX + name, ctx=_ctx(ctx, "token.revoke"))
         return token
 
     async def bootstrap(self, *, ctx: WriteContext | None = None) -> tuple[Token, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from accord.bus.redis_bus import RedisChangeBus
+from accord.bus.redis_conn import redact_redis
 from accord.bus.types import BusUnavailableError, ChangeBus, EventHandler
 from accord.store.types import Change
 
@@ -36,6 +37,17 @@ class FallbackChangeBus:
     async def start(self, handler: EventHandler) -> None:
         await self.fallback.start(handler)
         await self.primary.start(handler)
+
+    async def wait_connected(self, wait_s: float) -> bool:
+        """Whether Redis answered within ``wait_s``; if not, say so once (changes travel on the fallback meanwhile)."""
+        if await self.primary.wait_connected(wait_s):
+            return True
+        log.warning(
+            "redis %s is unreachable; propagating through %s and reconnecting in the background",
+            redact_redis(self.primary.url),
+            self.fallback.mode,
+        )
+        return False
 
     async def publish(self, change: Change) -> None:
         if self.primary.connected:

@@ -41,6 +41,13 @@ class LocalChangeBus:
     def degraded(self) -> bool:
         return self._degraded
 
+    @property
+    def fallback_active(self) -> bool:
+        return False
+
+    async def wait_connected(self, wait_s: float) -> bool:
+        return True  # fan-out within the process needs no connection, and polling starts with start()
+
     async def start(self, handler: EventHandler) -> None:
         self._handler = handler
         _handlers_by_store[self._store_id].add(handler)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import asyncpg
 
-from accord.bus.types import BusUnavailableError, EventHandler, Resync
+from accord.bus.reconnect import Connected, ReconnectingListener
+from accord.bus.types import BusUnavailableError, EventHandler
 from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
-from accord.core.retry import backoff_delays
 from accord.store.types import Change
 
-log = logging.getLogger("accord.bus.postgres")
 CHANNEL = "accord_changes"
 _DOWN_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -25,11 +23,14 @@ class PgNotifyBus:
     def __init__(self, dsn: str, *, display_url: str) -> None:
         self._dsn = dsn
         self._display = display_url
-        self._listener: asyncio.Task[None] | None = None
         self._publisher: Any = None
         self._publish_lock = asyncio.Lock()
-        self._connected = asyncio.Event()
-        self._closing = False
+        self._listener = ReconnectingListener(
+            self._listen_once,
+            down_errors=_DOWN_ERRORS,
+            what=f"the postgres listener on {display_url}",
+            task_name="accord-pg-bus",
+        )
 
     @property
     def mode(self) -> str:
@@ -37,10 +38,17 @@ class PgNotifyBus:
 
     @property
     def degraded(self) -> bool:
-        return not self._connected.is_set()
+        return not self._listener.connected
+
+    @property
+    def fallback_active(self) -> bool:
+        return False
 
     async def start(self, handler: EventHandler) -> None:
-        self._listener = asyncio.create_task(self._listen_forever(handler), name="accord-pg-bus")
+        self._listener.start(handler)
+
+    async def wait_connected(self, wait_s: float) -> bool:
+        return await self._listener.wait_connected(wait_s)
 
     async def publish(self, change: Change) -> None:
         payload = encode_change(change, max_bytes=PG_NOTIFY_MAX_BYTES)
@@ -54,11 +62,7 @@ class PgNotifyBus:
                 raise BusUnavailableError(f"postgres notify on {self._display}: {exc}") from exc
 
     async def aclose(self) -> None:
-        self._closing = True
-        if self._listener:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await self._listener.aclose()
         await self._drop_publisher()
 
     async def _drop_publisher(self) -> None:
@@ -67,30 +71,16 @@ class PgNotifyBus:
                 await self._publisher.close(timeout=1)
             self._publisher = None
 
-    async def _listen_forever(self, handler: EventHandler) -> None:
-        delays = backoff_delays()
-        while not self._closing:
-            try:
-                await self._listen_once(handler)
-                delays = backoff_delays()
-            except _DOWN_ERRORS as exc:
-                if self._connected.is_set():
-                    log.warning("lost postgres listener on %s: %s; reconnecting", self._display, exc)
-                self._connected.clear()
-                await asyncio.sleep(next(delays))
-
-    async def _listen_once(self, handler: EventHandler) -> None:
+    async def _listen_once(self, connected: Connected, handler: EventHandler) -> None:
         conn = await asyncpg.connect(self._dsn, timeout=2)
         lost = asyncio.Event()
         queue: asyncio.Queue[str] = asyncio.Queue()
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: queue.put_nowait(payload))
-            self._connected.set()
-            await handler(Resync("postgres listener connected"))
+            await connected()
             await self._pump(conn, queue, lost, handler)
         finally:
-            self._connected.clear()
             with contextlib.suppress(*_DOWN_ERRORS):
                 await conn.close(timeout=1)
 

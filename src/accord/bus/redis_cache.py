@@ -7,16 +7,13 @@ marker is missing, the first process to notice rebuilds it from the database und
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-from datetime import datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS
 from accord.core.redis_keys import CACHE_PENDING, CACHE_REBUILD_LOCK, CACHE_REVISION, CACHE_VALUES
+from accord.store.entry_codec import decode_entry, encode_entry
 from accord.store.types import Change, Entry, KVStore
 
 log = logging.getLogger("accord.bus.cache")
@@ -57,7 +54,7 @@ return 1
 
 
 class RedisValueCache:
-    """Current values by key plus the revision they reflect."""
+    """Current values by key plus the revision they reflect (the ValueCache of a process with Redis)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
@@ -79,6 +76,18 @@ class RedisValueCache:
         except REDIS_DOWN_ERRORS as exc:
             self._missed_update = True
             log.debug("cache update skipped, redis unavailable: %s", exc)
+
+    async def refresh(self, store: KVStore, checked_revision: int) -> None:
+        """Best effort: drop a cache behind ``checked_revision``, then rebuild it if it is gone.
+
+        Any failure only costs freshness (the database is the truth), and must not stop the periodic
+        check that calls this, so nothing escapes.
+        """
+        try:
+            await self.invalidate_if_behind(checked_revision)
+            await self.ensure(store)
+        except Exception as exc:
+            log.debug("cache refresh skipped: %s", exc)
 
     async def invalidate_if_behind(self, revision: int) -> bool:
         """Drop the marker if the cache reflects less than ``revision``, a revision committed a check ago.
@@ -122,39 +131,14 @@ class RedisValueCache:
             await self._client.delete(CACHE_REBUILD_LOCK)
 
     async def load(self) -> tuple[int, list[Entry]] | None:
-        """The cached snapshot, or None when the cache is not complete."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.get(CACHE_REVISION)
-            pipe.hgetall(CACHE_VALUES)
-            marker, values = await pipe.execute()
+        """The cached snapshot, or None when the cache is not complete or Redis does not answer."""
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(CACHE_REVISION)
+                pipe.hgetall(CACHE_VALUES)
+                marker, values = await pipe.execute()
+        except REDIS_DOWN_ERRORS:
+            return None
         if marker is None:
             return None
         return int(marker), [decode_entry(raw) for raw in values.values()]
-
-
-def encode_entry(entry: Entry) -> str:
-    body: dict[str, Any] = {
-        "key": entry.key,
-        "value": base64.b64encode(entry.value).decode(),
-        "version": entry.version,
-        "create_revision": entry.create_revision,
-        "mod_revision": entry.mod_revision,
-        "secret": entry.secret,
-        "updated_at": entry.updated_at.isoformat(),
-        "updated_by": entry.updated_by,
-    }
-    return json.dumps(body, separators=(",", ":"))
-
-
-def decode_entry(raw: bytes | str) -> Entry:
-    body = json.loads(raw)
-    return Entry(
-        key=body["key"],
-        value=base64.b64decode(body["value"]),
-        version=int(body["version"]),
-        create_revision=int(body["create_revision"]),
-        mod_revision=int(body["mod_revision"]),
-        secret=bool(body["secret"]),
-        updated_at=datetime.fromisoformat(body["updated_at"]),
-        updated_by=body["updated_by"],
-    )

@@ -33,7 +33,16 @@ class ChangeBus(Protocol):
     @property
     def degraded(self) -> bool: ...
 
+    @property
+    def fallback_active(self) -> bool:
+        """True while a composite bus carries changes on its fallback because its primary is down."""
+        ...
+
     async def start(self, handler: EventHandler) -> None: ...
+
+    async def wait_connected(self, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` for the listener ``start`` began to be subscribed; whether it is."""
+        ...
 
     async def publish(self, change: Change) -> None: ...
 

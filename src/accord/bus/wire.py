@@ -23,6 +23,8 @@ def encode_change(change: Change, *, max_bytes: int) -> str:
         body["t"] = round(change.at.timestamp(), 6)  # commit time, so receivers can measure propagation lag
     if change.secret:
         body["s"] = 1
+    if change.actor:
+        body["a"] = change.actor  # so a replica's copy names the writer, as the store does
     if change.value is not None and not change.secret:
         _put_value(body, change.value)
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
@@ -48,6 +50,7 @@ def decode_change(text: str | bytes) -> Change | None:
             version=int(body["v"]),
             value=value,
             secret=bool(body.get("s")),
+            actor=str(body.get("a", "")),
             value_omitted=bool(body.get("om")),
             at=datetime.fromtimestamp(float(body["t"]), UTC) if "t" in body else None,
         )
@@ -66,5 +69,5 @@ def _get_value(body: dict[str, Any]) -> bytes | None:
     if "d" in body:
         return str(body["d"]).encode()
     if "b" in body:
-        return base64.b64decode(body["b"])
+        return base64.b64decode(body["b"], validate=True)  # corrupt base64 must drop the message, not empty the value
     return None

@@ -16,7 +16,7 @@ from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
 from accord.core.errors import AccordError, NotFoundError, UnknownSettingError, ValidationFailedError
 from accord.core.keys import key_to_path
-from accord.store.audit import AuditFilter, audit_rows
+from accord.store.audit import AuditFilter
 from accord.store.types import Change, WriteContext
 
 KeyFilter = Callable[[str], bool]
@@ -168,7 +168,7 @@ class ConfigAdmin:
     async def audit(self, flt: AuditFilter, *, readable: KeyFilter = _everything) -> Rows:
         """Who changed what and when, with old and new values masked (token records summarised)."""
         rows = []
-        for change, prev_value, prev_secret in await audit_rows(self.live.store.engine, flt):
+        for change, prev_value, prev_secret in await self.live.store.audit(flt):
             if not readable(change.key):
                 continue
             before = Change(0, change.key, "put", 0, prev_value, prev_secret) if prev_value is not None else None

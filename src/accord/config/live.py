@@ -1,4 +1,4 @@
-"""LiveConfig: typed settings over the store mirror, read from memory in every process."""
+"""LiveConfig: typed settings over a replica of config/, read from memory in every process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from accord.bus.factory import Propagation
-from accord.config.mirror import DEFAULT_CHECK_INTERVAL_S, StoreMirror
 from accord.config.registry import SettingRegistry
 from accord.config.settings import SettingsGroup
 from accord.config.spec import SettingSpec
@@ -21,12 +19,13 @@ from accord.config.values import (
     resolve,
     to_meta,
 )
-from accord.core.crypto import Cipher, CryptoError, cipher_for_database
+from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
 from accord.core.errors import AccordError, CodecError
-from accord.core.keys import CONFIG_PREFIX, check_depth
-from accord.store.kv import SqlKVStore
-from accord.store.types import Change, PutItem, WriteContext
+from accord.core.keys import check_depth
+from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
+from accord.replica.status import ReplicaStatus
+from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 
 log = logging.getLogger("accord.config")
 ChangeCallback = Callable[[SettingChange], Awaitable[None] | None]
@@ -34,30 +33,23 @@ ChangeCallback = Callable[[SettingChange], Awaitable[None] | None]
 __all__ = ["DEFAULT_CHECK_INTERVAL_S", "ChangeCallback", "LiveConfig"]
 
 
-class LiveConfig(StoreMirror):
-    """Typed settings shared by every process on one store. Create it with ``await accord.connect(...)``."""
+class LiveConfig:
+    """Typed settings shared by every process on one store. Create it with ``await accord.connect(...)``.
+
+    It holds a replica of config/ (and of any extra prefixes it was connected with, such as acl/ for
+    a server's token index); raw key writes stay on the replica, out of this typed API.
+    """
 
     def __init__(
         self,
-        store: SqlKVStore,
-        propagation: Propagation,
+        replica: Replica,
         registry: SettingRegistry,
         *,
-        actor: str,
-        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
         environ: dict[str, str] | None = None,
         use_env: bool = True,
-        snapshot_file: str | None = None,
-        extra_prefixes: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(
-            store,
-            propagation,
-            actor=actor,
-            prefixes=(CONFIG_PREFIX, *extra_prefixes),
-            check_interval=check_interval,
-            snapshot_file=snapshot_file,
-        )
+        self._replica = replica
+        self._store = replica.store
         self._registry = registry
         self._environ = dict(process_environ() if environ is None else environ) if use_env else {}
         self._override = env_override_enabled(self._environ)
@@ -68,6 +60,9 @@ class LiveConfig(StoreMirror):
         self._cipher: Cipher | None = None
         self._env_values = self._parse_env()
         self._make_views()
+        replica.on_change(self._entry_changed)
+        replica.on_reload(self._reloaded)
+        replica.before_recover(self._register)
 
     # ----- reads: memory only -------------------------------------------------------------------
 
@@ -82,7 +77,7 @@ class LiveConfig(StoreMirror):
 
     def meta(self, path: str) -> SettingMeta:
         spec = self._registry.spec(path)
-        return to_meta(spec, self._resolved[path], self._entries.get(spec.key))
+        return to_meta(spec, self._resolved[path], self._replica.entry(spec.key))
 
     def all(self, prefix: str = "") -> list[SettingMeta]:
         """Every known setting whose dotted path starts with ``prefix``, sorted by path."""
@@ -95,18 +90,63 @@ class LiveConfig(StoreMirror):
     def registry(self) -> SettingRegistry:
         return self._registry
 
+    # ----- the replica underneath ---------------------------------------------------------------
+
+    @property
+    def replica(self) -> Replica:
+        """The live copy of the keys this LiveConfig reads (config/ plus any extra prefixes)."""
+        return self._replica
+
+    @property
+    def store(self) -> KVStore:
+        return self._store
+
+    @property
+    def last_revision(self) -> int:
+        return self._replica.last_revision
+
+    @property
+    def read_only(self) -> bool:
+        """True while started from a cached snapshot with the database unreachable: writes are refused."""
+        return self._replica.read_only
+
+    def status(self) -> ReplicaStatus:
+        return self._replica.status()
+
+    def entry(self, key: str) -> Entry | None:
+        """The stored entry of a key this LiveConfig replicates (raw bytes; secrets still sealed)."""
+        return self._replica.entry(key)
+
+    def entries(self, prefix: str = "") -> list[Entry]:
+        return self._replica.entries(prefix)
+
+    def on_bus_change(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener(change)`` for each change another process announced, once it is applied here."""
+        return self._replica.on_bus_change(listener)
+
+    async def start(self, *, snapshot: tuple[int, list[Entry]], watch: bool = True, read_only: bool = False) -> None:
+        await self._replica.start(snapshot=snapshot, watch=watch, read_only=read_only)
+
+    async def resync(self) -> None:
+        """Catch up from the store now (normally the bus and the periodic check do this)."""
+        await self._replica.resync()
+
+    async def check_once(self) -> None:
+        """Run the periodic revision check now."""
+        await self._replica.check_once()
+
     # ----- writes: the store first, then memory, then everyone else -----------------------------
 
     async def set(
         self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> SettingMeta:
         """Validate, write a new revision, apply it here, announce it; returns the new state."""
-        await self.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
+        await self._replica.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
         return self.meta(path)
 
     async def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Validate every value first, then write them all in one transaction: all or nothing."""
-        await self.put_keys([self._put_item(path, value, None) for path, value in values.items()], ctx=ctx)
+        await self._replica.put_keys([self._put_item(path, value, None) for path, value in values.items()], ctx=ctx)
         return [self.meta(path) for path in values]
 
     async def set_input(self, path: str, raw: str, *, expect_version: int | None = None) -> SettingMeta:
@@ -117,17 +157,17 @@ class LiveConfig(StoreMirror):
         self, path: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> SettingMeta:
         """Remove the stored value; the setting falls back to its environment variable or default."""
-        await self.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
+        await self._replica.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
         return self.meta(path)
 
     async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> SettingMeta:
         """Restore the value of ``to_version`` as a new revision (validated against today's type)."""
         spec = self._registry.spec(path)
-        self._check_writable()
+        self._replica.check_writable()
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
             spec.validate(spec.decode(self.stored_text(spec, old[0].value, secret=old[0].secret)))
-        await self.rollback_key(spec.key, to_version, ctx=ctx)
+        await self._replica.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
 
     async def history(self, path: str, *, limit: int | None = None) -> list[HistoryItem]:
@@ -147,7 +187,7 @@ class LiveConfig(StoreMirror):
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await super().aclose()
+        await self._replica.aclose()
 
     async def __aenter__(self) -> LiveConfig:
         return self
@@ -173,7 +213,7 @@ class LiveConfig(StoreMirror):
     def cipher(self) -> Cipher:
         """The shared AES-GCM cipher, loaded on first use so stores without secrets never need a key."""
         if self._cipher is None:
-            self._cipher = cipher_for_database(self._store.engine.url.render_as_string(hide_password=False))
+            self._cipher = self._store.cipher()
         return self._cipher
 
     def stored_text(self, spec: SettingSpec, data: bytes, *, secret: bool) -> str:
@@ -187,7 +227,7 @@ class LiveConfig(StoreMirror):
     def stored_value(self, path: str) -> object:
         """The stored (not effective) value of a setting, or None when nothing is stored."""
         spec = self._registry.spec(path)
-        entry = self._entries.get(spec.key)
+        entry = self._replica.entry(spec.key)
         return None if entry is None else spec.decode(self.stored_text(spec, entry.value, secret=entry.secret))
 
     async def _register(self) -> None:
@@ -200,13 +240,13 @@ class LiveConfig(StoreMirror):
             return
         before = self._resolved.get(spec.path)
         self._resolve(spec)
-        entry = self._entries.get(spec.key)
+        entry = self._replica.entry(spec.key)
         version = entry.version if entry else change.version
         old = before.value if before else None
         new = self._resolved[spec.path].value
         self._fire(SettingChange(spec.path, old, new, version, change.revision, change.op, spec.secret))
 
-    def _reloaded(self, revision: int, *, fire: bool) -> None:
+    def _reloaded(self, revision: int, fire: bool) -> None:
         for spec in self._registry.by_path.values():
             before = self._resolved.get(spec.path)
             self._resolve(spec)
@@ -215,7 +255,7 @@ class LiveConfig(StoreMirror):
                 self._fire(SettingChange(spec.path, before.value, after, 0, revision, "put", spec.secret))
 
     def _resolve(self, spec: SettingSpec) -> None:
-        entry = self._entries.get(spec.key)
+        entry = self._replica.entry(spec.key)
         stored: object | None = None
         if entry is not None:
             try:

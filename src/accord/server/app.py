@@ -16,7 +16,7 @@ from accord.auth.policy import MANAGEMENT
 from accord.auth.tokens import TokenError, TokenIndex
 from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
-from accord.config.mirror import DEFAULT_CHECK_INTERVAL_S
+from accord.config.live import DEFAULT_CHECK_INTERVAL_S
 from accord.server import errors
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
@@ -57,7 +57,7 @@ def create_app(
             use_env=False,
             check_interval=check_interval,
         )
-        index = TokenIndex(live)
+        index = TokenIndex(live.replica)
         await _bootstrap_if_empty(index, announce)
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from accord.replica.status import ReplicaStatus
 from accord.store.types import Change
 
 BUS_MODES = ("redis", "postgres", "local")
@@ -18,25 +18,25 @@ BUS_MODES = ("redis", "postgres", "local")
 class _StatusCollector(Collector):
     """Read the LiveConfig's status at scrape time, so the figures are never stale."""
 
-    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, status: Callable[[], ReplicaStatus]) -> None:
         self._status = status
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self._status()
-        yield GaugeMetricFamily("accord_revision", "Last revision applied by this process", value=status["revision"])
+        yield GaugeMetricFamily("accord_revision", "Last revision applied by this process", value=status.revision)
         bus = GaugeMetricFamily("accord_bus_mode", "Change bus in use (1 for the active mode)", labels=["mode"])
         for mode in BUS_MODES:
-            bus.add_metric([mode], 1.0 if status["bus"] == mode else 0.0)
+            bus.add_metric([mode], 1.0 if status.bus == mode else 0.0)
         yield bus
         yield GaugeMetricFamily(
             "accord_fallback_active",
             "1 while Redis is unreachable and a fallback bus carries changes",
-            value=1.0 if status["fallback_active"] else 0.0,
+            value=1.0 if status.fallback_active else 0.0,
         )
         yield GaugeMetricFamily(
             "accord_database_degraded",
             "1 while the database is unreachable",
-            value=1.0 if status["database"] != "ok" else 0.0,
+            value=1.0 if status.database != "ok" else 0.0,
         )
 
 
@@ -80,7 +80,7 @@ class Metrics:
         if change.at is not None:
             self.propagation_lag.observe(max(0.0, time.time() - change.at.timestamp()))
 
-    def watch_status(self, status: Callable[[], dict[str, Any]]) -> None:
+    def watch_status(self, status: Callable[[], ReplicaStatus]) -> None:
         self.registry.register(_StatusCollector(status))
 
     def render(self) -> bytes:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,21 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.store import tables as t
 from accord.store.engine import read_tx
-from accord.store.kv import change_from_row
-from accord.store.types import Change
+from accord.store.rows import change_from_row
+from accord.store.types import AuditFilter, AuditRow
+
+__all__ = ["AuditFilter", "AuditRow", "audit_rows"]
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    key_prefix: str = ""
-    actor: str | None = None
-    action: str | None = None
-    since: datetime | None = None
-    before_revision: int | None = None
-    limit: int = 100
-
-
-async def audit_rows(engine: AsyncEngine, flt: AuditFilter) -> list[tuple[Change, bytes | None, bool]]:
+async def audit_rows(engine: AsyncEngine, flt: AuditFilter) -> list[AuditRow]:
     """Newest first: (change, previous value of that key, whether the previous value was secret)."""
     h = t.kv_history.c
     inner: sa.Select[Any] = sa.select(

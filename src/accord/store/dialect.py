@@ -7,13 +7,41 @@ dialect would be one edit in this module.
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["Bind", "insert", "is_postgres", "is_sqlite"]
+__all__ = [
+    "ASYNC_DRIVERS",
+    "WRITE_OPTION",
+    "Bind",
+    "async_driver",
+    "engine_for",
+    "insert",
+    "is_postgres",
+    "is_sqlite",
+    "listen_dsn",
+    "lock_out_other_writers",
+    "uses_put_function",
+]
 
 InsertClass = type[postgresql.Insert] | type[sqlite.Insert]
+WRITE_OPTION = "accord_write"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 15.0
+PG_POOL_TIMEOUT_S = 10.0
+ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+}
 
 
 class _Dialect(Protocol):
@@ -38,3 +66,74 @@ def is_postgres(bind: Bind) -> bool:
 def insert(bind: Bind) -> InsertClass:
     """The dialect's INSERT construct, the one with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
     return postgresql.Insert if is_postgres(bind) else sqlite.Insert
+
+
+def async_driver(drivername: str) -> str:
+    """The async driver accord uses for a URL's driver name (``sqlite`` -> ``sqlite+aiosqlite``)."""
+    return _DRIVERS.get(drivername, drivername)
+
+
+def uses_put_function(bind: Bind) -> bool:
+    """Whether writes go through the server-side ``accord_put_many`` function (migration 0004).
+
+    On PostgreSQL one statement holds the revision lock for the function and the commit only, not
+    across round trips; SQLite has no server round trips to save.
+    """
+    return is_postgres(bind)
+
+
+async def lock_out_other_writers(conn: AsyncConnection, lock_id: int) -> None:
+    """Serialise this transaction with every other one taking ``lock_id``, until it ends.
+
+    SQLite's write transactions already hold the database's write lock (BEGIN IMMEDIATE); PostgreSQL
+    needs a transaction-scoped advisory lock.
+    """
+    if is_postgres(conn):
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
+def listen_dsn(url: sa.URL) -> str | None:
+    """The libpq DSN (with its password) for a LISTEN connection; None for a database without NOTIFY."""
+    if not url.drivername.startswith("postgresql"):
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def engine_for(url: sa.URL) -> AsyncEngine:
+    """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
+    if url.drivername.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=PG_POOL_TIMEOUT_S,
+        # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
+        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S},
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling would defer BEGIN; we issue BEGIN ourselves below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Writers take the write lock up front so the revision read and bump cannot interleave.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,33 +1,47 @@
-"""Engines from URLs, and the one place where driver errors become accord errors."""
+"""Engines from URLs, and the one place where driver errors become accord errors.
+
+``translate_errors`` is the boundary: connection failures become StoreUnavailableError, the put
+function's compare-and-set signal becomes ConflictError, and a deadlock victim is recognised here
+(``retry_deadlocks``). No other module matches driver error codes or message text.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core import environ
-from accord.core.errors import AccordError, StoreUnavailableError
+from accord.core.errors import AccordError, ConflictError, StoreUnavailableError
+from accord.store.dialect import ASYNC_DRIVERS, WRITE_OPTION, async_driver, engine_for, is_sqlite
 
+__all__ = [
+    "DEFAULT_DB_FILE",
+    "create_engine",
+    "default_db_url",
+    "is_sqlite",
+    "normalize_url",
+    "read_tx",
+    "redact",
+    "resolve_db_url",
+    "retry_deadlocks",
+    "translate_errors",
+    "write_tx",
+]
+
+T = TypeVar("T")
+log = logging.getLogger("accord.store")
 DEFAULT_DB_FILE = "accord.db"
-SQLITE_BUSY_TIMEOUT_S = 30.0
-WRITE_OPTION = "accord_write"
-PG_CONNECT_TIMEOUT_S = 5.0
-PG_COMMAND_TIMEOUT_S = 15.0
-PG_POOL_TIMEOUT_S = 10.0
-
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "postgresql+psycopg2": "postgresql+asyncpg",
-}
+DEADLOCK_ATTEMPTS = 5
+_PG_CONFLICT = "AC409"  # raised by accord_put_many (migration 0004): key in DETAIL, "actual expected" in HINT
+_PG_DEADLOCK = "40P01"
+_CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
 
 
 def default_db_url() -> str:
@@ -46,8 +60,8 @@ def normalize_url(url: str) -> sa.URL:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise AccordError(f"not a database URL: {redact(url)!r}") from exc
-    driver = _DRIVERS.get(parsed.drivername, parsed.drivername)
-    if driver not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+    driver = async_driver(parsed.drivername)
+    if driver not in ASYNC_DRIVERS:
         raise AccordError(
             f"unsupported database {parsed.drivername!r} in {redact(url)!r}: use sqlite:///path or postgresql://..."
         )
@@ -62,49 +76,9 @@ def redact(url: str | sa.URL) -> str:
         return "<unparsable url>"
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
-    parsed = normalize_url(url)
-    if parsed.drivername.startswith("sqlite"):
-        return _sqlite_engine(parsed)
-    return create_async_engine(
-        parsed,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-        pool_timeout=PG_POOL_TIMEOUT_S,
-        # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
-        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S},
-    )
-
-
-def _sqlite_engine(url: sa.URL) -> AsyncEngine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver's own transaction handling would defer BEGIN; we issue BEGIN ourselves below.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        # Writers take the write lock up front so the revision read and bump cannot interleave.
-        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
+    """An async engine for ``url``, tuned for the store (see ``dialect.engine_for``)."""
+    return engine_for(normalize_url(url))
 
 
 @contextlib.asynccontextmanager
@@ -127,12 +101,14 @@ async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @contextlib.contextmanager
 def translate_errors(engine: AsyncEngine) -> Iterator[None]:
-    """Turn connection-level driver failures into StoreUnavailableError naming the database."""
+    """Turn driver failures into accord errors: unavailability naming the database, CAS signals into conflicts."""
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as exc:
         raise StoreUnavailableError(f"database {redact(engine.url)} is unavailable: {_first_line(exc)}") from exc
     except sa.exc.DBAPIError as exc:
+        if _sqlstate(exc) == _PG_CONFLICT:
+            raise _conflict(exc) from None
         if exc.connection_invalidated or _is_connection_error(exc):
             raise StoreUnavailableError(f"database {redact(engine.url)} is unavailable: {_first_line(exc)}") from exc
         raise
@@ -140,10 +116,46 @@ def translate_errors(engine: AsyncEngine) -> Iterator[None]:
         raise StoreUnavailableError(f"database {redact(engine.url)} is unavailable: {exc}") from exc
 
 
+async def retry_deadlocks(operation: Callable[[], Awaitable[T]], *, attempts: int = DEADLOCK_ATTEMPTS) -> T:
+    """Rerun an idempotent transaction the database chose as a deadlock victim (at most ``attempts`` times)."""
+    for attempt in range(attempts):
+        try:
+            return await operation()
+        except sa.exc.DBAPIError as exc:
+            if not is_deadlock(exc) or attempt == attempts - 1:
+                raise
+            log.debug("deadlock victim, retrying: %s", _first_line(exc))
+    raise AssertionError("unreachable")
+
+
+def is_deadlock(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database aborted this transaction to break a deadlock (safe to rerun when idempotent)."""
+    return _sqlstate(exc) == _PG_DEADLOCK
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return getattr(exc.orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+
+
+def _conflict(exc: sa.exc.DBAPIError) -> ConflictError:
+    """The compare-and-set failure the put function signalled, as the ConflictError the SQLite path raises."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    key = str(getattr(cause, "detail", ""))
+    actual, expected = (int(part) for part in str(getattr(cause, "hint", "0 0")).split())
+    return conflict_error(key, expected, actual)
+
+
+def conflict_error(key: str, expected: int, actual: int) -> ConflictError:
+    what = "create-only write" if expected == 0 else f"write expecting version {expected}"
+    return ConflictError(
+        f"{what} to {key!r} conflicted: its version is {actual}", key=key, expected=expected, actual=actual
+    )
+
+
 def _is_connection_error(exc: sa.exc.DBAPIError) -> bool:
     text = str(exc.orig).lower()
-    markers = ("connection", "terminat", "shutdown", "the database system is", "closed")
-    return any(marker in text for marker in markers)
+    return any(marker in text for marker in _CONNECTION_MARKERS)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,21 +7,23 @@ can never miss a write that committed late — which a database sequence would n
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from accord.core.errors import CompactedError, ConflictError, NotFoundError
+from accord.core.crypto import Cipher, cipher_for_database
+from accord.core.errors import AccordError, CompactedError, NotFoundError
 from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
-from accord.store.engine import create_engine, is_sqlite, read_tx, redact, translate_errors, write_tx
+from accord.store.audit import audit_rows
+from accord.store.dialect import listen_dsn, lock_out_other_writers, uses_put_function
+from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry, Op, PutItem, WriteContext
+from accord.store.rows import change_from_row, entry_from_row, utc
+from accord.store.types import AuditFilter, AuditRow, Change, Entry, KVStore, Op, PutItem, WriteContext
 
 _PG_PUT_MANY = sa.text(
     "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
@@ -35,12 +37,15 @@ _PG_PUT_MANY = sa.text(
     sa.bindparam("action", type_=sa.Text),
     sa.bindparam("request_id", type_=sa.Text),
 )
-_PG_CONFLICT = "AC409"
-_PG_SCHEMA_LOCK = 0x6163636F7273  # "accors": serialises schema registration (SQLite's IMMEDIATE lock does it there)
+_SCHEMA_LOCK = 0x6163636F7273  # "accors": serialises schema registration
 
 
 class SqlKVStore:
-    """The revisioned store on one SQLAlchemy async engine."""
+    """The revisioned store on one SQLAlchemy async engine.
+
+    ``engine`` is public for capabilities that keep their own tables in the same database (the
+    vault); everything else goes through the methods, which hide the URL's password.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -51,7 +56,7 @@ class SqlKVStore:
         store = cls(create_engine(url))
         if migrate:
             try:
-                await upgrade(store.engine)
+                await store.migrate()
             except BaseException:
                 await store.aclose()
                 raise
@@ -62,8 +67,20 @@ class SqlKVStore:
         return redact(self.engine.url)
 
     @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
+    def identity(self) -> str:
+        return redact(self.engine.url)
+
+    def listen_dsn(self) -> str | None:
+        return listen_dsn(self.engine.url)
+
+    def cipher(self) -> Cipher:
+        return cipher_for_database(self.engine.url.render_as_string(hide_password=False))
+
+    async def migrate(self) -> None:
+        await upgrade(self.engine)
+
+    async def audit(self, flt: AuditFilter) -> list[AuditRow]:
+        return await audit_rows(self.engine, flt)
 
     async def aclose(self) -> None:
         await self.engine.dispose()
@@ -81,7 +98,7 @@ class SqlKVStore:
     async def get(self, key: str) -> Entry | None:
         async with read_tx(self.engine) as conn:
             row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
-        return _entry(row) if row else None
+        return entry_from_row(row) if row else None
 
     async def snapshot(self, prefix: str | Sequence[str] = "") -> tuple[int, list[Entry]]:
         """All entries under ``prefix`` (or any of several prefixes) and the revision they reflect, in one read."""
@@ -93,7 +110,7 @@ class SqlKVStore:
         async with read_tx(self.engine) as conn:
             revision = await _meta_value(conn, t.REVISION_ROW)
             rows = (await conn.execute(query)).all()
-        return revision, [_entry(row) for row in rows]
+        return revision, [entry_from_row(row) for row in rows]
 
     async def put(
         self,
@@ -115,12 +132,12 @@ class SqlKVStore:
             validate_key(item.key)
             check_value_size(item.key, item.value)
         context = ctx or WriteContext(actor)
-        if not is_sqlite(self.engine):
-            return await self._put_many_pg(items, context)
+        if uses_put_function(self.engine):
+            return await self._put_many_fn(items, context)
         async with write_tx(self.engine) as conn:
             return [await _put_one(conn, item, context) for item in items]
 
-    async def _put_many_pg(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
+    async def _put_many_fn(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
         """One statement: the revision lock is held for the function and the commit, not across round trips."""
         params = {
             "keys": [item.key for item in items],
@@ -131,9 +148,8 @@ class SqlKVStore:
             "action": ctx.action,
             "request_id": ctx.request_id,
         }
-        with translate_errors(self.engine), _conflicts_raised():
-            async with self.engine.begin() as conn:
-                rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+        async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
+            rows = (await conn.execute(_PG_PUT_MANY, params)).all()
         return [
             Change(
                 int(rev),
@@ -143,7 +159,7 @@ class SqlKVStore:
                 item.value,
                 item.secret,
                 ctx.actor,
-                _utc(at),
+                utc(at),
                 False,
                 ctx.action,
                 ctx.request_id,
@@ -236,9 +252,8 @@ class SqlKVStore:
             return
         now = datetime.now(UTC)
         async with write_tx(self.engine) as conn:
-            if not is_sqlite(self.engine):
-                # Processes starting together would both see a path missing and both insert it.
-                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_SCHEMA_LOCK})
+            # Processes starting together would both see a path missing and both insert it.
+            await lock_out_other_writers(conn, _SCHEMA_LOCK)
             existing = await _existing_schemas(conn, list(specs))
             for path, spec in specs.items():
                 if path not in existing:
@@ -253,7 +268,7 @@ class SqlKVStore:
         return {row.path: row.spec for row in rows}
 
     def __repr__(self) -> str:
-        return f"SqlKVStore({self.url!r}, sqlite={is_sqlite(self.engine)})"
+        return f"SqlKVStore({self.url!r})"
 
 
 async def _meta_value(conn: AsyncConnection, name: str) -> int:
@@ -302,7 +317,7 @@ def _change_of(
 
 async def _current(conn: AsyncConnection, key: str) -> Entry | None:
     row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
-    return _entry(row) if row else None
+    return entry_from_row(row) if row else None
 
 
 async def _existing_schemas(conn: AsyncConnection, paths: list[str]) -> dict[str, str]:
@@ -327,60 +342,14 @@ async def _append_history(conn: AsyncConnection, change: Change) -> None:
     )
 
 
-@contextlib.contextmanager
-def _conflicts_raised() -> Iterator[None]:
-    """The put function signals a failed compare-and-set with SQLSTATE AC409 (key in DETAIL, versions in HINT)."""
-    try:
-        yield
-    except sa.exc.DBAPIError as exc:
-        cause = exc.orig.__cause__ if exc.orig is not None else None
-        if getattr(cause, "sqlstate", None) != _PG_CONFLICT:
-            raise
-        key = str(getattr(cause, "detail", ""))
-        actual, expected = (int(part) for part in str(getattr(cause, "hint", "0 0")).split())
-        current = Entry(key, b"", actual, 0, 0, False, _utc(datetime.now(UTC)), "") if actual else None
-        _check_expected(key, expected, current)
-        raise
-
-
 def _check_expected(key: str, expected: int | None, current: Entry | None) -> None:
     actual = current.version if current else 0
     if expected is not None and expected != actual:
-        what = "create-only write" if expected == 0 else f"write expecting version {expected}"
-        raise ConflictError(
-            f"{what} to {key!r} conflicted: its version is {actual}", key=key, expected=expected, actual=actual
-        )
+        raise conflict_error(key, expected, actual)
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _entry(row: sa.Row[Any]) -> Entry:
-    return Entry(
-        key=row.key,
-        value=bytes(row.value),
-        version=int(row.version),
-        create_revision=int(row.create_revision),
-        mod_revision=int(row.mod_revision),
-        secret=bool(row.secret),
-        updated_at=_utc(row.updated_at),
-        updated_by=row.updated_by,
-    )
-
-
-def change_from_row(row: sa.Row[Any]) -> Change:
-    op: Op = "delete" if row.op == "delete" else "put"
-    value = bytes(row.value) if row.value is not None else None
-    return Change(
-        row.revision,
-        row.key,
-        op,
-        int(row.version),
-        value,
-        bool(row.secret),
-        row.actor,
-        _utc(row.at),
-        action=row.action,
-        request_id=row.request_id,
-    )
+def engine_of(store: KVStore) -> AsyncEngine:
+    """The SQL engine under ``store``, for a capability that keeps its own tables in the same database."""
+    if not isinstance(store, SqlKVStore):
+        raise AccordError(f"{type(store).__name__} is not an SQL store; this capability needs one")
+    return store.engine

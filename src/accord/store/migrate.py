@@ -7,21 +7,21 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.store.engine import is_sqlite, write_tx
+from accord.store.dialect import lock_out_other_writers
+from accord.store.engine import write_tx
 
 SCRIPT_LOCATION = "accord.store:migrations"
-_PG_MIGRATION_LOCK = 0x6163636F7264  # "accord": one advisory lock id for every accord database
+_MIGRATION_LOCK = 0x6163636F7264  # "accord": one advisory lock id for every accord database
 
 
 async def upgrade(engine: AsyncEngine) -> None:
     """Bring the schema to head inside one write transaction.
 
-    The transaction holds SQLite's write lock (or a PostgreSQL advisory lock) while Alembic reads
-    its version table, so two processes starting together cannot both try to create the tables.
+    The transaction holds the database's write lock while Alembic reads its version table, so two
+    processes starting together cannot both try to create the tables.
     """
     async with write_tx(engine) as conn:
-        if not is_sqlite(engine):
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
+        await lock_out_other_writers(conn, _MIGRATION_LOCK)
         await conn.run_sync(_upgrade_sync)
 
 

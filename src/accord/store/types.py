@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from accord.core.crypto import Cipher
 
 Op = Literal["put", "delete"]
 
@@ -64,8 +67,53 @@ class PutItem:
     secret: bool = False
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which history rows an audit query returns (newest first, at most ``limit``)."""
+
+    key_prefix: str = ""
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    before_revision: int | None = None
+    limit: int = 100
+
+
+AuditRow = tuple[Change, bytes | None, bool]
+"""A change, the value it replaced, and whether that value was secret."""
+
+
 class KVStore(Protocol):
-    """The revisioned store: every mutation bumps one global revision in its own transaction."""
+    """The revisioned store: every mutation bumps one global revision in its own transaction.
+
+    Callers hold this role, never a driver: what they need of the database (where to LISTEN, the
+    key that seals its secrets, a name to show) is asked of the store, so no URL with a password
+    travels beyond it.
+    """
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden, for messages and logs."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """A non-secret name of the database: equal for every store object opened on the same database."""
+        ...
+
+    def listen_dsn(self) -> str | None:
+        """Where a LISTEN connection for change notifications goes; None when the database has no NOTIFY."""
+        ...
+
+    def cipher(self) -> Cipher:
+        """The cipher every process on this database shares, loaded anew on each call (keys may rotate)."""
+        ...
+
+    async def migrate(self) -> None:
+        """Bring the schema to head (safe when many processes do it at once)."""
+        ...
+
+    async def audit(self, flt: AuditFilter) -> list[AuditRow]: ...
 
     async def current_revision(self) -> int: ...
 

@@ -25,6 +25,7 @@ from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, StoreUnavailableError, UnknownSettingError
 from accord.core.retry import retry_for
 from accord.store.engine import create_engine, read_tx, resolve_db_url
+from accord.store.kv import engine_of
 from accord.store.migrate import upgrade
 from accord.vault._redis.gate import RedisGate
 from accord.vault._sql import sequences as sql_sequences
@@ -114,11 +115,11 @@ class Vault:
         """
         if live is not None and (mapping_ttl_seconds is not None or custom_patterns is not None):
             raise VaultError("with a LiveConfig, retention and custom patterns come from it: set vault.* there")
-        engine, url, shared = _engine_for(db_url, live)
+        engine, load_keys, shared = _engine_for(db_url, live)
         gate = RedisGate(resolve_redis_url(redis_url))
-        reload_keys = None if cipher is not None else lambda: cipher_for_database(url)
+        reload_keys = None if cipher is not None else load_keys
         try:
-            cipher = cipher or cipher_for_database(url)
+            cipher = cipher or load_keys()
             await retry_for(lambda: upgrade(engine), what="the vault database", budget_s=start_timeout, retry_on=_DOWN)
             cipher = await pin_fingerprint_key(engine, cipher)
             ttl = DEFAULT_MAPPING_TTL_S if mapping_ttl_seconds is None else mapping_ttl_seconds
@@ -311,19 +312,13 @@ class Vault:
         await self.aclose()
 
 
-def _engine_for(db_url: str | None, live: LiveConfig | None) -> tuple[AsyncEngine, str, bool]:
-    """The LiveConfig's engine when it is given without a URL (shared, not ours to close), else our own."""
+def _engine_for(db_url: str | None, live: LiveConfig | None) -> tuple[AsyncEngine, Callable[[], Cipher], bool]:
+    """The LiveConfig's engine when it is given without a URL (shared, not ours to close), else our own; and how to
+    load the master key chosen for that database (read again after a rotation)."""
     if live is not None and db_url is None:
-        engine, url = _live_engine(live)
-        return engine, url, True
+        return engine_of(live.store), live.store.cipher, True
     url = resolve_db_url(db_url)
-    return create_engine(url), url, False
-
-
-def _live_engine(live: LiveConfig) -> tuple[AsyncEngine, str]:
-    """The one place that reaches into a LiveConfig for its engine (and the URL its master key is chosen by)."""
-    engine = live.store.engine
-    return engine, engine.url.render_as_string(hide_password=False)
+    return create_engine(url), lambda: cipher_for_database(url), False
 
 
 def _valid_type(name: str) -> bool:

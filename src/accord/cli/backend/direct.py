@@ -39,14 +39,15 @@ class DirectBackend:
     @property
     def token_index(self) -> TokenIndex:
         if self._tokens is None:
-            self._tokens = TokenIndex(self.live)
+            self._tokens = TokenIndex(self.live.replica)
         return self._tokens
 
     async def aclose(self) -> None:
         await self.live.aclose()
 
     async def status(self) -> Row:
-        return {"store": self.live.store.url, **self.live.status(), "settings": len(self.live.registry.by_path)}
+        status = self.live.status().as_dict()
+        return {"store": self.live.store.url, **status, "settings": len(self.live.registry.by_path)}
 
     async def settings(self, prefix: str) -> Rows:
         return self.admin.settings(prefix=prefix)

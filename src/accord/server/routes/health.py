@@ -19,13 +19,13 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Ready to serve, naming each dependency and whether it is degraded")
 async def readyz(state: State, response: Response) -> s.Readiness:
     status = state.live.status()
-    database_ok = status["database"] == "ok" and not status["read_only"]
+    database_ok = status.database_ok
     dependencies: dict[str, dict[str, JsonValue]] = {
         "database": {"ok": database_ok, "degraded": not database_ok, "url": state.live.store.url},
-        "bus": {"ok": not status["bus_degraded"], "degraded": bool(status["bus_degraded"]), "mode": status["bus"]},
+        "bus": {"ok": not status.bus_degraded, "degraded": status.bus_degraded, "mode": status.bus},
     }
-    if status["fallback_active"]:
-        dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status["bus"]}
+    if status.fallback_active:
+        dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status.bus}
     response.status_code = 200 if database_ok else 503
     return s.Readiness(ready=database_ok, dependencies=dependencies)
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.store.dialect import is_postgres
-from accord.store.engine import read_tx, write_tx
+from accord.store.engine import read_tx, retry_deadlocks, write_tx
 from accord.vault._sql import statements as sql
 from accord.vault._sql import tables as t
 from accord.vault._sql.sequences import lock_sequences, reserve_range
@@ -25,11 +24,11 @@ from accord.vault.sealing import Sealer
 from accord.vault.tokens import format_token
 from accord.vault.types import VaultError
 
-__all__ = ["SqlMappings", "retry_deadlocks"]
+__all__ = ["SqlMappings"]
 
 log = logging.getLogger("accord.vault")
 T = TypeVar("T")
-_MAX_ATTEMPTS = 20
+_MAX_ATTEMPTS = 20  # eight processes creating the same tokens: deadlock victims are common and cheap to rerun
 
 
 class SqlMappings:
@@ -40,7 +39,7 @@ class SqlMappings:
     # ----- mask: field -> token ------------------------------------------------------------------
 
     async def tokens_for(self, scope: str, items: Sequence[Item], ttl: int) -> dict[bytes, str]:
-        return await retry_deadlocks(lambda: self._get_or_create(scope, items, ttl))
+        return await retry_deadlocks(lambda: self._get_or_create(scope, items, ttl), attempts=_MAX_ATTEMPTS)
 
     async def _get_or_create(self, scope: str, items: Sequence[Item], ttl: int) -> dict[bytes, str]:
         found = await self.live(scope, items, ttl)
@@ -73,7 +72,7 @@ class SqlMappings:
     ) -> tuple[dict[bytes, Found], list[Item]]:
         """Make sure the database holds each pending token (one allocated elsewhere), or adopt the live row
         it lost to; returns what is live by field, and the items that still have no row."""
-        return await retry_deadlocks(lambda: self._persist(scope, pending, ttl))
+        return await retry_deadlocks(lambda: self._persist(scope, pending, ttl), attempts=_MAX_ATTEMPTS)
 
     async def _persist(
         self, scope: str, pending: Sequence[tuple[Item, str]], ttl: int
@@ -189,15 +188,3 @@ class SqlMappings:
 
 def _field(token_type: str, fingerprint: bytes | None) -> bytes:
     return token_type.encode() + b":" + (fingerprint or b"")
-
-
-async def retry_deadlocks(operation: Callable[[], Awaitable[T]]) -> T:
-    """Get-or-create is idempotent, so a transaction PostgreSQL chose as a deadlock victim is simply rerun."""
-    for attempt in range(_MAX_ATTEMPTS):
-        try:
-            return await operation()
-        except sa.exc.DBAPIError as exc:
-            if "deadlock detected" not in str(exc.orig).lower() or attempt == _MAX_ATTEMPTS - 1:
-                raise
-            log.debug("deadlock on vault write, retrying: %s", exc.orig)
-    raise AssertionError("unreachable")

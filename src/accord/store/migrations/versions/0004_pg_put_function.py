@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from accord.store.dialect import uses_put_function
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -59,10 +61,10 @@ $$;
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    if uses_put_function(op.get_bind()):
         op.execute(PUT_MANY)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    if uses_put_function(op.get_bind()):
         op.execute("DROP FUNCTION IF EXISTS accord_put_many(text[], bytea[], bigint[], boolean[], text, text, text)")

@@ -1,7 +1,7 @@
 """The opt-in last-known-good snapshot file, read only when the database is down at start.
 
 It is not a configuration source: it is written from the database and read only to start
-read-only when neither the database nor a complete Redis cache is reachable.
+read-only when neither the database nor a complete value cache is reachable.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from accord.bus.redis_cache import decode_entry, encode_entry
+from accord.store.entry_codec import decode_entry, encode_entry
 from accord.store.types import Entry
 
-log = logging.getLogger("accord.config")
+log = logging.getLogger("accord.replica")
 
 
 def write(path: str, revision: int, entries: list[Entry]) -> None:
@@ -37,6 +37,7 @@ def write(path: str, revision: int, entries: list[Entry]) -> None:
 
 
 def read(path: str) -> tuple[int, list[Entry]] | None:
+    """The snapshot in the file, or None when there is none or it cannot be read (logged)."""
     try:
         body = json.loads(Path(path).read_text())
         return int(body["revision"]), [decode_entry(raw) for raw in body["entries"]]

@@ -1,40 +1,50 @@
-"""A process's in-memory mirror of part of the store, kept current by the bus.
+"""A process's in-memory copy of the keys under some prefixes, kept current by the bus.
 
 Changes are applied strictly in revision order. A gap, a reconnect, or the periodic revision
-check makes the mirror replay history from its last revision, so a dropped bus message costs at
-most one check interval of staleness. Writes go to the store first, then into the mirror, then
+check makes the replica replay history from its last revision, so a dropped bus message costs at
+most one check interval of staleness. Writes go to the store first, then into the replica, then
 out to every other process.
+
+A replica knows keys and entries only; what they mean belongs to whoever holds one (LiveConfig,
+the token index), through listeners.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
-from accord.bus.factory import Propagation
-from accord.config import lkg
+from accord.bus.factory import Propagation, build_propagation
+from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
+from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
+from accord.replica import snapshot_file
+from accord.replica._entries import entry_from, subscribe
+from accord.replica.boot import InitialSnapshot, initial_snapshot
+from accord.replica.status import ReplicaStatus
+from accord.store.engine import create_engine, resolve_db_url
 from accord.store.kv import SqlKVStore
-from accord.store.migrate import upgrade
-from accord.store.types import Change, Entry, PutItem, WriteContext
+from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 
-log = logging.getLogger("accord.config")
+log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
+DEFAULT_START_TIMEOUT_S = 30.0
 EntryListener = Callable[[str, Entry | None], None]
-BusListener = Callable[[Change], None]
-_EPOCH = datetime.fromtimestamp(0, UTC)
+ChangeListener = Callable[[Change], None]
+ReloadListener = Callable[[int, bool], None]
+RecoverHook = Callable[[], Awaitable[None]]
 
 
-class StoreMirror:
-    """Entries under ``prefixes`` with their revision; the base of LiveConfig and of the server's indexes."""
+class Replica:
+    """Entries under ``prefixes`` with the revision they reflect; reads are memory reads."""
 
     def __init__(
         self,
-        store: SqlKVStore,
+        store: KVStore,
         propagation: Propagation,
         *,
         actor: str,
@@ -52,20 +62,101 @@ class StoreMirror:
         self._checked_revision = 0
         self._entries: dict[str, Entry] = {}
         self._entry_listeners: list[EntryListener] = []
-        self._bus_listeners: list[BusListener] = []
+        self._change_listeners: list[ChangeListener] = []
+        self._bus_listeners: list[ChangeListener] = []
+        self._reload_listeners: list[ReloadListener] = []
+        self._recover_hooks: list[RecoverHook] = []
         self._lock = asyncio.Lock()
         self._checker: asyncio.Task[None] | None = None
         self.last_revision = 0
         self.read_only = False
         self.db_degraded = False
 
+    @classmethod
+    async def from_url(
+        cls,
+        db_url: str | None = None,
+        redis_url: str | None = None,
+        *,
+        prefixes: Sequence[str],
+        actor: str,
+        watch: bool = True,
+        start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        snapshot_file: str | None = None,
+    ) -> Replica:
+        """A started replica of ``prefixes`` (URLs default as for ``accord.connect``; "" means no Redis)."""
+        replica = cls.unstarted(
+            resolve_db_url(db_url),
+            resolve_redis_url(redis_url),
+            prefixes=prefixes,
+            actor=actor,
+            check_interval=check_interval,
+            poll_interval=poll_interval,
+            snapshot_file=snapshot_file,
+        )
+        try:
+            first = await replica.first_snapshot(budget_s=start_timeout)
+            await replica.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
+        except BaseException:
+            await replica.aclose()
+            raise
+        return replica
+
+    @classmethod
+    def unstarted(
+        cls,
+        db_url: str,
+        redis_url: str | None,
+        *,
+        prefixes: Sequence[str],
+        actor: str,
+        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        snapshot_file: str | None = None,
+    ) -> Replica:
+        """A replica on its own store and bus, not yet loaded: for a holder that subscribes before ``start``."""
+        store = SqlKVStore(create_engine(db_url))
+        return cls(
+            store,
+            build_propagation(store, redis_url, poll_interval=poll_interval),
+            actor=actor,
+            prefixes=prefixes,
+            check_interval=check_interval,
+            snapshot_file=snapshot_file,
+        )
+
+    async def first_snapshot(
+        self, *, budget_s: float, prepare: Callable[[], Awaitable[None]] | None = None
+    ) -> InitialSnapshot:
+        """What ``start`` loads: the database's snapshot, or a read-only fallback (see ``boot``)."""
+        return await initial_snapshot(
+            self._store,
+            self._propagation,
+            self._prefixes,
+            budget_s=budget_s,
+            snapshot_path=self._snapshot_file,
+            prepare=prepare,
+        )
+
+    async def __aenter__(self) -> Replica:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
     @property
-    def store(self) -> SqlKVStore:
+    def store(self) -> KVStore:
         return self._store
 
     @property
     def prefixes(self) -> tuple[str, ...]:
         return self._prefixes
+
+    def covers(self, key: str) -> bool:
+        """Whether ``key`` is under one of this replica's prefixes."""
+        return key.startswith(self._prefixes)
 
     def entry(self, key: str) -> Entry | None:
         return self._entries.get(key)
@@ -73,31 +164,45 @@ class StoreMirror:
     def entries(self, prefix: str = "") -> list[Entry]:
         return [entry for key, entry in sorted(self._entries.items()) if key.startswith(prefix)]
 
-    def on_entry(self, listener: EntryListener) -> None:
-        """Call ``listener(key, entry or None)`` for every applied change of a mirrored key (in order)."""
-        self._entry_listeners.append(listener)
+    # ----- listeners (each returns a function that removes it) ----------------------------------
 
-    def on_bus_change(self, listener: BusListener) -> None:
-        """Call ``listener(change)`` for each change another process announced, once it is applied here."""
-        self._bus_listeners.append(listener)
+    def on_entry(self, listener: EntryListener) -> Callable[[], None]:
+        """``listener(key, entry or None)`` for every applied change of a key here, and every key of a (re)load."""
+        return subscribe(self._entry_listeners, listener)
 
-    def status(self) -> dict[str, Any]:
-        """Which dependencies are degraded and how changes travel right now."""
+    def on_change(self, listener: ChangeListener) -> Callable[[], None]:
+        """``listener(change)`` after each applied change of a key here (after the entry listeners)."""
+        return subscribe(self._change_listeners, listener)
+
+    def on_bus_change(self, listener: ChangeListener) -> Callable[[], None]:
+        """``listener(change)`` for each change another process announced, once it is applied here."""
+        return subscribe(self._bus_listeners, listener)
+
+    def on_reload(self, listener: ReloadListener) -> Callable[[], None]:
+        """``listener(revision, fire)`` after a full (re)load; ``fire`` is False for the first load."""
+        return subscribe(self._reload_listeners, listener)
+
+    def before_recover(self, hook: RecoverHook) -> Callable[[], None]:
+        """Await ``hook()`` when the database is back after a read-only start, before reloading."""
+        return subscribe(self._recover_hooks, hook)
+
+    def status(self) -> ReplicaStatus:
+        """How current this replica is, which dependencies are degraded, and how changes travel right now."""
         bus = self._propagation.bus
-        return {
-            "revision": self.last_revision,
-            "database": "degraded" if self.db_degraded else "ok",
-            "read_only": self.read_only,
-            "bus": bus.mode,
-            "bus_degraded": bus.degraded,
-            "fallback_active": bool(getattr(bus, "fallback_active", False)),
-        }
+        return ReplicaStatus(
+            revision=self.last_revision,
+            database="degraded" if self.db_degraded else "ok",
+            read_only=self.read_only,
+            bus=bus.mode,
+            bus_degraded=bus.degraded,
+            fallback_active=bus.fallback_active,
+        )
 
     # ----- writes -------------------------------------------------------------------------------
 
     async def put_keys(self, items: Sequence[PutItem], *, ctx: WriteContext | None = None) -> list[Change]:
         """Write raw entries in one transaction, apply them here, announce them."""
-        self._check_writable()
+        self.check_writable()
         changes = await self._store.put_many(items, ctx=self._context(ctx, "set"))
         for change in changes:
             await self._after_write(change)
@@ -106,25 +211,25 @@ class StoreMirror:
     async def delete_key(
         self, key: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> Change:
-        self._check_writable()
+        self.check_writable()
         change = await self._store.delete(key, expect_version=expect_version, ctx=self._context(ctx, "delete"))
         await self._after_write(change)
         return change
 
     async def rollback_key(self, key: str, to_version: int, *, ctx: WriteContext | None = None) -> Change:
-        self._check_writable()
+        self.check_writable()
         change = await self._store.rollback(key, to_version, ctx=self._context(ctx, "rollback"))
         await self._after_write(change)
         return change
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError("the database is unreachable; this process serves a cached snapshot and refuses writes")
 
     def _context(self, ctx: WriteContext | None, action: str) -> WriteContext:
         if ctx is None:
             return WriteContext(self._actor, action)
         return WriteContext(ctx.actor or self._actor, ctx.action or action, ctx.request_id)
-
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise ReadOnlyError("the database is unreachable; this process serves a cached snapshot and refuses writes")
 
     async def _after_write(self, change: Change) -> None:
         async with self._lock:
@@ -132,10 +237,8 @@ class StoreMirror:
         await self._announce(change)
 
     async def _announce(self, change: Change) -> None:
-        cache = self._propagation.cache
-        if cache is not None:
-            entry = self._entries.get(change.key) or entry_from(change, None) if change.op == "put" else None
-            await cache.apply(change, entry)
+        entry = (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
+        await self._propagation.cache.apply(change, entry)
         try:
             await self._propagation.bus.publish(change)
         except Exception as exc:  # the write is committed; others catch up by the revision check
@@ -154,12 +257,16 @@ class StoreMirror:
             await self._propagation.bus.start(self._on_event)
             self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
 
+    async def wait_connected(self, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` for the bus to listen (it says so in the log when it does not)."""
+        return await self._propagation.bus.wait_connected(wait_s)
+
     async def aclose(self) -> None:
         if self._checker:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
-        await self._propagation.bus.aclose()
+        await self._propagation.aclose()
         await self._store.aclose()
 
     async def resync(self) -> None:
@@ -168,7 +275,7 @@ class StoreMirror:
             await self._resync_locked()
 
     async def check_once(self) -> None:
-        """The periodic safety net: catch up if the revision moved, rebuild the Redis cache if it vanished."""
+        """The periodic safety net: catch up if the revision moved, repair the value cache."""
         try:
             if self.read_only:
                 await self._recover()
@@ -178,25 +285,19 @@ class StoreMirror:
                 await self.resync()
             self._set_db_degraded(False, "")
             self._write_snapshot_file()
-            if self._propagation.cache is not None:
-                with contextlib.suppress(Exception):
-                    await self._propagation.cache.invalidate_if_behind(self._checked_revision)
-                    await self._propagation.cache.ensure(self._store)
+            await self._propagation.cache.refresh(self._store, self._checked_revision)
             self._checked_revision = self.last_revision
         except StoreUnavailableError as exc:
             self._set_db_degraded(True, exc.detail)
 
     # ----- applying changes ---------------------------------------------------------------------
 
-    def _mirrors(self, key: str) -> bool:
-        return key.startswith(self._prefixes)
-
     async def _check_forever(self) -> None:
         while True:
             await asyncio.sleep(self._check_interval)
             await self.check_once()
 
-    async def _on_event(self, event: Change | object) -> None:
+    async def _on_event(self, event: BusEvent) -> None:
         try:
             async with self._lock:
                 if isinstance(event, Change):
@@ -214,22 +315,21 @@ class StoreMirror:
         if change.revision <= self.last_revision:
             return
         if change.revision != self.last_revision + 1:
-            await self._resync_locked()
+            await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
-        if change.value_omitted and self._mirrors(change.key):
+        if change.value_omitted and self.covers(change.key):
             entry = await self._store.get(change.key)
             if entry is None or entry.mod_revision != change.revision:
                 await self._resync_locked()
                 return
-            change = Change(
-                change.revision,
-                change.key,
-                "put",
-                change.version,
-                entry.value,
-                entry.secret,
-                entry.updated_by,
-                entry.updated_at,
+            change = dataclasses.replace(
+                change,
+                op="put",
+                value=entry.value,
+                secret=entry.secret,
+                actor=entry.updated_by,
+                at=entry.updated_at,
+                value_omitted=False,
             )
         self._apply_one(change)
 
@@ -247,7 +347,7 @@ class StoreMirror:
 
     def _apply_one(self, change: Change) -> None:
         self.last_revision = max(self.last_revision, change.revision)
-        if not self._mirrors(change.key):
+        if not self.covers(change.key):
             return
         entry: Entry | None = None
         if change.op == "delete":
@@ -255,35 +355,27 @@ class StoreMirror:
         else:
             entry = entry_from(change, self._entries.get(change.key))
             self._entries[change.key] = entry
-        for listener in self._entry_listeners:
-            listener(change.key, entry)
-        self._entry_changed(change)
+        for entry_listener in self._entry_listeners:
+            entry_listener(change.key, entry)
+        for listener in self._change_listeners:
+            listener(change)
 
     def _load(self, revision: int, entries: list[Entry], *, fire: bool = False) -> None:
-        self._entries = {e.key: e for e in entries if self._mirrors(e.key)}
+        self._entries = {e.key: e for e in entries if self.covers(e.key)}
         self.last_revision = revision
-        for listener in self._entry_listeners:
+        for entry_listener in self._entry_listeners:
             for key, entry in self._entries.items():
-                listener(key, entry)
-        self._reloaded(revision, fire=fire)
-
-    # ----- hooks for subclasses -----------------------------------------------------------------
-
-    def _entry_changed(self, change: Change) -> None:
-        """Called after each applied change of a mirrored key."""
-
-    def _reloaded(self, revision: int, *, fire: bool) -> None:
-        """Called after a full (re)load of the mirror."""
-
-    async def _register(self) -> None:
-        """Called when leaving read-only mode, before reloading (LiveConfig registers its schemas)."""
+                entry_listener(key, entry)
+        for listener in self._reload_listeners:
+            listener(revision, fire)
 
     # ----- degraded modes -----------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Leave read-only mode once the database answers: migrate, register, reload everything."""
-        await upgrade(self._store.engine)
-        await self._register()
+        """Leave read-only mode once the database answers: migrate, run the hooks, reload everything."""
+        await self._store.migrate()
+        for hook in self._recover_hooks:
+            await hook()
         snapshot = await self._store.snapshot(self._prefixes)
         async with self._lock:
             self._load(*snapshot, fire=True)
@@ -294,7 +386,7 @@ class StoreMirror:
         if not self._snapshot_file or self._snapshot_written == self.last_revision:
             return
         try:
-            lkg.write(self._snapshot_file, self.last_revision, list(self._entries.values()))
+            snapshot_file.write(self._snapshot_file, self.last_revision, list(self._entries.values()))
             self._snapshot_written = self.last_revision
         except OSError as exc:
             log.warning("could not write the snapshot file %s: %s", self._snapshot_file, exc)
@@ -305,18 +397,3 @@ class StoreMirror:
         elif not degraded and self.db_degraded:
             log.info("database reachable again at revision %d", self.last_revision)
         self.db_degraded = degraded
-
-
-def entry_from(change: Change, old: Entry | None) -> Entry:
-    """The entry a put leaves behind, given the entry it replaced (if known)."""
-    created = old.create_revision if old else (change.revision if change.version == 1 else 0)
-    return Entry(
-        key=change.key,
-        value=change.value or b"",
-        version=change.version,
-        create_revision=created,
-        mod_revision=change.revision,
-        secret=change.secret,
-        updated_at=change.at or (old.updated_at if old else _EPOCH),
-        updated_by=change.actor,
-    )
