@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, collect_until, create_token, sse_events
+from tests.harness import AccordServer
+from tests.server.server_harness import collect_until, create_token, sse_events
 
 RULES = {
     "t1": ["config/=read", "config/llm/=write", "config/llm/openai_=deny"],

@@ -5,8 +5,8 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.server_harness import AccordServer, Serve, wait_until
-from tests.servers import PostgresDatabase, RedisServer
+from tests.harness import AccordServer, PostgresDatabase, RedisServer, wait_until
+from tests.server.server_harness import Serve
 
 
 def _ready(server: AccordServer) -> httpx.Response:
