@@ -11,7 +11,7 @@ from tests.harness.backends import BACKENDS, Backend
 from tests.harness.http_process import EchoUpstream, HttpProcess, child_env
 from tests.harness.ports import free_port, port_in_use
 from tests.harness.postgres_server import PostgresDatabase, PostgresServer
-from tests.harness.process import ManagedProcess, ServerError
+from tests.harness.process import ManagedProcess, ServerError, running
 from tests.harness.redis_server import RedisServer
 from tests.harness.waiting import wait_until
 
@@ -30,5 +30,6 @@ __all__ = [
     "child_env",
     "free_port",
     "port_in_use",
+    "running",
     "wait_until",
 ]

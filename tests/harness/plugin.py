@@ -20,6 +20,7 @@ import redis
 from tests.harness.accord_server import AccordServers
 from tests.harness.backends import BACKENDS, Backend, backend_for
 from tests.harness.postgres_server import PostgresDatabase, PostgresServer
+from tests.harness.process import running
 from tests.harness.redis_server import RedisServer
 
 OWN_PG_DATABASE = "accord"
@@ -27,12 +28,8 @@ OWN_PG_DATABASE = "accord"
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    with running(RedisServer(tmp_path_factory.mktemp("redis"))) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -110,12 +107,8 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterato
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A running Redis only this test uses, so it may `kill()` / `restart()` it freely."""
-    server = RedisServer(tmp_path / "own-redis")
-    server.start()
-    try:
+    with running(RedisServer(tmp_path / "own-redis")) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

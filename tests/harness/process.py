@@ -12,13 +12,15 @@ import atexit
 import contextlib
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from tests.harness.ports import free_port, port_in_use
 from tests.harness.waiting import wait_until
 
 _live: set[ManagedProcess] = set()
+P = TypeVar("P", bound="ManagedProcess")
 
 
 class ServerError(RuntimeError):
@@ -222,3 +224,13 @@ class ManagedProcess:
         return f"log {self.log_path}:\n{tail(self.log_path)}" + (
             f"\nstdout {self.stdout_path}:\n{tail(self.stdout_path)}" if self.stdout_path != self.stderr_path else ""
         )
+
+
+@contextlib.contextmanager
+def running(process: P) -> Iterator[P]:
+    """`process`, started, and closed when the block ends whatever happens (the shape of every fixture here)."""
+    process.start()
+    try:
+        yield process
+    finally:
+        process.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import AccordServer, AccordServers, PostgresServer, RedisServer
+from tests.harness import AccordServer, AccordServers, PostgresServer, RedisServer, running
 from tests.server.server_harness import Serve, Stack, declare
 
 
@@ -36,12 +36,10 @@ def module_stack(
     name = "m_" + request.module.__name__.rsplit(".", 1)[-1][:40]
     pg_server.drop_database(name)
     db_url = pg_server.create_database(name)
-    redis = RedisServer(tmp_path_factory.mktemp("module-redis"))
-    redis.start()
     try:
-        yield Stack(db_url, redis.url)
+        with running(RedisServer(tmp_path_factory.mktemp("module-redis"))) as redis:
+            yield Stack(db_url, redis.url)
     finally:
-        redis.close()
         if pg_server.is_running():
             pg_server.drop_database(name)
 
@@ -51,7 +49,5 @@ def module_server(module_stack: Stack, tmp_path_factory: pytest.TempPathFactory)
     """One server for a whole module, on `module_stack`, with the test settings declared."""
     declare(module_stack.db_url, module_stack.redis_url)
     server = AccordServer(module_stack.db_url, module_stack.redis_url, tmp_path_factory.mktemp("module-server"))
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    with running(server):
+        yield server

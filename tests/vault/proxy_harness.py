@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from accord.vault import Vault, VaultStats
-from tests.harness import EchoUpstream, HttpProcess, PostgresServer, RedisServer, free_port, http_process
+from tests.harness import EchoUpstream, HttpProcess, PostgresServer, RedisServer, free_port, http_process, running
 
 HERE = Path(__file__).parent
 SHIM = HERE / "vault_cli_shim.py"
@@ -110,19 +110,17 @@ class Stack:
 def module_stack(
     workdir: Path, pg_server: PostgresServer, *, timeout: float = 30.0, debug: bool = False
 ) -> Iterator[Stack]:
-    redis = RedisServer(workdir / "redis")
-    redis.start()
     name = f"proxy_{workdir.name.lower().replace('-', '_')[:30]}_{free_port()}"
-    db_url = pg_server.create_database(name)
-    procs = Processes(workdir)
-    try:
-        upstream = procs.upstream()
-        proxy = procs.proxy(upstream.url, db_url, redis.url, timeout=timeout, debug=debug)
-        yield Stack(db_url, redis.url, upstream, proxy, procs)
-    finally:
-        procs.close()
-        redis.close()
-        pg_server.drop_database(name)
+    with running(RedisServer(workdir / "redis")) as redis:
+        db_url = pg_server.create_database(name)
+        procs = Processes(workdir)
+        try:
+            upstream = procs.upstream()
+            proxy = procs.proxy(upstream.url, db_url, redis.url, timeout=timeout, debug=debug)
+            yield Stack(db_url, redis.url, upstream, proxy, procs)
+        finally:
+            procs.close()
+            pg_server.drop_database(name)
 
 
 def openai_body(text: str, *, stream: bool, system: str | None = None, **extra: Any) -> dict[str, Any]:
