@@ -8,6 +8,7 @@ from a developer's checkout. A failure stays reproducible from the blob Hypothes
 import base64
 import os
 
+import pytest
 from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
 
@@ -20,3 +21,10 @@ for _name in ("ACCORD_DB_URL", "ACCORD_REDIS_URL", "ACCORD_ENV_OVERRIDE", "ACCOR
 
 settings.register_profile("accord", database=InMemoryExampleDatabase(), print_blob=True)
 settings.load_profile("accord")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The order seed again at the end, where `-q` runs and CI logs show it next to the failures."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.has_plugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f"tests ran in random order: rerun with --randomly-seed={seed}")
