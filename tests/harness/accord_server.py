@@ -31,6 +31,7 @@ class AccordServer(HttpProcess):
     """
 
     name: ClassVar[str] = "accord-serve"
+    start_timeout: ClassVar[float] = 90.0  # migrations on a busy machine
 
     def __init__(
         self,

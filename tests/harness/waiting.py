@@ -16,7 +16,6 @@ def wait_until(
     interval: float = 0.05,
     what: str = "",
     explain: Callable[[], str] | None = None,
-    error: type[Exception] = AssertionError,
 ) -> T:
     """Poll ``probe`` until it returns something truthy and return that.
 
@@ -34,4 +33,4 @@ def wait_until(
             break
         time.sleep(interval)
     detail = f"\n{explain()}" if explain is not None else ""
-    raise error(f"timed out after {timeout:g}s waiting for {what or probe}; last result: {last!r}{detail}")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or probe}; last result: {last!r}{detail}")
