@@ -48,7 +48,7 @@ class AccordServer(HttpProcess):
         self.db_url = db_url
         self.redis_url = redis_url or ""
         self.expect_token = expect_token
-        self.token: str | None = None
+        self._token: str | None = None
         # the URLs travel in the environment, as in production: a password in argv would show in `ps`
         urls = {"ACCORD_DB_URL": db_url} | ({"ACCORD_REDIS_URL": self.redis_url} if self.redis_url else {})
         launcher = [sys.executable, "-c", DEBUG_EVERYTHING] if debug_everything else [ACCORD]
@@ -72,12 +72,16 @@ class AccordServer(HttpProcess):
         super().start()
         return self
 
+    @property
+    def token(self) -> str | None:
+        """Looked up in stdout until found: the server may print it a moment after /healthz answers."""
+        if self._token is None and self.stdout_path.exists():
+            found = TOKEN_RE.search(self.stdout_path.read_text(errors="replace"))
+            self._token = found.group(0) if found else None
+        return self._token
+
     def healthy(self) -> bool:
-        if not super().healthy():
-            return False
-        found = TOKEN_RE.search(self.stdout_path.read_text(errors="replace"))
-        self.token = found.group(0) if found else self.token
-        return self.token is not None or not self.expect_token
+        return super().healthy() and (self.token is not None or not self.expect_token)
 
     def client(self, token: str | None = None, *, headers: dict[str, str] | None = None) -> httpx.Client:
         sent = {"Authorization": f"Bearer {token}"} if token else {}
