@@ -2,7 +2,7 @@
 
 Every benchmark talks to real servers. By default those are the machine's own PostgreSQL
 (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, DB 15); ``--private`` starts throw-away
-ones with the test suite's ``tests/servers.py`` instead. The database named in ``--db-url`` is a
+ones with the test suite's ``tests/harness`` instead. The database named in ``--db-url`` is a
 scratch database: it is dropped and created fresh, and dropped again at the end, so its name must
 start with ``accord_bench``. The Redis DB in ``--redis-url`` is flushed before and after, so it may
 not be DB 0 of a shared server.
@@ -60,7 +60,7 @@ def parser(description: str, *, db_name: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--private",
         action="store_true",
-        help="start private redis-server and PostgreSQL processes (tests/servers.py) instead of the system ones",
+        help="start private redis-server and PostgreSQL processes (tests/harness) instead of the system ones",
     )
     return p
 
@@ -115,8 +115,8 @@ async def _scratch(found: Services) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def _private(workdir: Path) -> AsyncIterator[Services]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from servers import PostgresServer, RedisServer  # imported late: only --private needs it
+    sys.path.insert(0, str(ROOT))
+    from tests.harness import PostgresServer, RedisServer  # imported late: only --private needs it
 
     redis_server = RedisServer(workdir / "redis")
     pg_server = PostgresServer(workdir / "pg")

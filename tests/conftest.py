@@ -1,128 +1,30 @@
-"""Fixtures backed by real, private Redis and PostgreSQL processes (see servers.py).
+"""The suite's root: the harness plugin, the environment every test and child process starts from, Hypothesis.
 
-Shared session servers keep ordinary tests fast; `own_redis` / `own_pg` give a test a server of its own
-that it may kill or restart without disturbing anyone else. All fixtures yield plain values so sync and
-async tests use them alike.
+Hypothesis keeps its example database in memory: a database in the working tree (its default,
+.hypothesis/) makes a run depend on earlier runs' leftovers and a fresh CI clone behave differently
+from a developer's checkout. A failure stays reproducible from the blob Hypothesis prints with it.
 """
 
 import base64
 import os
-import re
-import shutil
-import tempfile
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis
+from hypothesis import settings
+from hypothesis.database import InMemoryExampleDatabase
 
-from tests.servers import PostgresDatabase, PostgresServer, RedisServer
-
-OWN_PG_DATABASE = "accord"
+pytest_plugins = ["tests.harness.plugin"]
 
 # Every instance of a fleet shares one master key; so do the processes a test starts (they inherit it).
 os.environ.setdefault("ACCORD_MASTER_KEY", base64.b64encode(b"accord-tests-master-key-32-bytes").decode())
 for _name in ("ACCORD_DB_URL", "ACCORD_REDIS_URL", "ACCORD_ENV_OVERRIDE", "ACCORD_SNAPSHOT_FILE"):
     os.environ.pop(_name, None)
 
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+settings.register_profile("accord", database=InMemoryExampleDatabase(), print_blob=True)
+settings.load_profile("accord")
 
 
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """Restarts the shared server if an earlier test killed it, and empties it so tests cannot see each other."""
-    if not redis_server.is_running():
-        redis_server.start()
-    with redis.Redis.from_url(redis_server.url) as client:
-        client.flushall()
-    return redis_server.url
-
-
-@pytest.fixture(scope="session")
-def server_root() -> Iterator[Path]:
-    """PostgreSQL data lives outside pytest's temp root: pytest re-locks that root (0700) whenever another
-    session starts, and the clusters, running as the postgres user, would lose their data directories."""
-    root = Path(tempfile.mkdtemp(prefix="accord-pg-", dir="/tmp"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def pg_template(server_root: Path) -> Iterator[Path]:
-    """One initdb per session (~1 s); every other cluster is a copy of this never-started data dir (~0.2 s)."""
-    template = PostgresServer(server_root / "template")
-    template.init()
-    try:
-        yield template.data_dir
-    finally:
-        template.destroy()
-
-
-@pytest.fixture(scope="session")
-def pg_server(server_root: Path, pg_template: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(server_root / "shared")
-    server.init(template=pg_template)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-def _database_name(test_name: str) -> str:
-    """Readable in server logs, unique across reruns, and within PostgreSQL's 63-byte identifier limit."""
-    slug = re.sub(r"[^a-z0-9_]+", "_", test_name.lower()).strip("_")[:40]
-    return f"t_{slug}_{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database per test on the shared cluster, which is restarted first if an earlier test killed it."""
-    if not pg_server.is_running():
-        pg_server.start()
-    name = _database_name(request.node.name)
-    url = pg_server.create_database(name)
-    yield url
-    if pg_server.is_running():
-        pg_server.drop_database(name)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A running Redis only this test uses, so it may `kill()` / `restart()` it freely."""
-    server = RedisServer(tmp_path / "own-redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def own_pg(server_root: Path, pg_template: Path) -> Iterator[PostgresDatabase]:
-    """A running cluster only this test uses, with one database; `own_pg.server` may be killed and restarted."""
-    server = PostgresServer(server_root / f"own-{uuid.uuid4().hex[:8]}")
-    server.init(template=pg_template)
-    try:
-        server.start()
-        server.create_database(OWN_PG_DATABASE)
-        yield PostgresDatabase(server, OWN_PG_DATABASE)
-    finally:
-        server.destroy()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/accord.db"
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The order seed again at the end, where `-q` runs and CI logs show it next to the failures."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.has_plugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f"tests ran in random order: rerun with --randomly-seed={seed}")

@@ -14,7 +14,7 @@ from accord.core.redis_keys import CHANGES_CHANNEL
 from accord.store.kv import SqlKVStore
 from tests.bus.test_local_bus import Inbox
 from tests.config.procs_worker import eventually
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 
 
 @pytest.fixture

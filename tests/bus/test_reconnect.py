@@ -12,7 +12,7 @@ from accord.store.engine import normalize_url
 from accord.store.types import Change
 from tests.bus.test_local_bus import Inbox
 from tests.config.procs_worker import eventually
-from tests.servers import PostgresDatabase, PostgresServer, RedisServer
+from tests.harness import PostgresDatabase, PostgresServer, RedisServer
 
 
 def open_bus(

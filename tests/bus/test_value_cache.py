@@ -17,7 +17,7 @@ from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
 from accord.store.types import Entry
 from tests.config.procs_worker import Knobs, eventually
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 
 
 @pytest.fixture

@@ -1,25 +1,18 @@
-"""Running the real `accord` executable, and real `accord serve` processes, for the CLI tests."""
+"""Running the real `accord` executable for the CLI tests (the `accord serve` processes are tests.harness's)."""
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
 from accord import Setting, SettingsGroup
-from tests.servers import free_port
+from tests.harness import AccordServer, child_env, wait_until
+from tests.harness.accord_server import ACCORD
 
-ACCORD = str(Path(sys.executable).with_name("accord"))
-TOKEN_RE = re.compile(r"acc_[A-Za-z0-9_\-]{20,}")
+__all__ = ["ACCORD", "AccordServer"]  # re-exported for the CLI tests
 SECRET = "sk-live-0123456789abcdef"
-START_DEADLINE_S = 90.0
 
 
 class Llm(SettingsGroup, category="llm"):
@@ -40,8 +33,7 @@ def bulk_group(count: int) -> type[SettingsGroup]:
 def cli_env(
     *, db: str | None = None, addr: str | None = None, token: str | None = None, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_") or k == "ACCORD_MASTER_KEY"}
-    env |= {"ACCORD_START_TIMEOUT": "5", "COLUMNS": "200"}
+    env = child_env({"ACCORD_START_TIMEOUT": "5", "COLUMNS": "200"})
     if db is not None:
         env["ACCORD_DB_URL"] = db
     if addr is not None:
@@ -98,75 +90,11 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@dataclass
-class AccordServer:
-    """One `accord serve` process on a free port; ``token`` is the management token it printed (if it made one)."""
-
-    workdir: Path
-    db_url: str
-    redis_url: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    token: str | None = None
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def addr(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, expect_token: bool = True) -> AccordServer:
-        self.port = free_port()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.stdout_path = self.workdir / f"serve-{self.port}.out"
-        self.stderr_path = self.workdir / f"serve-{self.port}.err"
-        args = [ACCORD, "serve", "--port", str(self.port), "--db-url", self.db_url, "--log-level", "warning"]
-        if self.redis_url:
-            args += ["--redis-url", self.redis_url]
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            env = cli_env(extra=self.extra_env)
-            self.proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=self.workdir)
-        wait_for(self._healthy, START_DEADLINE_S, f"accord serve on {self.addr}", self._log)
-        if expect_token:
-            wait_for(self._read_token, START_DEADLINE_S, "the management token on stdout", self._log)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(15)
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"accord serve exited with {self.proc.returncode}: {self._log()}")
-        try:
-            return httpx.get(f"{self.addr}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def _read_token(self) -> bool:
-        match = TOKEN_RE.search(self.stdout_path.read_text(errors="replace"))
-        self.token = match.group(0) if match else None
-        return self.token is not None
-
-    def _log(self) -> str:
-        return self.stderr_path.read_text(errors="replace")[-3000:]
-
-
 ServerFactory = Callable[..., AccordServer]
 
 
 def wait_for(check: Callable[[], bool], deadline_s: float, what: str, explain: Callable[[], str] = str) -> None:
-    end = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > end:
-            raise AssertionError(f"{what} not reached within {deadline_s:g}s\n{explain()}")
-        time.sleep(0.1)
+    wait_until(check, timeout=deadline_s, interval=0.1, what=what, explain=explain)
 
 
 def server_value(server: AccordServer, path: str, *, token: str | None = None, reveal: bool = False) -> object:

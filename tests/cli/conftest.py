@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 import accord
 from tests.cli.cli_helpers import SECRET, AccordServer, Llm, ServerFactory
+from tests.harness import AccordServers
 
 
 @pytest.fixture
@@ -21,19 +19,13 @@ async def llm_db(sqlite_url: str) -> str:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start `accord serve` processes on demand; every one is stopped when the test ends, whatever happens."""
-    started: list[AccordServer] = []
+def start_server(accord_servers: AccordServers) -> ServerFactory:
+    """`start_server(db_url, redis_url=..., env=..., expect_token=True)`: a healthy server that printed its token."""
 
     def start(
         db_url: str, *, redis_url: str | None = None, env: dict[str, str] | None = None, expect_token: bool = True
     ) -> AccordServer:
-        server = AccordServer(tmp_path / f"server{len(started)}", db_url, redis_url, dict(env or {}))
-        started.append(server)
-        return server.start(expect_token=expect_token)
+        quiet = {"ACCORD_START_TIMEOUT": "5", "COLUMNS": "200"} | (env or {})
+        return accord_servers.start(db_url, redis_url, log_level="warning", env=quiet, expect_token=expect_token)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    return start

@@ -18,7 +18,7 @@ from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
 from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
 from tests.config.procs_worker import BATCH_POINTS, BATCH_SIZE, MIGRATION_POINTS, Child, Knobs, eventually
-from tests.servers import PostgresDatabase, RedisServer
+from tests.harness import PostgresDatabase, RedisServer
 
 LEVEL_KEY = "config/knobs/level"
 FAST: dict[str, Any] = {"check_interval": 0.2, "poll_interval": 0.02, "start_timeout": 3.0, "use_env": False}

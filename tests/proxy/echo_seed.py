@@ -20,7 +20,7 @@ class _Upstream(Protocol):
     @property
     def url(self) -> str: ...
 
-    def running(self) -> bool: ...
+    def is_running(self) -> bool: ...
 
 
 U = TypeVar("U", bound=_Upstream)
@@ -38,7 +38,7 @@ def current_seed() -> int:
 def set_seed(seed: int) -> None:
     """Use ``seed`` from now on, in every running upstream and every one started later."""
     _SEED[0] = seed
-    _UPSTREAMS[:] = [upstream for upstream in _UPSTREAMS if upstream.running()]
+    _UPSTREAMS[:] = [upstream for upstream in _UPSTREAMS if upstream.is_running()]
     for upstream in _UPSTREAMS:
         httpx.post(f"{upstream.url}/_seed", json={"seed": seed}, timeout=10).raise_for_status()
 

@@ -1,18 +1,15 @@
 """Real processes for the proxy tests: the echo upstream and `accord proxy` instances, plus request helpers.
 
-`Processes` starts children on free ports, waits until they answer /healthz, and stops every one of
-them on close. Logs go to files so a test can search them.
+`Processes` starts children (tests.harness processes) on free ports, waits until they answer /healthz,
+and stops every one of them on close. Logs go to files so a test can search them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,81 +19,21 @@ from typing import Any
 import httpx
 
 from accord.vault import Vault, VaultStats
+from tests.harness import EchoUpstream, HttpProcess, PostgresServer, RedisServer, free_port, http_process, running
 from tests.proxy.echo_seed import current_seed, track_upstream
-from tests.servers import PostgresServer, RedisServer, free_port
 
 HERE = Path(__file__).parent
 SHIM = HERE / "vault_cli_shim.py"
 ECHO = HERE / "upstream_echo.py"
-START_DEADLINE_S = 60.0
 TOKEN_RE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_[0-9]{3,}\b")
 
 
-@dataclass
-class Child:
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    workdir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    def launch(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command, cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-
-    def wait_healthy(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} not healthy within {START_DEADLINE_S}s:\n{self.logs()[-3000:]}")
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def received(self) -> list[dict[str, Any]]:
-        """What the echo upstream recorded (headers and body of every request)."""
-        answer = httpx.get(f"{self.url}/_received", timeout=10)
-        answer.raise_for_status()
-        records: list[dict[str, Any]] = answer.json()
-        return records
+Child = HttpProcess  # a proxy or the echo upstream (EchoUpstream adds `received()`)
 
 
 def child_env(db_url: str = "", redis_url: str = "", *, debug: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_") or k == "ACCORD_MASTER_KEY"}
-    env |= {"ACCORD_DB_URL": db_url, "ACCORD_REDIS_URL": redis_url, "ACCORD_START_TIMEOUT": "20", "COLUMNS": "200"}
+    urls = {"ACCORD_DB_URL": db_url, "ACCORD_REDIS_URL": redis_url}
+    env = http_process.child_env(urls | {"ACCORD_START_TIMEOUT": "20", "COLUMNS": "200"})
     if debug:
         env["ACCORD_TEST_DEBUG_LOGS"] = "1"
     return env
@@ -104,45 +41,49 @@ def child_env(db_url: str = "", redis_url: str = "", *, debug: bool = False) -> 
 
 @dataclass
 class Processes:
+    """The proxies and upstreams of one test or module, all in `workdir`; `close` stops every one."""
+
     workdir: Path
-    children: list[Child] = field(default_factory=list)
+    children: list[HttpProcess] = field(default_factory=list)
     made: int = 0
 
-    def upstream(self) -> Child:
-        port = free_port()
-        command = [sys.executable, str(ECHO), str(port), str(current_seed())]
-        child = Child("upstream", command, child_env(), self.workdir, port)
-        return track_upstream(self.start(child))
+    def upstream(self) -> EchoUpstream:
+        upstream = EchoUpstream(self.workdir, ECHO, sys.executable, seed=current_seed())
+        self.start(upstream)
+        return track_upstream(upstream)
 
-    def proxy(self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False) -> Child:
+    def proxy(
+        self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False
+    ) -> HttpProcess:
         return self.start(self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug))
 
     def proxy_child(
         self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False
-    ) -> Child:
+    ) -> HttpProcess:
         """A proxy not started yet (to start several at once with ``start_all``)."""
         port = free_port()
         args = ["proxy", "--upstream", upstream, "--port", str(port), "--timeout", str(timeout)]
         args += ["--log-level", "debug" if debug else "warning"]
         self.made += 1
-        name = f"proxy-{self.made}"
         env = child_env(db_url, redis_url, debug=debug)
-        return Child(name, [sys.executable, str(SHIM), *args], env, self.workdir, port)
+        command = [sys.executable, str(SHIM), *args]
+        return HttpProcess(self.workdir, command, env, port=port, name=f"proxy-{self.made}")
 
-    def start(self, child: Child) -> Child:
+    def start(self, child: HttpProcess) -> HttpProcess:
         self.start_all([child])
         return child
 
-    def start_all(self, children: list[Child]) -> None:
+    def start_all(self, children: list[HttpProcess]) -> None:
+        """Launch them all, then wait for each: several proxies then start side by side, as in a fleet."""
+        self.children.extend(children)
         for child in children:
-            self.children.append(child)
             child.launch()
         for child in children:
             child.wait_healthy()
 
     def close(self) -> None:
         for child in self.children:
-            child.stop()
+            child.close()
 
 
 @dataclass
@@ -151,8 +92,8 @@ class Stack:
 
     db_url: str
     redis_url: str
-    upstream: Child
-    proxy: Child
+    upstream: EchoUpstream
+    proxy: HttpProcess
     procs: Processes
 
     def stats(self) -> VaultStats:
@@ -170,19 +111,17 @@ class Stack:
 def module_stack(
     workdir: Path, pg_server: PostgresServer, *, timeout: float = 30.0, debug: bool = False
 ) -> Iterator[Stack]:
-    redis = RedisServer(workdir / "redis")
-    redis.start()
     name = f"proxy_{workdir.name.lower().replace('-', '_')[:30]}_{free_port()}"
-    db_url = pg_server.create_database(name)
-    procs = Processes(workdir)
-    try:
-        upstream = procs.upstream()
-        proxy = procs.proxy(upstream.url, db_url, redis.url, timeout=timeout, debug=debug)
-        yield Stack(db_url, redis.url, upstream, proxy, procs)
-    finally:
-        procs.close()
-        redis.close()
-        pg_server.drop_database(name)
+    with running(RedisServer(workdir / "redis")) as redis:
+        db_url = pg_server.create_database(name)
+        procs = Processes(workdir)
+        try:
+            upstream = procs.upstream()
+            proxy = procs.proxy(upstream.url, db_url, redis.url, timeout=timeout, debug=debug)
+            yield Stack(db_url, redis.url, upstream, proxy, procs)
+        finally:
+            procs.close()
+            pg_server.drop_database(name)
 
 
 def openai_body(text: str, *, stream: bool, system: str | None = None, **extra: Any) -> dict[str, Any]:

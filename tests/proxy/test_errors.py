@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from accord.vault import Resolution, Vault
+from tests.harness import PostgresServer, free_port
 from tests.proxy.proxy_harness import (
     TOKEN_RE,
     Stack,
@@ -22,7 +23,6 @@ from tests.proxy.proxy_harness import (
     read_answer,
     sse_data,
 )
-from tests.servers import PostgresServer, free_port
 
 MIB = 1024 * 1024
 TEXT = "Restart arn:aws:eks:us-east-1:123456789012:cluster/prod-eu and mail ops@example.com"

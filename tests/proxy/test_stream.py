@@ -17,9 +17,9 @@ import pytest
 
 import accord
 from accord.vault import VaultSettings
+from tests.harness import PostgresServer
 from tests.proxy.echo_seed import set_seed
 from tests.proxy.proxy_harness import Child, Stack, anthropic_body, module_stack, openai_body, read_answer
-from tests.servers import PostgresServer
 
 ARN_A = "arn:aws:eks:us-east-1:123456789012:cluster/alpha"
 ARN_B = "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/beta-ep"

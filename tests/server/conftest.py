@@ -6,30 +6,24 @@ run many requests against one long-lived server.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.server.server_harness import AccordServer, Serve, Stack, declare
-from tests.servers import PostgresServer, RedisServer
+from tests.harness import AccordServer, AccordServers, PostgresServer, RedisServer, running
+from tests.server.server_harness import Serve, Stack, declare
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
+def serve(accord_servers: AccordServers) -> Serve:
     """A factory: `serve(db_url, redis_url, declare_first=True, **AccordServer options)` -> a healthy server."""
-    started: list[AccordServer] = []
 
     def start(db_url: str, redis_url: str, *, declare_first: bool = True, **options: Any) -> AccordServer:
         if declare_first:
             declare(db_url, redis_url)
-        server = AccordServer(db_url, redis_url, tmp_path / f"server-{len(started)}", **options)
-        started.append(server)
-        return server.start()
+        return accord_servers.start(db_url, redis_url, **options)
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +36,10 @@ def module_stack(
     name = "m_" + request.module.__name__.rsplit(".", 1)[-1][:40]
     pg_server.drop_database(name)
     db_url = pg_server.create_database(name)
-    redis = RedisServer(tmp_path_factory.mktemp("module-redis"))
-    redis.start()
     try:
-        yield Stack(db_url, redis.url)
+        with running(RedisServer(tmp_path_factory.mktemp("module-redis"))) as redis:
+            yield Stack(db_url, redis.url)
     finally:
-        redis.close()
         if pg_server.is_running():
             pg_server.drop_database(name)
 
@@ -57,7 +49,5 @@ def module_server(module_stack: Stack, tmp_path_factory: pytest.TempPathFactory)
     """One server for a whole module, on `module_stack`, with the test settings declared."""
     declare(module_stack.db_url, module_stack.redis_url)
     server = AccordServer(module_stack.db_url, module_stack.redis_url, tmp_path_factory.mktemp("module-server"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with running(server):
+        yield server

@@ -1,4 +1,4 @@
-"""`accord serve` as a real child process, the settings the server tests declare, and small HTTP helpers.
+"""The settings the server tests declare, and small HTTP helpers (the server process is tests.harness's).
 
 The server validates by the schema an application registered in the store, so every test first runs
 `declare()` (one `accord.connect(groups=...)`), then starts servers on the same database and Redis.
@@ -8,34 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 import accord
 from accord import Setting, SettingsGroup
-from tests.servers import ServerError, free_port
+from tests.harness import AccordServer
 
-TOKEN_RE = re.compile(r"acc_[A-Za-z0-9_-]+")
-# `accord serve` with the root logger at DEBUG first: accord, SQLAlchemy (statements and parameters), asyncpg
-# and redis-py then log everything they have to say, which is what a leak test wants to search.
-DEBUG_EVERYTHING = (
-    "import logging, sys; logging.basicConfig(level=logging.DEBUG, format='%(levelname)s %(name)s: %(message)s'); "
-    "logging.getLogger('sqlalchemy').setLevel(logging.DEBUG); "
-    "sys.argv[0] = 'accord'; from accord.cli.app import main; main()"
-)
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
-T = TypeVar("T")
-Serve = Callable[..., "AccordServer"]
+Serve = Callable[..., AccordServer]
 
 
 class Llm(SettingsGroup, category="llm"):
@@ -70,98 +54,6 @@ class Stack:
 
     db_url: str
     redis_url: str
-
-
-@dataclass
-class AccordServer:
-    """One `accord serve` process; stdout and stderr go to files so a test can search its logs."""
-
-    db_url: str
-    redis_url: str
-    workdir: Path
-    log_level: str = "debug"
-    debug_everything: bool = False
-    port: int = field(default_factory=free_port)
-    token: str | None = None
-    _proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def stdout_path(self) -> Path:
-        return self.workdir / "stdout.log"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.workdir / "stderr.log"
-
-    def start(self) -> AccordServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "ACCORD_DB_URL": self.db_url, "ACCORD_REDIS_URL": self.redis_url}
-        launcher = [sys.executable, "-c", DEBUG_EVERYTHING] if self.debug_everything else [_accord_executable()]
-        command = [*launcher, "serve", "--port", str(self.port), "--log-level", self.log_level]
-        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self._proc = subprocess.Popen(
-                command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-        self._wait_healthy()
-        found = TOKEN_RE.search(self.stdout_path.read_text(errors="replace"))
-        self.token = found.group(0) if found else None
-        return self
-
-    def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=STOP_TIMEOUT)
-
-    def logs(self) -> str:
-        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
-
-    def client(self, token: str | None = None, *, headers: dict[str, str] | None = None) -> httpx.Client:
-        sent = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=sent | (headers or {}), timeout=30.0)
-
-    def admin(self) -> httpx.Client:
-        assert self.token, "this server did not print a management token"
-        return self.client(self.token)
-
-    def _wait_healthy(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ServerError(f"accord serve exited with {self._proc.returncode}:\n{self.logs()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise ServerError(f"accord serve on port {self.port} not healthy in {START_TIMEOUT}s:\n{self.logs()[-3000:]}")
-
-
-def _accord_executable() -> str:
-    return str(Path(sys.executable).with_name("accord"))
-
-
-def wait_until(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last result: {last!r}")
 
 
 def create_token(admin: httpx.Client, name: str, rules: list[str], *, reveal: bool = False) -> str:

@@ -6,6 +6,8 @@ Tokens (created through /api/tokens):
   t3:   no rules (default deny)
   aclr: acl/=read           aclw: acl/tokens/=write
 plus the management token, no token at all, and a bogus token. `t1x` is t1 sent as X-Consul-Token.
+Every write the matrix refuses must leave the store exactly as it was, and every one it allows must
+have its effect: a status code alone proves neither.
 """
 
 import uuid
@@ -16,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, collect_until, create_token, sse_events
+from tests.harness import AccordServer
+from tests.server.server_harness import collect_until, create_token, sse_events
 
 RULES = {
     "t1": ["config/=read", "config/llm/=write", "config/llm/openai_=deny"],
@@ -55,6 +58,10 @@ tokens_list    200  403 403 403 403 200  200  401  401
 tokens_create  201  403 403 403 403 403  201  401  401
 tokens_revoke  200  403 403 403 403 403  200  401  401
 """
+WRITES = {
+    *(f"{verb}_{what}" for verb in ("put", "delete", "rollback", "migrate") for what in ("llm", "emb")),
+    *("put_key", "import_llm", "import_mixed", "migrate_same", "tokens_create", "tokens_revoke"),
+}
 READABLE = {  # the settings each caller may read, for the filtered listings
     "mgmt": {
         "llm.model",
@@ -109,16 +116,27 @@ def env(module_server: AccordServer) -> Iterator[Env]:
         client.close()
 
 
+PRESETS: dict[str, dict[str, Any]] = {  # stored first, so an allowed write has something to change
+    "delete_llm": {"llm.max_output": 7},
+    "delete_emb": {"embedding.batch_size": 7},
+    "import_llm": {"llm.temperature": 0.1},
+    "import_mixed": {"llm.temperature": 0.1, "embedding.batch_size": 1},
+    "migrate_llm": {"llm.temperature": 0.1},
+    "migrate_emb": {"embedding.batch_size": 1},
+    "migrate_same": {"llm.temperature": 0.25},  # what the request sends: nothing to change
+}
+
+
 def _prepare(admin: httpx.Client, endpoint: str) -> dict[str, Any]:
     """Make the request meaningful for a caller that is allowed (a value to delete, a token to revoke)."""
     tag = uuid.uuid4().hex[:12]
-    if endpoint in ("delete_llm", "delete_emb"):
-        path = "llm.max_output" if endpoint == "delete_llm" else "embedding.batch_size"
-        assert admin.put(f"/api/config/{path}", json={"value": 7}).status_code == 200
+    presets = dict(PRESETS.get(endpoint, {}))
+    if endpoint.startswith("rollback_"):  # away from version 1, so that rolling back to it is a change
+        presets["llm.model" if endpoint == "rollback_llm" else "embedding.model"] = f"prep-{tag}"
+    for path, value in presets.items():
+        assert admin.put(f"/api/config/{path}", json={"value": value}).status_code == 200
     if endpoint == "tokens_revoke":
         create_token(admin, f"victim-{tag}", [])
-    if endpoint == "migrate_same":
-        assert admin.put("/api/config/llm.temperature", json={"value": 0.25}).status_code == 200
     return {"tag": tag}
 
 
@@ -164,9 +182,71 @@ def _request(client: httpx.Client, endpoint: str, tag: str) -> httpx.Response:
     return client.request(method, url, **kwargs)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a write could change, as the management token sees it (secrets revealed)."""
+
+    revision: int
+    settings: dict[str, tuple[Any, int]]  # path -> (value, version)
+    tokens: frozenset[str]
+
+
+def _snapshot(admin: httpx.Client) -> Snapshot:
+    listing = admin.get("/api/config").json()
+    settings = {}
+    for row in listing["settings"]:
+        value = row["value"]
+        if row["secret"]:
+            value = admin.get(f"/api/config/{row['path']}", params={"reveal": "true"}).json()["value"]
+        settings[row["path"]] = (value, row["version"])
+    tokens = frozenset(token["name"] for token in admin.get("/api/tokens").json())
+    return Snapshot(listing["revision"], settings, tokens)
+
+
+def _first_value(admin: httpx.Client, path: str) -> Any:
+    """The value of version 1, which the rollback endpoints restore."""
+    return next(row["value"] for row in admin.get(f"/api/config/{path}/history").json() if row["version"] == 1)
+
+
+def _expected_values(admin: httpx.Client, endpoint: str, tag: str) -> dict[str, Any]:
+    """What an allowed write leaves stored (a deleted setting is back at its default)."""
+    table: dict[str, dict[str, Any]] = {
+        "put_llm": {"llm.model": f"m-{tag}"},
+        "put_emb": {"embedding.model": f"e-{tag}"},
+        "put_key": {"llm.openai_api_key": f"sk-{tag}"},
+        "delete_llm": {"llm.max_output": 1024},
+        "delete_emb": {"embedding.batch_size": 2048},
+        "import_llm": {"llm.temperature": 0.7},
+        "import_mixed": {"llm.temperature": 0.7, "embedding.batch_size": 64},
+        "migrate_llm": {"llm.temperature": 0.9},
+        "migrate_emb": {"embedding.batch_size": 32},
+        "migrate_same": {"llm.temperature": 0.25},
+    }
+    if endpoint.startswith("rollback_"):
+        path = "llm.model" if endpoint == "rollback_llm" else "embedding.model"
+        return {path: _first_value(admin, path)}
+    return table.get(endpoint, {})
+
+
+def _assert_took_effect(admin: httpx.Client, endpoint: str, tag: str, before: Snapshot, after: Snapshot) -> None:
+    for path, value in _expected_values(admin, endpoint, tag).items():
+        assert after.settings[path][0] == value, f"{endpoint}: {path} is {after.settings[path][0]!r}, not {value!r}"
+    if endpoint.startswith("delete_"):
+        path = next(iter(_expected_values(admin, endpoint, tag)))
+        assert after.settings[path][1] == 0, f"{endpoint}: {path} is still stored"
+    if endpoint == "tokens_create":
+        assert after.tokens == before.tokens | {f"made-{tag}"}
+    elif endpoint == "tokens_revoke":
+        assert after.tokens == before.tokens - {f"victim-{tag}"} != before.tokens
+    elif endpoint != "migrate_same":  # that one stores what is already stored
+        assert after.revision > before.revision, f"{endpoint} answered success but the store did not move"
+
+
 @pytest.mark.parametrize(("endpoint", "caller", "status"), _cases())
 def test_acl_matrix(env: Env, endpoint: str, caller: str, status: int) -> None:
-    tag = _prepare(env.client("mgmt"), endpoint)["tag"]
+    admin = env.client("mgmt")
+    tag = _prepare(admin, endpoint)["tag"]
+    before = _snapshot(admin) if endpoint in WRITES else None
     answer = _request(env.client(caller), endpoint, tag)
     assert answer.status_code == status, f"{endpoint} as {caller}: {answer.status_code} {answer.text[:300]}"
     if status == 401:
@@ -175,6 +255,13 @@ def test_acl_matrix(env: Env, endpoint: str, caller: str, status: int) -> None:
     elif status == 403:
         assert answer.json()["error"] == "PermissionDeniedError"
         assert answer.json()["detail"]
+    if before is None:
+        return
+    after = _snapshot(admin)
+    if status in (401, 403):
+        assert after == before, f"refused {endpoint} as {caller} changed the store"
+    else:
+        _assert_took_effect(admin, endpoint, tag, before, after)
 
 
 @pytest.mark.parametrize("caller", ["mgmt", "t1", "t2", "t3"])

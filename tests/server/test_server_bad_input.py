@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, assert_error_body, revision
+from tests.harness import AccordServer
+from tests.server.server_harness import assert_error_body, revision
 
 MIB = 1024 * 1024
 JSON = {"content-type": "application/json"}

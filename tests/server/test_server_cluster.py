@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, Stack, create_token, declare, wait_until
+from tests.harness import AccordServer, wait_until
+from tests.server.server_harness import Stack, create_token, declare
 
 Pair = tuple[AccordServer, AccordServer]
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, assert_error_body, revision
+from tests.harness import AccordServer
+from tests.server.server_harness import assert_error_body, revision
 
 _BATCHES = itertools.count(1)
 

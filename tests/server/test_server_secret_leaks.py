@@ -9,7 +9,8 @@ import uuid
 
 import httpx
 
-from tests.server.server_harness import AccordServer, Serve, collect_until, create_token, sse_events
+from tests.harness import AccordServer
+from tests.server.server_harness import Serve, collect_until, create_token, sse_events
 
 
 def _plain(marker: str, n: int) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 import asyncpg
 import redis
 
-from tests.server.server_harness import AccordServer, Serve, wait_until
+from tests.harness import AccordServer, wait_until
+from tests.server.server_harness import Serve
 
 
 def _write_through_api(server: AccordServer, secret_marker: str, plain_marker: str) -> None:

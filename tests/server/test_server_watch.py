@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.server.server_harness import AccordServer, SseEvent, collect_until, revision, sse_events
+from tests.harness import AccordServer
+from tests.server.server_harness import SseEvent, collect_until, revision, sse_events
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-"""Backends for the vault tests: SQLite alone, PostgreSQL alone, and PostgreSQL + Redis.
+"""Backends for the vault tests: the harness's SQLite, PostgreSQL and PostgreSQL + Redis, with the vault's key.
 
-`redis_url` is "" (not None) when a backend has no Redis, so an ACCORD_REDIS_URL in the environment
-cannot sneak one in. PostgreSQL needs ACCORD_MASTER_KEY, which `master_key` sets for the test.
+PostgreSQL needs ACCORD_MASTER_KEY, which `master_key` sets for the test.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from accord.vault import Vault
-from tests.vault.vault_helpers import TEST_KEY, VAULT_BACKENDS, VaultBackend
+from tests.harness import Backend
+from tests.vault.vault_helpers import TEST_KEY
 
 
 @pytest.fixture
@@ -20,16 +20,13 @@ def master_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return TEST_KEY
 
 
-@pytest.fixture(params=VAULT_BACKENDS)
-def backend(request: pytest.FixtureRequest, master_key: str) -> VaultBackend:
-    name: str = request.param
-    if name == "sqlite":
-        return VaultBackend(name, request.getfixturevalue("sqlite_url"), "")
-    redis_url: str = request.getfixturevalue("redis_url") if name == "postgres_redis" else ""
-    return VaultBackend(name, request.getfixturevalue("pg_url"), redis_url)
+@pytest.fixture
+def backend(store_backend: Backend, master_key: str) -> Backend:
+    """`store_backend` (one test per backend) under the vault's key."""
+    return store_backend
 
 
 @pytest.fixture
-async def vault(backend: VaultBackend) -> AsyncIterator[Vault]:
+async def vault(backend: Backend) -> AsyncIterator[Vault]:
     async with await Vault.connect(backend.db_url, backend.redis_url, sweep=False) as opened:
         yield opened

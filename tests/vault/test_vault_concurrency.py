@@ -27,7 +27,7 @@ from accord.vault import Vault
 from accord.vault._sql import tables as t
 from accord.vault.sequences import sequence_name
 from accord.vault.tokens import split_token
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 from tests.vault.vault_helpers import TEST_KEY
 
 WORKER = Path(__file__).with_name("vault_worker.py")

@@ -19,7 +19,7 @@ import accord
 from accord.store.engine import read_tx, write_tx
 from accord.vault import Vault, VaultSettings
 from accord.vault._sql import tables as t
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 from tests.vault.vault_helpers import VaultBackend
 
 TTL = 600

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from accord.vault import Sequences
 from accord.vault.sequences import INSTALL_RANGE, NEXT
 from accord.vault.types import InvalidInputError
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 
 WORKER = Path(__file__).with_name("vault_worker.py")
 

@@ -1,15 +1,29 @@
-"""The server fixtures must really own live processes, or every failure-handling test built on them proves nothing."""
+"""The harness must really own live processes, or every failure-handling test built on it proves nothing."""
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import redis
 import redis.asyncio
 
-from tests.servers import PostgresDatabase, PostgresServer, RedisServer, ServerError, free_port, port_in_use
+from tests.harness import (
+    BACKENDS,
+    AccordServers,
+    Backend,
+    PostgresDatabase,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    free_port,
+    port_in_use,
+)
+from tests.harness.accord_server import TOKEN_RE
+from tests.proxy.proxy_harness import Processes
 
 
 @pytest.fixture
@@ -215,3 +229,99 @@ def test_redis_that_exits_at_once_reports_its_log(tmp_path: Path) -> None:
     with pytest.raises(ServerError, match=r"exited with code 1; log .*redis\.log"):
         server.start()
     assert not server.is_running()
+
+
+# --- each server: kill, restart and logs ---------------------------------------------------------------------
+
+
+def test_redis_logs_show_each_start(own_redis: RedisServer) -> None:
+    assert own_redis.logs().count("Ready to accept connections") == 1
+    own_redis.kill()
+    own_redis.start()
+    assert own_redis.logs().count("Ready to accept connections") == 2
+
+
+def test_pg_logs_show_a_clean_stop_and_the_recovery_after_a_kill(own_pg: PostgresDatabase) -> None:
+    server = own_pg.server
+    port = server.port
+    server.stop()
+    assert not server.is_running()
+    assert "database system is shut down" in server.logs()
+    server.start()
+    server.kill()
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd_is(pid, server.data_dir)]
+    server.restart()
+    assert server.is_running() and server.port == port
+    assert server.logs().count("database system is ready to accept connections") == 3
+
+
+def _cwd_is(pid: str, directory: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(directory.resolve())
+    except OSError:
+        return False
+
+
+def test_accord_server_kill_restart_and_logs(sqlite_url: str, accord_servers: AccordServers) -> None:
+    server = accord_servers.start(sqlite_url, "", log_level="info", expect_token=True)
+    token, port = server.token, server.port
+    assert token and TOKEN_RE.fullmatch(token)
+    with server.admin() as admin:
+        assert admin.get("/api/config").status_code == 200
+    server.kill()
+    assert not server.is_running()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/healthz", timeout=2)
+    server.restart()
+    assert server.port == port and server.token == token, "the token is printed once, on the first start"
+    with server.admin() as admin:
+        assert admin.get("/api/config").status_code == 200
+    server.stop()
+    assert server.logs().count("Uvicorn running on") == 2
+    assert token in server.stdout_path.read_text()
+
+
+def test_accord_servers_closes_every_server(sqlite_url: str, tmp_path: Path) -> None:
+    servers = AccordServers(tmp_path / "servers")
+    started = [servers.start(sqlite_url, ""), servers.start(sqlite_url, "")]
+    assert len({server.workdir for server in started}) == 2
+    servers.close()
+    assert not any(server.is_running() for server in started)
+
+
+def test_echo_upstream_and_proxy_kill_restart_and_logs(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    procs = Processes(tmp_path)
+    try:
+        upstream = procs.upstream()
+        proxy = procs.proxy(upstream.url, pg_url, redis_url, debug=True)
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi alice@example.com"}]}
+        assert httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+        assert len(upstream.received()) == 1
+        for child in (upstream, proxy):
+            port = child.port
+            child.kill()
+            assert not child.is_running()
+            child.restart()
+            assert child.is_running() and child.port == port
+        assert upstream.received() == [], "a restarted echo upstream remembers nothing"
+        assert httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+        assert "alice@example.com" not in upstream.received()[0]["body"]
+        assert proxy.logs().count("Uvicorn running on") == 2, proxy.logs()[-2000:]
+    finally:
+        procs.close()
+    assert not upstream.is_running() and not proxy.is_running()
+
+
+# --- the backend fixture -------------------------------------------------------------------------------------
+
+
+async def test_store_backend_gives_each_backend_its_own_store(store_backend: Backend) -> None:
+    assert store_backend.name in BACKENDS
+    assert store_backend.db_url.startswith("sqlite:///" if store_backend.name == "sqlite" else "postgresql://")
+    assert store_backend.has_redis == (store_backend.name == "postgres_redis")
+    if store_backend.has_redis:
+        client = redis.asyncio.Redis.from_url(store_backend.redis_url)
+        try:
+            assert await client.dbsize() == 0
+        finally:
+            await client.aclose()
