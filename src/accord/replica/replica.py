@@ -12,7 +12,6 @@ the token index), through listeners.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +31,7 @@ from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 
 log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
+CLOSE_WAIT_S = 10.0  # longer than one Redis command (socket timeout 2 s) plus a store round trip
 DEFAULT_START_TIMEOUT_S = 30.0
 EntryListener = Callable[[str, Entry | None], None]
 ChangeListener = Callable[[Change], None]
@@ -68,6 +68,7 @@ class Replica:
         self._recover_hooks: list[RecoverHook] = []
         self._lock = asyncio.Lock()
         self._checker: asyncio.Task[None] | None = None
+        self._closing = False
         self.last_revision = 0
         self.read_only = False
         self.db_degraded = False
@@ -262,10 +263,16 @@ class Replica:
         return await self._propagation.bus.wait_connected(wait_s)
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._checker:
             self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+            # A driver may swallow the cancellation mid-command (seen with redis-py during a concurrent
+            # disconnect); the loop then ends by itself after that command, which its socket timeout bounds.
+            await asyncio.wait({self._checker}, timeout=CLOSE_WAIT_S)
+            if not self._checker.done():
+                log.warning("revision check did not stop within %gs of close; abandoning it", CLOSE_WAIT_S)
+            elif not self._checker.cancelled() and self._checker.exception() is not None:
+                log.debug("revision check ended with %r", self._checker.exception())
         await self._propagation.aclose()
         await self._store.aclose()
 
@@ -293,9 +300,10 @@ class Replica:
     # ----- applying changes ---------------------------------------------------------------------
 
     async def _check_forever(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._check_interval)
-            await self.check_once()
+            if not self._closing:
+                await self.check_once()
 
     async def _on_event(self, event: BusEvent) -> None:
         try:
