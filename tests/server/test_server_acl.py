@@ -52,7 +52,7 @@ migrate_same   200  200 200 403 403 403  403  401  401
 watch          200  200 200 200 200 200  200  401  401
 audit          200  200 200 200 200 200  200  401  401
 tokens_list    200  403 403 403 403 200  200  401  401
-tokens_create  201  403 403 403 403 403  201  401  401
+tokens_create  201  403 403 403 403 403  403  401  401
 tokens_revoke  200  403 403 403 403 403  200  401  401
 """
 READABLE = {  # the settings each caller may read, for the filtered listings

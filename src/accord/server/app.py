@@ -68,7 +68,12 @@ def create_app(
             await live.aclose()
 
     app = FastAPI(
-        title="accord", version=accord.__version__, description=DESCRIPTION, lifespan=lifespan, routes=_routes()
+        title="accord",
+        version=accord.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routes=_routes(),
+        redirect_slashes=False,  # Starlette builds that redirect from the Host header, which a client chooses
     )
     errors.install(app)
     app.add_middleware(AccordMiddleware, metrics=metrics)
