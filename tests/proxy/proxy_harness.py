@@ -114,19 +114,38 @@ class Processes:
         child = Child("upstream", command, child_env(), self.workdir, port)
         return track_upstream(self.start(child))
 
-    def proxy(self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False) -> Child:
-        return self.start(self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug))
+    def proxy(
+        self,
+        upstream: str,
+        db_url: str,
+        redis_url: str,
+        *,
+        timeout: float = 30.0,
+        debug: bool = False,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        child = self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug, extra=extra, env=env)
+        return self.start(child)
 
     def proxy_child(
-        self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False
+        self,
+        upstream: str,
+        db_url: str,
+        redis_url: str,
+        *,
+        timeout: float = 30.0,
+        debug: bool = False,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> Child:
-        """A proxy not started yet (to start several at once with ``start_all``)."""
+        """A proxy not started yet (to start several at once with ``start_all``); ``extra``: more options."""
         port = free_port()
-        args = ["proxy", "--upstream", upstream, "--port", str(port), "--timeout", str(timeout)]
+        args = ["proxy", "--upstream", upstream, "--port", str(port), "--timeout", str(timeout), *extra]
         args += ["--log-level", "debug" if debug else "warning"]
         self.made += 1
         name = f"proxy-{self.made}"
-        env = child_env(db_url, redis_url, debug=debug)
+        env = child_env(db_url, redis_url, debug=debug) | (env or {})
         return Child(name, [sys.executable, str(SHIM), *args], env, self.workdir, port)
 
     def start(self, child: Child) -> Child:
