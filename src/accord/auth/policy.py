@@ -47,10 +47,7 @@ class Policy:
         it starts with decides the access of both policies, so each policy's access at that prefix
         is its access at the key (keys matching no prefix are denied by both).
         """
-        if other.reveal_secrets and not self.reveal_secrets:
-            return False
-        prefixes = {rule.prefix for rule in (*self.rules, *other.rules)}
-        return all(ACCESS_LEVELS[other.access(p)] <= ACCESS_LEVELS[self.access(p)] for p in prefixes)
+        return not self.uncovered(other)
 
     def uncovered(self, other: Policy) -> list[str]:
         """What of ``other`` this policy lacks, in words, for the refusal message."""
