@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,9 +18,11 @@ from fastapi.responses import StreamingResponse
 from accord.auth.tokens import Token
 from accord.config.history_pages import changes_after
 from accord.config.values import SettingChange
+from accord.core.errors import AccordError
 from accord.server.deps import Caller, State
 from accord.server.schemas import ERROR_RESPONSES, MAX_INT64
 
+log = logging.getLogger("accord.server")
 router = APIRouter(prefix="/api", tags=["watch"], responses=ERROR_RESPONSES)
 KEEPALIVE_S = 15.0
 RECHECK_S = 0.25
@@ -82,6 +85,8 @@ async def _stream(
                     yield _event(change.revision, row)
         async for chunk in _live(state, caller, queue, last):
             yield chunk
+    except AccordError as exc:  # a replay page the store could not read: the client resumes by Last-Event-ID
+        log.warning("watch stream ended: %s", exc.detail)
     finally:
         unsubscribe()
 
