@@ -53,19 +53,36 @@ class Processes:
         return track_upstream(upstream)
 
     def proxy(
-        self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False
+        self,
+        upstream: str,
+        db_url: str,
+        redis_url: str,
+        *,
+        timeout: float = 30.0,
+        debug: bool = False,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> HttpProcess:
-        return self.start(self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug))
+        child = self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug, extra=extra, env=env)
+        return self.start(child)
 
     def proxy_child(
-        self, upstream: str, db_url: str, redis_url: str, *, timeout: float = 30.0, debug: bool = False
+        self,
+        upstream: str,
+        db_url: str,
+        redis_url: str,
+        *,
+        timeout: float = 30.0,
+        debug: bool = False,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> HttpProcess:
-        """A proxy not started yet (to start several at once with ``start_all``)."""
+        """A proxy not started yet (to start several at once with ``start_all``); ``extra``: more options."""
         port = free_port()
-        args = ["proxy", "--upstream", upstream, "--port", str(port), "--timeout", str(timeout)]
+        args = ["proxy", "--upstream", upstream, "--port", str(port), "--timeout", str(timeout), *extra]
         args += ["--log-level", "debug" if debug else "warning"]
         self.made += 1
-        env = child_env(db_url, redis_url, debug=debug)
+        env = child_env(db_url, redis_url, debug=debug) | (env or {})
         command = [sys.executable, str(SHIM), *args]
         return HttpProcess(self.workdir, command, env, port=port, name=f"proxy-{self.made}")
 

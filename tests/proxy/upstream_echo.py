@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import random
 import sys
@@ -177,12 +178,22 @@ async def chat(request: Request) -> Response:
     if status := request.headers.get("x-echo-status"):
         return error_answer(int(status), text, anthropic)
     rng = random.Random(seed)
+    pad = "x" * int(request.headers.get("x-echo-pad", "0"))  # a large answer, on request
     if not body.get("stream"):
-        return JSONResponse(anthropic_answer(body, text) if anthropic else openai_answer(body, text))
+        answer = anthropic_answer(body, text) if anthropic else openai_answer(body, text)
+        return JSONResponse({**answer, "pad": pad} if pad else answer)
     crlf = request.headers.get("x-echo-crlf") == "1"
     events = (anthropic_events if anthropic else openai_events)(body, text, rng, crlf)
+    if pad:
+        events = itertools.chain([sse({"pad": pad}, "ping", crlf=crlf)], events)
     stream = cut(events, rng, 3 if hang == "stream" else None)
     return StreamingResponse(stream, media_type="text/event-stream", headers={"x-echo-marker": "kept"})
+
+
+async def models(request: Request) -> Response:
+    """OpenAI's model list, with what the request carried (to check what the proxy passes on)."""
+    RECEIVED.append({"path": request.url.path, "query": request.url.query, "headers": dict(request.headers)})
+    return JSONResponse({"object": "list", "data": [{"id": "gpt-echo", "object": "model", "owned_by": "echo"}]})
 
 
 async def reseed(request: Request) -> Response:
@@ -202,6 +213,7 @@ app = Starlette(
     routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/messages", chat, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
         Route("/_received", received, methods=["GET"]),
         Route("/_seed", reseed, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

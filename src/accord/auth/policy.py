@@ -1,4 +1,8 @@
-"""Prefix rules: the longest matching prefix decides, and no match means deny."""
+"""Prefix rules: the longest matching prefix decides (deny among equals), and no match means deny.
+
+A token may only hand on what it holds: ``Policy.covers`` says whether every key is at most as
+open under another policy as under this one, which is what creating or revoking a token requires.
+"""
 
 from __future__ import annotations
 
@@ -32,9 +36,28 @@ class Policy:
     def access(self, key: str) -> Access:
         best: Rule | None = None
         for rule in self.rules:
-            if key.startswith(rule.prefix) and (best is None or len(rule.prefix) > len(best.prefix)):
+            if key.startswith(rule.prefix) and (best is None or _outranks(rule, best)):
                 best = rule
         return best.access if best else "deny"
+
+    def covers(self, other: Policy) -> bool:
+        """Whether ``other`` grants nothing this policy does not: no key more open, no reveal it lacks.
+
+        Checking the prefixes of both rule sets is enough: for any key, the longest of those prefixes
+        it starts with decides the access of both policies, so each policy's access at that prefix
+        is its access at the key (keys matching no prefix are denied by both).
+        """
+        return not self.uncovered(other)
+
+    def uncovered(self, other: Policy) -> list[str]:
+        """What of ``other`` this policy lacks, in words, for the refusal message."""
+        missing = ["reveal_secrets"] if other.reveal_secrets and not self.reveal_secrets else []
+        prefixes = sorted({rule.prefix for rule in (*self.rules, *other.rules)})
+        for prefix in prefixes:
+            mine, theirs = self.access(prefix), other.access(prefix)
+            if ACCESS_LEVELS[theirs] > ACCESS_LEVELS[mine]:
+                missing.append(f"{prefix}={theirs} (this token has {mine} there)")
+        return missing
 
     def can_read(self, key: str) -> bool:
         return ACCESS_LEVELS[self.access(key)] >= ACCESS_LEVELS["read"]
@@ -51,6 +74,23 @@ class Policy:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Policy:
         return cls(tuple(parse_rule(text) for text in body.get("rules", [])), bool(body.get("reveal_secrets")))
+
+
+def _outranks(rule: Rule, best: Rule) -> bool:
+    """A longer prefix wins; on equal prefixes the narrower access wins, so a deny is never overridden."""
+    if len(rule.prefix) != len(best.prefix):
+        return len(rule.prefix) > len(best.prefix)
+    return ACCESS_LEVELS[rule.access] < ACCESS_LEVELS[best.access]
+
+
+def boundary_warnings(rules: tuple[Rule, ...]) -> list[str]:
+    """Rules whose prefix stops mid-segment: ``config/app`` also matches ``config/application/``."""
+    return [
+        f"rule {rule} does not end at a segment boundary: it also matches every key that merely starts with "
+        f"{rule.prefix!r} (e.g. {rule.prefix + '2/'!r}); end the prefix with '/' to mean that folder only"
+        for rule in rules
+        if rule.prefix and not rule.prefix.endswith("/")
+    ]
 
 
 MANAGEMENT = Policy((Rule("", "write"),), reveal_secrets=True)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from accord.auth.policy import MANAGEMENT, Policy, PolicyError
-from accord.core.errors import AccordError, ConflictError, NotFoundError
+from accord.core.errors import AccordError, ConflictError, NotFoundError, PermissionDeniedError
 from accord.core.errors import TokenError as TokenError
 from accord.replica.replica import Replica
 from accord.store.types import Entry, PutItem, WriteContext
@@ -90,6 +90,11 @@ class TokenIndex:
             return None
         return token
 
+    def still_valid(self, token: Token) -> bool:
+        """Whether ``token`` (authenticated earlier) is neither revoked nor expired now: long streams re-check."""
+        current = self._by_hash.get(token.secret_hash)
+        return current is not None and current.name == token.name and not current.expired()
+
     def list(self) -> list[Token]:
         return sorted(self._by_name.values(), key=lambda t: t.name)
 
@@ -106,9 +111,16 @@ class TokenIndex:
         *,
         ttl: timedelta | None = None,
         ctx: WriteContext | None = None,
+        granted_by: Token | None = None,
     ) -> tuple[Token, str]:
-        """A new token and its secret (shown once). Names are unique: creation is create-only in the store."""
+        """A new token and its secret (shown once). Names are unique: creation is create-only in the store.
+
+        ``granted_by`` is the token asking (None: an operator with database access); it can only
+        hand on access it holds itself, so no token mints a stronger one.
+        """
         check_token_name(name)
+        if granted_by is not None:
+            check_grant(granted_by, policy, "create")
         if ttl is not None and ttl.total_seconds() <= 0:
             raise TokenError("a token's ttl must be positive")
         secret = TOKEN_SCHEME + secrets.token_urlsafe(32)
@@ -122,8 +134,11 @@ class TokenIndex:
             raise TokenError(f"a token named {name!r} already exists") from None
         return token, secret
 
-    async def revoke(self, name: str, *, ctx: WriteContext | None = None) -> Token:
+    async def revoke(self, name: str, *, ctx: WriteContext | None = None, granted_by: Token | None = None) -> Token:
+        """Revoke ``name``; a token may revoke only tokens it could have created (none stronger than itself)."""
         token = self.get(name)
+        if granted_by is not None:
+            check_grant(granted_by, token.policy, "revoke")
         await self._replica.delete_key(TOKENS_PREFIX + name, ctx=_ctx(ctx, "token.revoke"))
         return token
 
@@ -144,6 +159,15 @@ class TokenIndex:
             if token is not None:
                 self._by_name[name] = token
                 self._by_hash[token.secret_hash] = token
+
+
+def check_grant(granter: Token, policy: Policy, verb: str) -> None:
+    """Refuse, naming what is missing, when ``policy`` grants more than ``granter`` holds."""
+    missing = granter.policy.uncovered(policy)
+    if missing:
+        raise PermissionDeniedError(
+            f"token {granter.name!r} may not {verb} a token with more access than its own: " + "; ".join(missing)
+        )
 
 
 def _ctx(ctx: WriteContext | None, action: str) -> WriteContext:

@@ -61,6 +61,8 @@ async def token_create(
         output.print_json(row)
         return
     output.line(row["secret"])
+    for warning in _warnings(request.rules):
+        output.note(f"warning: {warning}")
     rules_text = ", ".join(row["rules"]) or "none (denies everything)"
     output.note(
         f"created token {row['name']!r} with rules: {rules_text}. The secret above is shown once; store it now."
@@ -91,6 +93,13 @@ async def token_revoke(name: str, db_url: DbUrl = None, redis_url: RedisUrl = No
         output.print_json(row)
     else:
         output.line(f"revoked token {row['name']}")
+
+
+def _warnings(rules: tuple[str, ...]) -> list[str]:
+    """The server's warnings, computed here too so a direct (database) create warns the same way."""
+    from accord.auth.policy import boundary_warnings, parse_rule
+
+    return boundary_warnings(tuple(parse_rule(rule) for rule in rules))
 
 
 def parse_ttl(text: str) -> int:

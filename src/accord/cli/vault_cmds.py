@@ -154,6 +154,20 @@ def proxy(
     db_url: DirectDbUrl = None,
     redis_url: RedisUrl = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    require_token: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-token/--no-require-token",
+            help="Callers send an accord token (X-Accord-Token) with write on vault/<scope>/. "
+            "Default: ACCORD_PROXY_REQUIRE_TOKEN, else off.",
+        ),
+    ] = None,
+    max_mappings: Annotated[
+        int, typer.Option(min=1, help="Most distinct values one request may have masked (new mappings).")
+    ] = 1000,
+    max_answer: Annotated[int, typer.Option(min=1, help="Largest upstream answer, in bytes (a stream's total).")] = (
+        32 * 1024 * 1024
+    ),
 ) -> None:
     """Run the masking LLM proxy: OpenAI POST /v1/chat/completions and Anthropic POST /v1/messages.
 
@@ -165,7 +179,19 @@ def proxy(
     from accord.proxy import create_proxy_app
 
     try:
-        app = create_proxy_app(upstream, db_url=db_url, redis_url=redis_url, scope=scope, timeout=timeout)
+        from accord.core import environ
+
+        guarded = require_token if require_token is not None else environ.current().proxy_require_token
+        app = create_proxy_app(
+            upstream,
+            db_url=db_url,
+            redis_url=redis_url,
+            scope=scope,
+            timeout=timeout,
+            require_token=guarded,
+            max_mappings=max_mappings,
+            max_answer=max_answer,
+        )
     except AccordError as exc:
         fail(exc.detail)
         raise typer.Exit(2) from None

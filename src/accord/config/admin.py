@@ -7,16 +7,19 @@ looks the same whichever way it is read. Access control is the caller's: the ser
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from accord.config.history_pages import changes_after
 from accord.config.live import LiveConfig
 from accord.config.migrate import flatten, migrate_legacy
 from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
 from accord.core.errors import AccordError, NotFoundError, UnknownSettingError, ValidationFailedError
 from accord.core.keys import key_to_path
-from accord.store.audit import AuditFilter
+from accord.store.audit import AuditFilter, AuditRow
 from accord.store.types import Change, WriteContext
 
 KeyFilter = Callable[[str], bool]
@@ -83,9 +86,8 @@ class ConfigAdmin:
         to = to_revision if to_revision is not None else self.live.last_revision
         if from_revision < 0 or to < from_revision:
             raise ValidationFailedError(f"invalid revision range {from_revision}..{to}: need 0 <= from <= to")
-        changes = [c for c in await self.live.store.changes_since(from_revision) if c.revision <= to]
         last: dict[str, Change] = {}
-        for change in changes:
+        async for change in changes_after(self.live.store, from_revision, upto=to):
             last[change.key] = change
         rows = []
         for key, change in sorted(last.items()):
@@ -150,8 +152,17 @@ class ConfigAdmin:
         path = key_to_path(change.key)
         if path is None or path not in self.live.registry.by_path:
             return None
+        spec = self.live.spec(path)
         value = None if change.op == "delete" else self._shown(change.key, change)
-        return {"path": path, "op": change.op, "value": value, "version": change.version, "revision": change.revision}
+        effective = show(spec, spec.default) if change.op == "delete" else value
+        return {
+            "path": path,
+            "op": change.op,
+            "value": value,
+            "version": change.version,
+            "revision": change.revision,
+            "effective": effective,
+        }
 
     def setting_change_event(self, change: SettingChange) -> Row:
         spec = self.live.spec(change.path)
@@ -166,27 +177,50 @@ class ConfigAdmin:
         }
 
     async def audit(self, flt: AuditFilter, *, readable: KeyFilter = _everything) -> Rows:
-        """Who changed what and when, with old and new values masked (token records summarised)."""
-        rows = []
-        for change, prev_value, prev_secret in await self.live.store.audit(flt):
-            if not readable(change.key):
-                continue
-            before = Change(0, change.key, "put", 0, prev_value, prev_secret) if prev_value is not None else None
-            rows.append(
-                {
-                    "revision": change.revision,
-                    "at": change.at,
-                    "actor": change.actor,
-                    "action": change.action,
-                    "request_id": change.request_id,
-                    "key": change.key,
-                    "path": key_to_path(change.key),
-                    "op": change.op,
-                    "old": self._shown(change.key, before),
-                    "new": self._shown(change.key, change),
-                }
-            )
+        """Who changed what and when, with old and new values masked (token records summarised).
+
+        ``flt.limit`` counts rows the caller may read: history is read in pages until enough pass.
+        """
+        rows: Rows = []
+        async for change, prev_value, prev_secret in self._audit_pages(flt):
+            if readable(change.key):
+                rows.append(self._audit_row(change, prev_value, prev_secret))
+                if len(rows) >= flt.limit:
+                    break
         return rows
+
+    async def _audit_pages(self, flt: AuditFilter) -> AsyncIterator[AuditRow]:
+        """Every matching row, newest first, a page at a time; a page never splits one revision."""
+        before, size = flt.before_revision, max(flt.limit, 100)
+        while True:
+            page = await self.live.store.audit(replace(flt, before_revision=before, limit=size))
+            if len(page) < size:
+                for row in page:
+                    yield row
+                return
+            last = page[-1][0].revision
+            whole = [row for row in page if row[0].revision != last]
+            if not whole:
+                size *= 2  # one revision fills the page: read a larger one
+                continue
+            for row in whole:
+                yield row
+            before = last + 1
+
+    def _audit_row(self, change: Change, prev_value: bytes | None, prev_secret: bool) -> Row:
+        before = Change(0, change.key, "put", 0, prev_value, prev_secret) if prev_value is not None else None
+        return {
+            "revision": change.revision,
+            "at": change.at,
+            "actor": change.actor,
+            "action": change.action,
+            "request_id": change.request_id,
+            "key": change.key,
+            "path": key_to_path(change.key),
+            "op": change.op,
+            "old": self._shown(change.key, before),
+            "new": self._shown(change.key, change),
+        }
 
     def _shown(self, key: str, change: Change | None) -> object:
         if change is None or change.op == "delete" or change.value is None:
@@ -198,7 +232,7 @@ class ConfigAdmin:
             except AccordError:
                 return "<undecodable>"
         if key.startswith("acl/"):
-            return "<token record>"
+            return _token_summary(change.value)
         return "****" if change.secret else f"<{len(change.value)} bytes>"
 
     def _decoded(self, spec: SettingSpec, change: Change | None) -> object:
@@ -237,3 +271,12 @@ def history_row(item: HistoryItem, spec: SettingSpec, *, reveal: bool = False) -
         "actor": item.actor,
         "at": item.at,
     }
+
+
+def _token_summary(raw: bytes) -> object:
+    """What a token record grants (its rules and reveal right), never its hash."""
+    try:
+        policy = json.loads(raw)["policy"]
+        return {"rules": list(policy["rules"]), "reveal_secrets": bool(policy.get("reveal_secrets"))}
+    except (ValueError, KeyError, TypeError):
+        return "<token record>"

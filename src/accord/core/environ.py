@@ -36,6 +36,7 @@ SNAPSHOT_FILE = "ACCORD_SNAPSHOT_FILE"
 ENV_OVERRIDE = "ACCORD_ENV_OVERRIDE"
 MASTER_KEY = "ACCORD_MASTER_KEY"
 MASTER_KEYS_RETIRED = "ACCORD_MASTER_KEYS_RETIRED"
+PROXY_REQUIRE_TOKEN = "ACCORD_PROXY_REQUIRE_TOKEN"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -57,6 +58,7 @@ class Environ:
     env_override: bool = False
     master_key: str | None = field(default=None, repr=False)
     master_keys_retired: tuple[str, ...] = field(default=(), repr=False)
+    proxy_require_token: bool = False
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -71,6 +73,7 @@ class Environ:
             env_override=_flag(env, ENV_OVERRIDE),
             master_key=env.get(MASTER_KEY) or None,
             master_keys_retired=tuple(p for p in env.get(MASTER_KEYS_RETIRED, "").split(",") if p.strip()),
+            proxy_require_token=_flag(env, PROXY_REQUIRE_TOKEN),
         )
 
 
@@ -82,6 +85,14 @@ def current() -> Environ:
 def process_environ() -> dict[str, str]:
     """A copy of the whole environment, for settings that name their own variable (``Setting(env=...)``)."""
     return dict(os.environ)
+
+
+def export_for_library(name: str, value: str) -> None:
+    """Set a variable a third-party library reads only from the environment (prometheus_client's
+    PROMETHEUS_MULTIPROC_DIR); the one place accord writes the process environment, never an ACCORD_* one."""
+    if name.startswith("ACCORD_"):
+        raise ValueError(f"{name}: accord's own settings travel as arguments, not through the environment")
+    os.environ[name] = value
 
 
 def variable(name: str, env: Mapping[str, str] | None = None) -> str | None:

@@ -16,23 +16,41 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from accord.core.errors import AccordError, StoreUnavailableError, UpstreamFailedError
+from accord.core.errors import (
+    AccordError,
+    AuthenticationError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+    UpstreamFailedError,
+)
 from accord.proxy.dialect import Dialect, StreamRewriter
+from accord.proxy.guard import TOKEN_HEADER, ProxyAuth
 from accord.proxy.sse import SseEvent, SseParser
 from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
 from accord.vault import InvalidInputError, Vault
 from accord.vault.types import DEFAULT_SCOPE, check_scope
 
-__all__ = ["DEFAULT_TIMEOUT_S", "MAX_BODY_BYTES", "Closer", "MaskingProxy", "UpstreamFailedError", "VaultOpener"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MAX_ANSWER_BYTES",
+    "MAX_BODY_BYTES",
+    "MAX_NEW_MAPPINGS",
+    "Closer",
+    "MaskingProxy",
+    "UpstreamFailedError",
+    "VaultOpener",
+]
 
 log = logging.getLogger("accord.proxy")
 
 DEFAULT_TIMEOUT_S = 60.0
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # a whole answer, or a stream, from the upstream
+MAX_NEW_MAPPINGS = 1000  # distinct detected values in one request: each may become a new mapping
 # Hop-by-hop headers, and the ones the proxy sets itself; everything else (auth included) goes on as sent.
 _NOT_FORWARDED = frozenset(
     {"host", "content-length", "connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "te"}
-    | {"trailer", "transfer-encoding", "upgrade", "expect", "accept-encoding"}
+    | {"trailer", "transfer-encoding", "upgrade", "expect", "accept-encoding", TOKEN_HEADER}
 )
 _NOT_RETURNED = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date", "server"}
@@ -40,6 +58,7 @@ _NOT_RETURNED = frozenset(
 
 Closer = Callable[[], Awaitable[None]]
 VaultOpener = Callable[[], Awaitable[tuple[Vault, Closer | None]]]
+AuthOpener = Callable[[], Awaitable[ProxyAuth]]
 
 
 class MaskingProxy:
@@ -53,6 +72,9 @@ class MaskingProxy:
         scope: str = DEFAULT_SCOPE,
         timeout: float = DEFAULT_TIMEOUT_S,
         max_body: int = MAX_BODY_BYTES,
+        max_answer: int = MAX_ANSWER_BYTES,
+        max_mappings: int = MAX_NEW_MAPPINGS,
+        open_auth: AuthOpener | None = None,
     ) -> None:
         self.upstream = check_upstream(upstream)
         self.scope = check_scope(scope)
@@ -60,17 +82,27 @@ class MaskingProxy:
             raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.timeout = timeout
         self.max_body = max_body
+        if max_answer < 1 or max_mappings < 1:
+            raise InvalidInputError("the answer size and mapping limits must be at least 1")
+        self.max_answer = max_answer
+        self.max_mappings = max_mappings
         self._open_vault = open_vault
+        self._open_auth = open_auth
+        self._auth: ProxyAuth | None = None
         self._vault: Vault | None = None
         self._client: httpx.AsyncClient | None = None
         self._close: Closer | None = None
 
     async def start(self) -> None:
         self._vault, self._close = await self._open_vault()
+        if self._open_auth is not None:
+            self._auth = await self._open_auth()
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
 
     async def aclose(self) -> None:
+        if self._auth is not None:
+            await self._auth.aclose()
         if self._client is not None:
             await self._client.aclose()
         if self._close is not None:
@@ -92,8 +124,32 @@ class MaskingProxy:
 
         return handle
 
+    def passthrough(self, dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+        """A GET sent on as it is (the model list): nothing to mask, the same limits and errors."""
+
+        async def handle(request: Request) -> Response:
+            try:
+                self._authenticate(request)
+                outgoing = self.client.build_request("GET", self._url(request), headers=_forwarded(request.headers.raw))
+                deadline = asyncio.get_running_loop().time() + self.timeout
+                answer = await self._send(outgoing, deadline)
+                response = Response(await self._read(answer, deadline), answer.status_code)
+                response.raw_headers += _returned(answer.headers.multi_items())
+                return response
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                return _denied(dialect, exc)
+            except UpstreamFailedError as exc:
+                return _error(dialect, exc.status, exc.detail, exc.code)
+
+        return handle
+
+    def _authenticate(self, request: Request) -> None:
+        if self._auth is not None:
+            self._auth.check(request)
+
     async def handle(self, request: Request, dialect: Dialect) -> Response:
         try:
+            self._authenticate(request)
             body, unmasker = await self._masked_body(request, dialect)
             outgoing = self.client.build_request(
                 "POST", self._url(request), headers=_forwarded(request.headers.raw), content=body
@@ -104,6 +160,8 @@ class MaskingProxy:
                 "%s %s -> %d, %d tokens", dialect.name, request.url.path, answer.status_code, len(unmasker.mappings)
             )
             return await self._respond(answer, dialect, unmasker, deadline)
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            return _denied(dialect, exc)
         except BadRequestError as exc:
             return _error(dialect, exc.status, exc.detail, exc.code)
         except InvalidInputError as exc:
@@ -142,9 +200,23 @@ class MaskingProxy:
             dialect.collect(parsed, texts)
         except RecursionError:
             raise BadRequestError("the body is nested too deeply") from None
+        self._check_mappings(texts.values())
         masked, mappings = await mask_texts(self.vault, texts.values(), self.scope)
         body = dump_body(parsed) if texts.apply(masked) else raw
         return body, Unmasker(self.vault.grammar, mappings)
+
+    def _check_mappings(self, texts: list[str]) -> None:
+        """Refuse, before anything is stored, a request whose detections could add too many mappings."""
+        values: set[str] = set()
+        for text in texts:
+            values.update(detection.value for detection in self.vault.detectors.detect(text))
+            if len(values) > self.max_mappings:
+                raise BadRequestError(
+                    f"the request holds more than {self.max_mappings} distinct values to mask; nothing was "
+                    "masked or sent (split it, or raise the proxy's --max-mappings)",
+                    status=413,
+                    code="too_many_mappings",
+                )
 
     async def _read_request(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
@@ -182,7 +254,7 @@ class MaskingProxy:
         """A whole answer, by the same deadline as its headers."""
         try:
             async with asyncio.timeout_at(deadline):
-                return await answer.aread()
+                return await self._read_limited(answer)
         except (TimeoutError, httpx.TimeoutException):
             raise self._timed_out() from None
         except httpx.TransportError as exc:
@@ -191,6 +263,26 @@ class MaskingProxy:
             ) from None
         finally:
             await answer.aclose()
+
+    async def _read_limited(self, answer: httpx.Response) -> bytes:
+        declared = answer.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_answer:
+            raise self._answer_too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in answer.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_answer:
+                raise self._answer_too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _answer_too_large(self) -> UpstreamFailedError:
+        return UpstreamFailedError(
+            f"the upstream's answer is larger than {self.max_answer} bytes; it was dropped",
+            status=502,
+            code="upstream_too_large",
+        )
 
     def _timed_out(self) -> UpstreamFailedError:
         return UpstreamFailedError(
@@ -201,8 +293,16 @@ class MaskingProxy:
         """The upstream's event stream, unmasked event by event (or as it comes, if nothing was masked)."""
         rewriter = dialect.stream(unmasker)
         parser = SseParser()
+        size = 0
         try:
             async for chunk in answer.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_answer:
+                    detail = self._answer_too_large().detail
+                    log.warning("upstream %s stream: %s", dialect.name, detail)
+                    tail = _encode_all(rewriter.finish()) if unmasker.active else b""
+                    yield tail + dialect.error_event(detail, "upstream_too_large").encode()
+                    return
                 if not unmasker.active:
                     yield chunk
                 elif out := _encode(rewriter, parser.feed(chunk)):
@@ -249,6 +349,11 @@ def _returned(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 def _too_large(limit: int) -> BadRequestError:
     return BadRequestError(f"the body is larger than {limit} bytes", status=413, code="request_too_large")
+
+
+def _denied(dialect: Dialect, exc: AuthenticationError | PermissionDeniedError) -> Response:
+    code = "authentication_failed" if isinstance(exc, AuthenticationError) else "permission_denied"
+    return _error(dialect, exc.http_status, exc.detail, code)
 
 
 def _error(dialect: Dialect, status: int, detail: str, code: str) -> Response:

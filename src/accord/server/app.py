@@ -18,6 +18,7 @@ from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
 from accord.server import errors
+from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
 from accord.server.routes import audit, config, health, tokens, watch
@@ -43,9 +44,10 @@ def create_app(
     redis_url: str | None = None,
     check_interval: float = DEFAULT_CHECK_INTERVAL_S,
     announce: Callable[[str], None] = _announce,
+    metrics_dir: str | None = None,
 ) -> FastAPI:
     """One server process. Several (``--workers`` or replicas) share a database and stay consistent."""
-    metrics = Metrics()
+    metrics = Metrics(metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,8 +70,17 @@ def create_app(
             await live.aclose()
 
     app = FastAPI(
-        title="accord", version=accord.__version__, description=DESCRIPTION, lifespan=lifespan, routes=_routes()
+        title="accord",
+        version=accord.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routes=_routes(),
+        redirect_slashes=False,  # Starlette builds that redirect from the Host header, which a client chooses
+        docs_url=None,  # served by server/docs.py, without a CDN
+        redoc_url=None,
+        openapi_url=None,
     )
+    app.router.routes.extend(docs_router(app).routes)
     errors.install(app)
     app.add_middleware(AccordMiddleware, metrics=metrics)
     return app

@@ -1,14 +1,21 @@
-"""Prometheus metrics of one server process (each worker exposes its own)."""
+"""Prometheus metrics of a server: one process, or every worker of ``--workers N`` together.
+
+Workers are separate processes, and a scrape reaches whichever one accepts it; so under several
+workers the counters live in prometheus_client's multiprocess files (one directory per server,
+made and removed by server/run.py) and every scrape adds up all of them.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from accord.core import environ
 from accord.replica.status import ReplicaStatus
 from accord.store.types import Change
 
@@ -40,12 +47,26 @@ class _StatusCollector(Collector):
         )
 
 
+def share_metrics(directory: str) -> None:
+    """Make this worker's metrics multiprocess values in ``directory``; before any metric is made.
+
+    prometheus_client takes the directory from its environment variable only, and chooses the
+    value class at import: both are set here, in the worker, so the user's environment is untouched.
+    """
+    environ.export_for_library("PROMETHEUS_MULTIPROC_DIR", directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, shared_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
+        self._scrape = self.registry
+        if shared_dir is not None:
+            self._scrape = CollectorRegistry()
+            MultiProcessCollector(self._scrape, path=shared_dir)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "accord_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
-        )
+        )  # under several workers, self.registry is only where they are made: scrapes read the shared files
         self.latency = Histogram(
             "accord_http_request_seconds",
             "HTTP request latency",
@@ -81,7 +102,7 @@ class Metrics:
             self.propagation_lag.observe(max(0.0, time.time() - change.at.timestamp()))
 
     def watch_status(self, status: Callable[[], ReplicaStatus]) -> None:
-        self.registry.register(_StatusCollector(status))
+        self._scrape.register(_StatusCollector(status))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._scrape)

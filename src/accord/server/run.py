@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import uvicorn
     from fastapi import FastAPI
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app did not start
@@ -25,11 +27,15 @@ class AppFactory:
 
     db_url: str | None = None
     redis_url: str | None = None
+    metrics_dir: str | None = None  # set under --workers N: the workers' shared metrics files
 
     def __call__(self) -> FastAPI:
         from accord.server.app import create_app
+        from accord.server.metrics import share_metrics
 
-        return create_app(db_url=self.db_url, redis_url=self.redis_url)
+        if self.metrics_dir is not None:
+            share_metrics(self.metrics_dir)
+        return create_app(db_url=self.db_url, redis_url=self.redis_url, metrics_dir=self.metrics_dir)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,6 @@ def log_config(level: str) -> dict[str, Any]:
 def serve(factory: AppFactory, options: ServeOptions) -> None:
     """What ``uvicorn.run`` does, minus its rule that several workers need an import string."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
         factory,
@@ -67,10 +72,25 @@ def serve(factory: AppFactory, options: ServeOptions) -> None:
         proxy_headers=False,
     )
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        _run_workers(factory, config)
         return
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def _run_workers(factory: AppFactory, config: uvicorn.Config) -> None:
+    """Several workers, counting their metrics in files of one directory of this server's own."""
+    import shutil
+    import tempfile
+
+    from uvicorn.supervisors import Multiprocess
+
+    metrics_dir = tempfile.mkdtemp(prefix="accord-metrics-")
+    config.app = dataclasses.replace(factory, metrics_dir=metrics_dir)
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

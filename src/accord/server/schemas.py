@@ -173,6 +173,7 @@ class TokenOut(BaseModel):
 
 class TokenCreated(TokenOut):
     secret: str = Field(description="The token itself; shown once, only its hash is stored.")
+    warnings: list[str] = Field(default_factory=list, description="Rules that probably match more than meant.")
 
 
 class Readiness(BaseModel):

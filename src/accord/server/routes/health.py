@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import JsonValue
 
 from accord.server import schemas as s
-from accord.server.deps import State
+from accord.server.deps import State, presented_token
 
 router = APIRouter(tags=["health"])
 
@@ -17,17 +17,24 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Ready to serve, naming each dependency and whether it is degraded")
-async def readyz(state: State, response: Response) -> s.Readiness:
+async def readyz(state: State, request: Request, response: Response) -> s.Readiness:
     status = state.live.status()
     database_ok = status.database_ok
     dependencies: dict[str, dict[str, JsonValue]] = {
-        "database": {"ok": database_ok, "degraded": not database_ok, "url": state.live.store.url},
+        "database": {"ok": database_ok, "degraded": not database_ok},
         "bus": {"ok": not status.bus_degraded, "degraded": status.bus_degraded, "mode": status.bus},
     }
+    if _authenticated(state, request):  # where the database is, only for token holders: probes are anonymous
+        dependencies["database"]["url"] = state.live.store.url
     if status.fallback_active:
         dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status.bus}
     response.status_code = 200 if database_ok else 503
     return s.Readiness(ready=database_ok, dependencies=dependencies)
+
+
+def _authenticated(state: State, request: Request) -> bool:
+    secret = presented_token(request)
+    return secret is not None and state.tokens.authenticate(secret) is not None
 
 
 @router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
