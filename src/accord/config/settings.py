@@ -111,7 +111,14 @@ class DeclaredSetting:
         return str(self.annotation).replace("typing.", "")
 
     def decode(self, text: str) -> object:
-        return codec.decode(text, self.annotation)
+        try:
+            return codec.decode(text, self.annotation)
+        except CodecError:
+            if not self.secret:
+                raise
+            raise CodecError(
+                f"stored text for {self.path} is not valid for {self.type_name} (secret, not shown)"
+            ) from None
 
     def encode(self, value: object) -> str:
         return codec.encode(value)
@@ -126,7 +133,9 @@ class DeclaredSetting:
     def parse_input(self, raw: str) -> object:
         try:
             value = codec.parse_input(raw, self.annotation)
-        except CodecError as exc:
+        except (CodecError, ValidationFailedError) as exc:
+            if self.secret:
+                raise failed(self.path, raw, f"not a valid {self.type_name}", secret=True) from None
             raise ValidationFailedError(f"invalid value for {self.path}: {exc.detail}") from None
         return self.validate(value)
 

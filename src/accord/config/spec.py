@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from accord.config.schema_text import NOT_TEXT, parse_typed, read_text
 from accord.core import codec
 from accord.core.errors import CodecError, ValidationFailedError
 from accord.core.keys import path_to_key
@@ -57,6 +58,15 @@ def show(spec: SettingSpec, value: object) -> object:
 def failed(path: str, value: object, rule: str, *, secret: bool) -> ValidationFailedError:
     shown = mask_value(value) if secret else _short(value)
     return ValidationFailedError(f"invalid value for {path}: {shown} — {rule}")
+
+
+def parse_env(spec: SettingSpec, variable: str, raw: str) -> object:
+    """An environment variable's value for its setting; the error names both, and never a secret's value."""
+    try:
+        return spec.parse_input(raw)
+    except ValidationFailedError as exc:
+        reason = "not a valid value (secret, not shown)" if spec.secret else exc.detail
+        raise ValidationFailedError(f"environment variable {variable} for setting {spec.path}: {reason}") from None
 
 
 def secret_by_name(path: str) -> bool:
@@ -114,17 +124,15 @@ class StoredSetting:
     def default(self) -> object:
         return None if self.default_text is None else self.decode(self.default_text)
 
-    def _is_text(self) -> bool:
-        schema = self.schema
-        return schema.get("type") == "string" or ("enum" in schema and all(isinstance(v, str) for v in schema["enum"]))
+    def _is_valid(self, value: object) -> bool:
+        return bool(self._validator.is_valid(value))
 
     def decode(self, text: str) -> object:
-        if self._is_text():
-            return text
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise CodecError(f"stored text for {self.path} is not valid for {self.type_name}: {text[:80]!r}") from exc
+        value = read_text(text, self.schema, self._is_valid)
+        if value is NOT_TEXT:
+            shown = "" if self.secret else f": {_short(text)}"
+            raise CodecError(f"stored text for {self.path} is not valid for {self.type_name}{shown}")
+        return value
 
     def encode(self, value: object) -> str:
         return codec.encode(value)
@@ -142,13 +150,7 @@ class StoredSetting:
         return value
 
     def parse_input(self, raw: str) -> object:
-        if self._is_text():
-            return self.validate(raw)
-        try:
-            value: object = json.loads(raw)
-        except ValueError:
-            value = raw
-        return self.validate(value)
+        return self.validate(parse_typed(raw, self.schema, self._is_valid))
 
     def to_stored(self) -> str:
         return stored_spec_json(self.schema, self.default_text, self)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from accord.auth.tokens import Token
-from accord.config.export import export_document
+from accord.config.export import export_bytes
 from accord.core.errors import ConflictError
 from accord.core.keys import MAX_JSON_DEPTH, check_depth, path_to_key
 from accord.server import schemas as s
@@ -45,10 +45,11 @@ async def diff(
     return s.DiffOut(**await state.admin.diff(from_revision, to_revision, readable=_readable(caller)))
 
 
-@router.get("/export", summary="Every stored value (secrets masked), streamed", response_model=None)
-async def export(state: State, caller: Caller) -> StreamingResponse:
-    document = export_document(state.live.last_revision, state.admin.export(readable=_readable(caller)))
-    return StreamingResponse(document, media_type="application/json")
+@router.get("/export", summary="Every stored value (secrets masked)", response_model=None)
+async def export(state: State, caller: Caller) -> Response:
+    """Built whole before it is sent: a value that cannot be read is an error status, never a cut-off 200."""
+    document = await export_bytes(state.live.last_revision, state.admin.export(readable=_readable(caller)))
+    return Response(document, media_type="application/json")
 
 
 @router.post("/import", summary="Import values: all or nothing; ?dry_run=true reports the diff")
