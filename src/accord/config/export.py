@@ -1,5 +1,7 @@
 """The export document, ``{"revision": N, "settings": {path: value}}``, built one way for every caller.
 
+A full backup (``sealed``) adds ``"sealed": true`` and carries each secret as its sealed bytes.
+
 The server answers /api/config/export with it and the CLI writes it on the database; both call
 :func:`export_document`, so the two write the same bytes. Every value is read before the first
 byte is produced: a value that cannot be read (a secret sealed under a key this process lacks)
@@ -16,10 +18,13 @@ __all__ = ["export_bytes", "export_document"]
 FOOTER = b"}}\n"
 
 
-async def export_document(revision: int, items: AsyncIterable[tuple[str, object]]) -> AsyncIterator[bytes]:
+async def export_document(
+    revision: int, items: AsyncIterable[tuple[str, object]], *, sealed: bool = False
+) -> AsyncIterator[bytes]:
     """The document in chunks (a header, one chunk per item, a footer), once every item has been read."""
     settings = [item async for item in items]
-    yield f'{{"revision":{revision},"settings":{{'.encode()
+    flag = '"sealed":true,' if sealed else ""
+    yield f'{{"revision":{revision},{flag}"settings":{{'.encode()
     separator = ""
     for path, value in settings:
         yield (separator + json.dumps(path) + ":" + json.dumps(value, ensure_ascii=False)).encode()
@@ -27,6 +32,6 @@ async def export_document(revision: int, items: AsyncIterable[tuple[str, object]
     yield FOOTER
 
 
-async def export_bytes(revision: int, items: AsyncIterable[tuple[str, object]]) -> bytes:
+async def export_bytes(revision: int, items: AsyncIterable[tuple[str, object]], *, sealed: bool = False) -> bytes:
     """The whole document, for an HTTP answer whose status must be known before its first byte."""
-    return b"".join([chunk async for chunk in export_document(revision, items)])
+    return b"".join([chunk async for chunk in export_document(revision, items, sealed=sealed)])
