@@ -84,6 +84,11 @@ _StrictValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call
 )
 
 
+# Only "regex" is checked: it is what a declaration asks for explicitly (vault.custom_patterns); pydantic's own
+# formats (date-time, uuid...) are already enforced by the declaring process and spelled differently here.
+_FORMATS = jsonschema.FormatChecker(["regex"])
+
+
 @dataclass
 class StoredSetting:
     """A setting rebuilt from the schema an application registered in the store."""
@@ -100,7 +105,7 @@ class StoredSetting:
 
     def __post_init__(self) -> None:
         self.key = path_to_key(self.path)
-        self._validator = _StrictValidator(self.schema)
+        self._validator = _StrictValidator(self.schema, format_checker=_FORMATS)
 
     @classmethod
     def from_stored(cls, path: str, spec_json: str) -> StoredSetting:
@@ -146,7 +151,8 @@ class StoredSetting:
                 if self.secret
                 else error.message
             )
-            raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret)
+            where = f" at {error.json_path}" if error.path else ""
+            raise failed(self.path, value, f"{rule}{where} (expected {self.type_name})", secret=self.secret)
         return value
 
     def parse_input(self, raw: str) -> object:
