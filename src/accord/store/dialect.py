@@ -7,6 +7,8 @@ dialect would be one edit in this module.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +101,13 @@ def listen_dsn(url: sa.URL) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 (it holds sealed secrets and token hashes); SQLite gives -wal and -shm its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def engine_for(url: sa.URL) -> AsyncEngine:
     """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
     if url.drivername.startswith("sqlite"):
@@ -117,7 +126,7 @@ def engine_for(url: sa.URL) -> AsyncEngine:
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine.sync_engine, "connect")
