@@ -14,6 +14,7 @@ from typing import Any
 
 from accord.config.live import LiveConfig
 from accord.config.migrate import flatten, migrate_legacy
+from accord.config.sealing import require_readable, secrets_problem
 from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
 from accord.core.errors import AccordError, CryptoError, NotFoundError, UnknownSettingError, ValidationFailedError
@@ -40,12 +41,21 @@ class ConfigAdmin:
         return self.live.registry.categories()
 
     def setting_row(self, path: str, *, reveal: bool = False) -> Row:
+        require_readable(self.live, self.live.spec(path))  # a secret that cannot be opened is an error, not its default
         return describe(self.live.meta(path), self.live.spec(path), reveal=reveal)
+
+    def secrets_problem(self) -> str | None:
+        """Why stored secrets cannot be opened (a lost or wrong master key), for /readyz; None when they can."""
+        return secrets_problem(self.live)
 
     def settings(self, *, prefix: str = "", category: str | None = None, readable: KeyFilter = _everything) -> Rows:
         if category is not None and category not in self.categories():
             raise UnknownSettingError(f"unknown category {category!r}")
         wanted = f"{category}." if category is not None else prefix
+        specs = [self.live.spec(meta.path) for meta in self.live.all(wanted)]
+        for spec in specs:
+            if readable(spec.key):
+                require_readable(self.live, spec)
         return [
             describe(meta, self.live.spec(meta.path))
             for meta in self.live.all(wanted)

@@ -16,6 +16,7 @@ from accord.bus.redis_conn import resolve_redis_url
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
 from accord.config.registry import SettingRegistry
 from accord.config.registry import discover as discover_groups
+from accord.config.sealing import require_master_key
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
@@ -74,6 +75,7 @@ async def connect(
         registry = await _registry(declared, replica.store, first.read_only)
         live = LiveConfig(replica, registry, use_env=use_env)  # subscribes to the replica before it loads
         await live.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
+        require_master_key(live)  # a missing ACCORD_MASTER_KEY or key file fails here, not at the first secret
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
     except BaseException:

@@ -146,3 +146,31 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+# Tables whose rows hold blobs sealed with the master key (stored secrets and vault originals).
+_SEALED_PROBES = (
+    "SELECT 1 FROM accord_kv_history WHERE secret LIMIT 1",
+    "SELECT 1 FROM accord_vault_mapping WHERE original IS NOT NULL LIMIT 1",
+)
+
+
+def sqlite_holds_sealed(url: sa.URL) -> bool:
+    """Whether an embedded database file already holds sealed data (read synchronously, read-only, once)."""
+    import sqlite3
+
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return False
+    if not Path(url.database).exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True, timeout=5)) as conn:
+            for query in _SEALED_PROBES:
+                try:
+                    if conn.execute(query).fetchone() is not None:
+                        return True
+                except sqlite3.OperationalError:
+                    continue  # the table does not exist (yet)
+    except sqlite3.Error:
+        return False
+    return False

@@ -26,8 +26,12 @@ async def readyz(state: State, response: Response) -> s.Readiness:
     }
     if status.fallback_active:
         dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status.bus}
-    response.status_code = 200 if database_ok else 503
-    return s.Readiness(ready=database_ok, dependencies=dependencies)
+    problem = state.admin.secrets_problem()
+    if problem is not None:
+        dependencies["secrets"] = {"ok": False, "degraded": True, "error": problem}
+    ready = database_ok and problem is None
+    response.status_code = 200 if ready else 503
+    return s.Readiness(ready=ready, dependencies=dependencies)
 
 
 @router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
