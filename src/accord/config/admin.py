@@ -281,6 +281,8 @@ def describe(meta: SettingMeta, spec: SettingSpec, *, reveal: bool = False) -> R
         "mod_revision": meta.mod_revision,
         "secret": meta.secret,
         "description": spec.description,
+        "declared_by": getattr(spec, "declared_by", None),
+        "declared_at": getattr(spec, "declared_at", None),
     }
 
 

@@ -101,6 +101,8 @@ class StoredSetting:
     env: str | None = None
     pin_env: bool = False
     python_type: str = ""
+    declared_by: str | None = None
+    declared_at: str | None = None
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +121,8 @@ class StoredSetting:
             env=spec.get("env"),
             pin_env=bool(spec.get("pin_env")),
             python_type=spec.get("python_type", ""),
+            declared_by=spec.get("declared_by"),
+            declared_at=spec.get("declared_at"),
         )
 
     @property
