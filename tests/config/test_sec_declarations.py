@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 import accord
 from accord import Setting, SettingsGroup
 from accord.core.errors import SchemaConflictError
-from tests.cli.cli_helpers import ACCORD, cli_env
+from tests.cli.cli_helpers import run_cli
 
 
 class V1(SettingsGroup, category="svc"):
@@ -52,15 +51,10 @@ async def test_incompatible_declarations_are_refused_unless_replaced(sqlite_url:
     await _connect(sqlite_url, Widened, "deploy-v3")  # widening is compatible
     await _connect(sqlite_url, TypeChanged, "deploy-v4", replace_schema=True)
     await _connect(sqlite_url, TypeChanged, "deploy-v5")  # the same declaration again: stamps stay
-    listed = subprocess.run(
-        [ACCORD, "config", "list", "--json"], env=cli_env(db=sqlite_url), capture_output=True, text=True, timeout=60
-    )
-    assert listed.returncode == 0, listed.stderr
+    listed = run_cli("config", "list", "--json", db=sqlite_url)
     rows = {row["path"]: row for row in json.loads(listed.stdout)}
     assert rows["svc.workers"]["declared_by"] == "deploy-v4" and rows["svc.workers"]["type"] == "str"
     assert rows["svc.name"]["declared_by"] == "deploy-v4", "an unchanged declaration keeps its stamp"
     assert rows["svc.workers"]["declared_at"].startswith("20")
-    table = subprocess.run(
-        [ACCORD, "config", "list"], env=cli_env(db=sqlite_url), capture_output=True, text=True, timeout=60
-    )
+    table = run_cli("config", "list", db=sqlite_url)
     assert "deploy-v4" in table.stdout, table.stdout
