@@ -121,3 +121,16 @@ def test_a_bad_secret_env_var_names_variable_and_setting_not_value() -> None:
         detail = caught.value.detail
         assert "APP_TOKEN_LIMIT" in detail and "keys.token_limit" in detail
         assert "PLAINTEXT" not in detail
+
+
+async def test_a_bad_legacy_secret_is_named_not_quoted(sqlite_url: str) -> None:
+    import accord
+    from accord.config.admin import ConfigAdmin
+
+    class Legacy(SettingsGroup, category="legacy"):
+        api_key: int = Setting(1)
+
+    async with await accord.connect(sqlite_url, "", groups=[Legacy], watch=False) as cfg:
+        with pytest.raises(ValidationFailedError) as caught:
+            await ConfigAdmin(cfg).migrate({"legacy": {"api_key": "sk-PLAINTEXT-long-value"}}, dry_run=True)
+    assert "legacy.api_key" in caught.value.detail and "PLAINTEXT" not in caught.value.detail
