@@ -143,29 +143,35 @@ async def config_diff(
 @run
 async def config_export(
     file: Annotated[str, typer.Argument(help="Where to write the JSON; - for stdout.")] = "-",
+    sealed: Annotated[
+        bool,
+        typer.Option("--sealed", help="A full backup: secrets sealed, restorable by import with the same master key."),
+    ] = False,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
     progress: ProgressOpt = None,
 ) -> None:
-    """Write every stored value (secrets masked) as JSON, streamed: {"revision": N, "settings": {path: value}}."""
+    """Write every stored value (secrets masked, or sealed) as JSON: {"revision": N, "settings": {path: value}}."""
     if file == "-":
-        await _export_to(sys.stdout.buffer, db_url, redis_url, progress)
+        await _export_to(sys.stdout.buffer, db_url, redis_url, progress, sealed)
         return
     target = Path(file)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with _open_for_writing(tmp) as sink:
-            await _export_to(sink, db_url, redis_url, progress)
+            await _export_to(sink, db_url, redis_url, progress, sealed)
         tmp.replace(target)  # the file is the whole export or untouched
     finally:
         tmp.unlink(missing_ok=True)
     output.note(f"exported the stored settings to {target}")
 
 
-async def _export_to(sink: BinaryIO, db_url: str | None, redis_url: str | None, progress: bool | None) -> None:
+async def _export_to(
+    sink: BinaryIO, db_url: str | None, redis_url: str | None, progress: bool | None, sealed: bool
+) -> None:
     async with open_backend(db_url, redis_url) as backend:
         with meter("exporting", progress) as bar:
-            async for chunk in backend.export(bar):
+            async for chunk in backend.export(bar, sealed=sealed):
                 sink.write(chunk)
     sink.flush()
 
@@ -246,7 +252,8 @@ def read_import_file(file: str) -> dict[str, object]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if isinstance(data, dict) and isinstance(data.get("settings"), dict) and set(data) <= {"revision", "settings"}:
+    envelope = {"revision", "sealed", "settings"}
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict) and set(data) <= envelope:
         data = data["settings"]
     if not isinstance(data, dict):
         raise InputError(f"{source} must hold a JSON object of setting paths to values")

@@ -45,14 +45,14 @@ def _table(columns: Iterable[str]) -> Table:
 
 
 def settings_table(rows: list[dict[str, Any]]) -> Table:
-    table = _table(("path", "value", "type", "source", "version", "revision"))
+    table = _table(("path", "value", "type", "source", "version", "revision", "declared"))
     for row in rows:
         source = row["source"] + (" (pinned)" if row["pinned"] else "")
         if row["shadowed_env"]:
             source += f" (shadows ${row['shadowed_env']})"
-        table.add_row(
-            row["path"], as_text(row["value"]), row["type"], source, str(row["version"]), str(row["mod_revision"])
-        )
+        declared = f"{row.get('declared_by') or ''} {row.get('declared_at') or ''}".strip()
+        cells = (as_text(row["value"]), row["type"], source, str(row["version"]), str(row["mod_revision"]), declared)
+        table.add_row(row["path"], *cells)
     return table
 
 

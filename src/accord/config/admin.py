@@ -7,6 +7,8 @@ looks the same whichever way it is read. Access control is the caller's: the ser
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
@@ -15,16 +17,19 @@ from typing import Any
 from accord.config.history_pages import changes_after
 from accord.config.live import LiveConfig
 from accord.config.migrate import flatten, migrate_legacy
+from accord.config.sealing import require_readable, secrets_problem
 from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
-from accord.core.errors import AccordError, NotFoundError, UnknownSettingError, ValidationFailedError
+from accord.core.errors import AccordError, CryptoError, NotFoundError, UnknownSettingError, ValidationFailedError
 from accord.core.keys import key_to_path
+from accord.core.masking import looks_masked
 from accord.store.audit import AuditFilter, AuditRow
 from accord.store.types import Change, WriteContext
 
 KeyFilter = Callable[[str], bool]
 Row = dict[str, Any]
 Rows = list[Row]
+SEALED = "$sealed"  # the one key of a sealed secret in a backup: {"$sealed": base64 of the stored blob}
 
 
 def _everything(_key: str) -> bool:
@@ -39,12 +44,21 @@ class ConfigAdmin:
         return self.live.registry.categories()
 
     def setting_row(self, path: str, *, reveal: bool = False) -> Row:
+        require_readable(self.live, self.live.spec(path))  # a secret that cannot be opened is an error, not its default
         return describe(self.live.meta(path), self.live.spec(path), reveal=reveal)
+
+    def secrets_problem(self) -> str | None:
+        """Why stored secrets cannot be opened (a lost or wrong master key), for /readyz; None when they can."""
+        return secrets_problem(self.live)
 
     def settings(self, *, prefix: str = "", category: str | None = None, readable: KeyFilter = _everything) -> Rows:
         if category is not None and category not in self.categories():
             raise UnknownSettingError(f"unknown category {category!r}")
         wanted = f"{category}." if category is not None else prefix
+        specs = [self.live.spec(meta.path) for meta in self.live.all(wanted)]
+        for spec in specs:
+            if readable(spec.key):
+                require_readable(self.live, spec)
         return [
             describe(meta, self.live.spec(meta.path))
             for meta in self.live.all(wanted)
@@ -100,43 +114,82 @@ class ConfigAdmin:
             rows.append({"path": path, "old": old, "new": new, "revision": change.revision})
         return {"from_revision": from_revision, "to_revision": to, "changes": rows}
 
-    async def export(self, *, readable: KeyFilter = _everything) -> AsyncIterator[tuple[str, object]]:
-        """Stored values by path, one at a time (secrets masked): for streaming, never built in memory."""
+    async def export(
+        self, *, readable: KeyFilter = _everything, sealed: bool = False
+    ) -> AsyncIterator[tuple[str, object]]:
+        """Stored values by path, one at a time: secrets masked, or with ``sealed`` their sealed bytes.
+
+        A sealed secret is ``{"$sealed": base64}``, the blob exactly as stored (AES-GCM, bound to its key),
+        so a backup restores into a fresh store that has the same master key and reveals nothing without it.
+        """
         for meta in self.live.all():
             spec = self.live.spec(meta.path)
-            if readable(spec.key) and self.live.entry(spec.key) is not None:
+            entry = self.live.entry(spec.key)
+            if not readable(spec.key) or entry is None:
+                continue
+            if sealed and entry.secret:
+                yield meta.path, {SEALED: base64.b64encode(entry.value).decode()}
+            else:
                 yield meta.path, show(spec, self.live.stored_value(meta.path))
 
     async def import_values(
-        self, values: Mapping[str, object], *, dry_run: bool, ctx: WriteContext | None = None
+        self,
+        values: Mapping[str, object],
+        *,
+        dry_run: bool,
+        ctx: WriteContext | None = None,
+        revealable: KeyFilter = _everything,
     ) -> Row:
-        """Validate everything, then write every changed value in one transaction (or report, on a dry run)."""
+        """Validate everything, then write every changed value in one transaction (or report, on a dry run).
+
+        For a caller who may not reveal a secret, a given secret always counts as a change, so a dry run
+        cannot be used to test guesses against the stored one.
+        """
         changed: dict[str, object] = {}
         errors: list[str] = []
         rows = []
         for path, value in values.items():
             try:
-                spec = self.live.spec(path)
-                if (
-                    spec.secret
-                    and self.live.entry(spec.key) is not None
-                    and value == show(spec, self.live.stored_value(path))
-                ):
-                    continue  # the masked form an export writes: keep the stored secret, do not overwrite it with ****
-                valid = spec.validate(value)
-            except (UnknownSettingError, ValidationFailedError) as exc:
+                outcome = self._import_one(path, value, revealable)
+            except (UnknownSettingError, ValidationFailedError, CryptoError) as exc:
                 errors.append(exc.detail)
                 continue
-            current = self.live.meta(path)
-            if current.source == "stored" and current.value == valid:
-                continue
-            changed[path] = valid
-            rows.append({"path": path, "old": show(spec, current.value), "new": show(spec, valid)})
+            if outcome is not None:
+                changed[path], row = outcome
+                rows.append(row)
         if errors:
             raise ValidationFailedError("nothing was imported; " + "; ".join(errors))
         if changed and not dry_run:
             await self.live.set_many(changed, ctx=ctx)
         return {"dry_run": dry_run, "changes": rows, "unchanged": len(values) - len(changed)}
+
+    def _import_one(self, path: str, value: object, revealable: KeyFilter) -> tuple[object, Row] | None:
+        """The value to write and its report row, or None when the stored value stays."""
+        spec = self.live.spec(path)
+        stored = self.live.entry(spec.key)
+        if spec.secret and _is_sealed(value):
+            value = self._unseal(spec, value)
+        elif spec.secret and stored is not None and value == show(spec, self.live.stored_value(path)):
+            return None  # the masked form an export writes: keep the stored secret, do not overwrite it with ****
+        elif spec.secret and looks_masked(value):
+            raise ValidationFailedError(
+                f"{path}: {value} is a masked secret, not a secret (it does not match the stored one); "
+                "export with --sealed for a backup that restores secrets"
+            )
+        valid = spec.validate(value)
+        current = self.live.meta(path)
+        blind = spec.secret and not revealable(spec.key)
+        if current.source == "stored" and current.value == valid and not blind:
+            return None
+        return valid, {"path": path, "old": show(spec, current.value), "new": show(spec, valid)}
+
+    def _unseal(self, spec: SettingSpec, value: object) -> object:
+        assert isinstance(value, dict)
+        try:
+            blob = base64.b64decode(str(value[SEALED]), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationFailedError(f"{spec.path}: the sealed value is not base64") from None
+        return spec.decode(self.live.stored_text(spec, blob, secret=True))
 
     def migration_paths(self, data: Mapping[str, Any]) -> list[str]:
         """Every known setting a legacy config.json names, changed or not: what a caller must be allowed to write."""
@@ -245,6 +298,10 @@ class ConfigAdmin:
         return {**describe(new, spec), "old": show(spec, old.value), "new": show(spec, new.value)}
 
 
+def _is_sealed(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {SEALED} and isinstance(value[SEALED], str)
+
+
 def describe(meta: SettingMeta, spec: SettingSpec, *, reveal: bool = False) -> Row:
     return {
         "path": meta.path,
@@ -258,6 +315,8 @@ def describe(meta: SettingMeta, spec: SettingSpec, *, reveal: bool = False) -> R
         "mod_revision": meta.mod_revision,
         "secret": meta.secret,
         "description": spec.description,
+        "declared_by": getattr(spec, "declared_by", None),
+        "declared_at": getattr(spec, "declared_at", None),
     }
 
 

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
 from accord.bus.redis_conn import resolve_redis_url
+from accord.config.declarations import register_declarations
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
 from accord.config.registry import SettingRegistry
 from accord.config.registry import discover as discover_groups
+from accord.config.sealing import require_master_key
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
@@ -41,13 +43,15 @@ async def connect(
     snapshot_file: str | None = None,
     use_env: bool = True,
     extra_prefixes: tuple[str, ...] = (),
+    replace_schema: bool = False,
 ) -> LiveConfig:
     """Open the shared configuration.
 
     With ``groups`` or ``discover`` the process declares its settings (and registers their schema
     in the store); with neither it works with every setting any application has registered, as
-    the CLI and the server do. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL, then to the
-    embedded SQLite file.
+    the CLI and the server do. A declaration incompatible with the stored one (type changed, rules
+    narrowed) raises ``SchemaConflictError`` unless ``replace_schema`` replaces it. URLs default to
+    ACCORD_DB_URL / ACCORD_REDIS_URL, then to the embedded SQLite file.
     """
     url = resolve_db_url(db_url)
     redis = resolve_redis_url(redis_url)
@@ -55,11 +59,12 @@ async def connect(
     budget = start_timeout if start_timeout is not None else env.start_timeout
     snapshot_path = snapshot_file or env.snapshot_file
     declared = _declared(groups, discover)
+    who = actor or default_actor()
     replica = Replica.unstarted(
         url,
         redis,
         prefixes=(CONFIG_PREFIX, *extra_prefixes),
-        actor=actor or default_actor(),
+        actor=who,
         check_interval=check_interval,
         poll_interval=poll_interval,
         snapshot_file=snapshot_path,
@@ -67,13 +72,15 @@ async def connect(
 
     async def register() -> None:
         if declared is not None:
-            await replica.store.put_schemas(SettingRegistry.declared(declared).stored_form())
+            forms = SettingRegistry.declared(declared).stored_form()
+            await register_declarations(replica.store, forms, actor=who, replace=replace_schema)
 
     try:
         first = await replica.first_snapshot(budget_s=budget, prepare=register)
         registry = await _registry(declared, replica.store, first.read_only)
         live = LiveConfig(replica, registry, use_env=use_env)  # subscribes to the replica before it loads
         await live.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
+        require_master_key(live)  # a missing ACCORD_MASTER_KEY or key file fails here, not at the first secret
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
     except BaseException:

@@ -9,7 +9,7 @@ from typing import Any
 
 from accord.config.registry import SettingRegistry
 from accord.config.settings import SettingsGroup
-from accord.config.spec import SettingSpec
+from accord.config.spec import SettingSpec, parse_env
 from accord.config.values import (
     HistoryItem,
     Resolved,
@@ -304,7 +304,7 @@ class LiveConfig:
         values: dict[str, object] = {}
         for spec in self._registry.by_path.values():
             if spec.env and spec.env in self._environ:
-                values[spec.path] = spec.parse_input(self._environ[spec.env])
+                values[spec.path] = parse_env(spec, spec.env, self._environ[spec.env])
         return values
 
     def _make_views(self) -> None:

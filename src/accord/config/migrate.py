@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accord.config.live import LiveConfig
-from accord.config.spec import SettingSpec
+from accord.config.spec import SettingSpec, failed
 from accord.core import codec
 from accord.core.errors import AccordError, ConfigFileError, ValidationFailedError
 from accord.store.types import WriteContext
@@ -107,6 +107,15 @@ def flatten(data: Mapping[str, Any], known: Mapping[str, SettingSpec], env_names
 
 
 def _coerce(spec: SettingSpec, raw: object) -> object:
+    try:
+        return _coerce_value(spec, raw)
+    except ValidationFailedError:
+        if not spec.secret:
+            raise
+        raise failed(spec.path, raw, f"not a valid legacy value for {spec.type_name}", secret=True) from None
+
+
+def _coerce_value(spec: SettingSpec, raw: object) -> object:
     annotation = getattr(spec, "annotation", None)
     if annotation is not None:
         return spec.validate(codec.coerce_legacy(raw, annotation))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, get_origin, get_type_hints
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -106,12 +107,17 @@ class DeclaredSetting:
 
     @property
     def type_name(self) -> str:
-        if get_origin(self.annotation) is None and hasattr(self.annotation, "__name__"):
-            return str(self.annotation.__name__)
-        return str(self.annotation).replace("typing.", "")
+        return type_label(self.annotation)
 
     def decode(self, text: str) -> object:
-        return codec.decode(text, self.annotation)
+        try:
+            return codec.decode(text, self.annotation)
+        except CodecError:
+            if not self.secret:
+                raise
+            raise CodecError(
+                f"stored text for {self.path} is not valid for {self.type_name} (secret, not shown)"
+            ) from None
 
     def encode(self, value: object) -> str:
         return codec.encode(value)
@@ -120,19 +126,41 @@ class DeclaredSetting:
         try:
             return self._adapter.validate_python(value, strict=True)
         except PydanticValidationError as exc:
-            rule = "; ".join(e["msg"] for e in exc.errors())
+            rule = "; ".join(e["msg"] + _at(e["loc"]) for e in exc.errors())
             raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret) from None
 
     def parse_input(self, raw: str) -> object:
         try:
             value = codec.parse_input(raw, self.annotation)
-        except CodecError as exc:
+        except (CodecError, ValidationFailedError) as exc:
+            if self.secret:
+                raise failed(self.path, raw, f"not a valid {self.type_name}", secret=True) from None
             raise ValidationFailedError(f"invalid value for {self.path}: {exc.detail}") from None
         return self.validate(value)
 
     def to_stored(self) -> str:
         schema = self._adapter.json_schema()
         return stored_spec_json(schema, codec.encode(self._default), self)
+
+
+def _at(loc: tuple[int | str, ...]) -> str:
+    return f" at {'.'.join(str(part) for part in loc)}" if loc else ""
+
+
+def type_label(annotation: Any) -> str:
+    """How a type reads in messages and listings: ``dict[str, str]``, without ``Annotated`` metadata."""
+    if get_origin(annotation) is Annotated:
+        return type_label(get_args(annotation)[0])
+    args = get_args(annotation)
+    if args and get_origin(annotation) in (Union, UnionType):
+        return " | ".join(type_label(arg) for arg in args)
+    if args and hasattr(get_origin(annotation), "__name__") and get_origin(annotation) is not Literal:
+        return f"{get_origin(annotation).__name__}[{', '.join(type_label(arg) for arg in args)}]"
+    if annotation is type(None):
+        return "None"
+    if get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        return str(annotation.__name__)
+    return str(annotation).replace("typing.", "")
 
 
 class SettingsGroup:

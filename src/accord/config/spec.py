@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from accord.config.schema_text import NOT_TEXT, parse_typed, read_text
 from accord.core import codec
 from accord.core.errors import CodecError, ValidationFailedError
 from accord.core.keys import path_to_key
@@ -59,6 +60,15 @@ def failed(path: str, value: object, rule: str, *, secret: bool) -> ValidationFa
     return ValidationFailedError(f"invalid value for {path}: {shown} — {rule}")
 
 
+def parse_env(spec: SettingSpec, variable: str, raw: str) -> object:
+    """An environment variable's value for its setting; the error names both, and never a secret's value."""
+    try:
+        return spec.parse_input(raw)
+    except ValidationFailedError as exc:
+        reason = "not a valid value (secret, not shown)" if spec.secret else exc.detail
+        raise ValidationFailedError(f"environment variable {variable} for setting {spec.path}: {reason}") from None
+
+
 def secret_by_name(path: str) -> bool:
     return is_secret_name(path.rsplit(".", 1)[-1])
 
@@ -74,6 +84,11 @@ _StrictValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call
 )
 
 
+# Only "regex" is checked: it is what a declaration asks for explicitly (vault.custom_patterns); pydantic's own
+# formats (date-time, uuid...) are already enforced by the declaring process and spelled differently here.
+_FORMATS = jsonschema.FormatChecker(["regex"])
+
+
 @dataclass
 class StoredSetting:
     """A setting rebuilt from the schema an application registered in the store."""
@@ -86,11 +101,13 @@ class StoredSetting:
     env: str | None = None
     pin_env: bool = False
     python_type: str = ""
+    declared_by: str | None = None
+    declared_at: str | None = None
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.key = path_to_key(self.path)
-        self._validator = _StrictValidator(self.schema)
+        self._validator = _StrictValidator(self.schema, format_checker=_FORMATS)
 
     @classmethod
     def from_stored(cls, path: str, spec_json: str) -> StoredSetting:
@@ -104,6 +121,8 @@ class StoredSetting:
             env=spec.get("env"),
             pin_env=bool(spec.get("pin_env")),
             python_type=spec.get("python_type", ""),
+            declared_by=spec.get("declared_by"),
+            declared_at=spec.get("declared_at"),
         )
 
     @property
@@ -114,17 +133,15 @@ class StoredSetting:
     def default(self) -> object:
         return None if self.default_text is None else self.decode(self.default_text)
 
-    def _is_text(self) -> bool:
-        schema = self.schema
-        return schema.get("type") == "string" or ("enum" in schema and all(isinstance(v, str) for v in schema["enum"]))
+    def _is_valid(self, value: object) -> bool:
+        return bool(self._validator.is_valid(value))
 
     def decode(self, text: str) -> object:
-        if self._is_text():
-            return text
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise CodecError(f"stored text for {self.path} is not valid for {self.type_name}: {text[:80]!r}") from exc
+        value = read_text(text, self.schema, self._is_valid)
+        if value is NOT_TEXT:
+            shown = "" if self.secret else f": {_short(text)}"
+            raise CodecError(f"stored text for {self.path} is not valid for {self.type_name}{shown}")
+        return value
 
     def encode(self, value: object) -> str:
         return codec.encode(value)
@@ -138,17 +155,12 @@ class StoredSetting:
                 if self.secret
                 else error.message
             )
-            raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret)
+            where = f" at {error.json_path}" if error.path else ""
+            raise failed(self.path, value, f"{rule}{where} (expected {self.type_name})", secret=self.secret)
         return value
 
     def parse_input(self, raw: str) -> object:
-        if self._is_text():
-            return self.validate(raw)
-        try:
-            value: object = json.loads(raw)
-        except ValueError:
-            value = raw
-        return self.validate(value)
+        return self.validate(parse_typed(raw, self.schema, self._is_valid))
 
     def to_stored(self) -> str:
         return stored_spec_json(self.schema, self.default_text, self)

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -48,6 +48,7 @@ __all__ = [
 log = logging.getLogger("accord.crypto")
 
 KEY_BYTES = 32
+SealedProbe = Callable[[], bool]  # "does the database already hold data sealed with a master key?"
 NONCE_BYTES = 12
 BLOB_VERSION = 1
 MASTER_KEY_ENV = MASTER_KEY
@@ -190,7 +191,9 @@ def load_master_key(*, key_file: Path | None, environ: Mapping[str, str] | None 
     return load_keyring(key_file=key_file, environ=environ)[0]
 
 
-def load_keyring(*, key_file: Path | None, environ: Mapping[str, str] | None = None) -> list[bytes]:
+def load_keyring(
+    *, key_file: Path | None, environ: Mapping[str, str] | None = None, holds_sealed: SealedProbe | None = None
+) -> list[bytes]:
     """Every key this process may open blobs with, the active (sealing) one first.
 
     ``ACCORD_MASTER_KEY`` plus the decrypt-only ``ACCORD_MASTER_KEYS_RETIRED`` if set; else the key
@@ -210,15 +213,21 @@ def load_keyring(*, key_file: Path | None, environ: Mapping[str, str] | None = N
             f"no master key: set {MASTER_KEY_ENV} to base64 of {KEY_BYTES} random bytes "
             f"(every instance needs the same key), e.g. from: {_GENERATE_HINT}"
         )
-    return _read_or_create_key_file(key_file)
+    return _read_or_create_key_file(key_file, holds_sealed)
 
 
 def _environ(given: Mapping[str, str] | None) -> Environ:
     return current() if given is None else Environ.from_mapping(given)
 
 
-def _read_or_create_key_file(path: Path) -> list[bytes]:
+def _read_or_create_key_file(path: Path, holds_sealed: SealedProbe | None) -> list[bytes]:
     if not path.exists():
+        if holds_sealed is not None and holds_sealed():
+            # A new key would seal new secrets while every old one stays unreadable: the loss must be loud.
+            raise MasterKeyError(
+                f"the key file {path} is missing, but the database holds data sealed with a master key; restore "
+                f"the key file (or set {MASTER_KEY_ENV} to that key). No new key was created."
+            )
         _create_key_file(path)
     try:
         mode = path.stat().st_mode & 0o777
@@ -277,10 +286,13 @@ def key_file_for(db_url: str) -> Path | None:
     return Path(url.database).with_suffix(KEY_FILE_SUFFIX)
 
 
-def cipher_for_database(db_url: str, *, environ: Mapping[str, str] | None = None) -> Cipher:
+def cipher_for_database(
+    db_url: str, *, environ: Mapping[str, str] | None = None, holds_sealed: SealedProbe | None = None
+) -> Cipher:
     """The cipher every process on this database shares.
 
-    ``ACCORD_MASTER_KEY`` wins. Otherwise an embedded SQLite file gets a key file beside it; an
+    ``ACCORD_MASTER_KEY`` wins. Otherwise an embedded SQLite file gets a key file beside it (unless
+    ``holds_sealed`` says the database already holds sealed data: then a missing key file is an error); an
     in-memory SQLite database gets a throwaway key (its data dies with the process anyway); a
     server database needs ``ACCORD_MASTER_KEY``, since instances on other hosts cannot share a file.
     """
@@ -294,7 +306,7 @@ def cipher_for_database(db_url: str, *, environ: Mapping[str, str] | None = None
         key_file = key_file_for(db_url)
         if key_file is None:
             return Cipher.from_key(generate_key())
-        return Cipher.from_keys(load_keyring(key_file=key_file, environ=environ))
+        return Cipher.from_keys(load_keyring(key_file=key_file, environ=environ, holds_sealed=holds_sealed))
     raise MasterKeyError(
         f"{MASTER_KEY_ENV} is not set: with a {url.get_backend_name()} database every instance must share one "
         f"master key. Set {MASTER_KEY_ENV} to base64 of {KEY_BYTES} random bytes, e.g. from: {_GENERATE_HINT}"

@@ -20,6 +20,7 @@ the HTTP CLI's decoding of an error answer are all read from here, so they canno
     │       └── BadRequestError      422  exit 2   proxy: a body the endpoint does not accept
     ├── CodecError                   422  exit 2
     ├── ConfigFileError              422  exit 2
+    ├── SchemaConflictError          409  exit 3   a declaration incompatible with the stored one (replace_schema=True)
     ├── PolicyError                  422  exit 2   a token rule that does not parse
     ├── TokenError                   422  exit 2   a token request that cannot be honoured
     ├── AuthenticationError          401  exit 6
@@ -68,6 +69,7 @@ __all__ = [
     "ReadOnlyError",
     "RemoteError",
     "RequestTooLargeError",
+    "SchemaConflictError",
     "SequenceError",
     "ServerUnreachableError",
     "StoreUnavailableError",
@@ -153,6 +155,16 @@ class RequestTooLargeError(AccordError):
 
     http_status = 413
     exit_code = 2
+
+
+class SchemaConflictError(AccordError):
+    """A setting is declared incompatibly with the declaration stored for it (type changed, rules narrowed).
+
+    Nothing was registered; connect with ``replace_schema=True`` to replace the stored declaration.
+    """
+
+    http_status = 409
+    exit_code = 3
 
 
 class ConflictError(AccordError):

@@ -6,6 +6,8 @@ positive only hides a harmless value, a false negative leaks one.
 
 from __future__ import annotations
 
+import re
+
 from accord.core.codec import encode
 from accord.core.errors import CodecError
 
@@ -15,6 +17,7 @@ __all__ = [
     "SECRET_MARKERS",
     "is_secret_key",
     "is_secret_name",
+    "looks_masked",
     "mask",
     "mask_value",
 ]
@@ -51,3 +54,11 @@ def mask_value(value: object) -> str:
     except CodecError:
         return MASK
     return mask(text)
+
+
+_MASKED = re.compile(r"(?s)\*{4}|.{4}\*{4}.{4}")
+
+
+def looks_masked(value: object) -> bool:
+    """Whether a value has the shape :func:`mask` gives, so an import can refuse to store a mask as a secret."""
+    return isinstance(value, str) and _MASKED.fullmatch(value) is not None

@@ -50,6 +50,8 @@ class SettingOut(BaseModel):
     mod_revision: int
     secret: bool
     description: str
+    declared_by: str | None = Field(None, description="Who registered this declaration (the connecting actor).")
+    declared_at: str | None = Field(None, description="When this declaration was registered (UTC, ISO 8601).")
 
 
 class SettingsOut(BaseModel):

@@ -7,6 +7,8 @@ dialect would be one edit in this module.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +101,13 @@ def listen_dsn(url: sa.URL) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 (it holds sealed secrets and token hashes); SQLite gives -wal and -shm its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def engine_for(url: sa.URL) -> AsyncEngine:
     """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
     if url.drivername.startswith("sqlite"):
@@ -117,7 +126,7 @@ def engine_for(url: sa.URL) -> AsyncEngine:
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -137,3 +146,31 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+# Tables whose rows hold blobs sealed with the master key (stored secrets and vault originals).
+_SEALED_PROBES = (
+    "SELECT 1 FROM accord_kv_history WHERE secret LIMIT 1",
+    "SELECT 1 FROM accord_vault_mapping WHERE original IS NOT NULL LIMIT 1",
+)
+
+
+def sqlite_holds_sealed(url: sa.URL) -> bool:
+    """Whether an embedded database file already holds sealed data (read synchronously, read-only, once)."""
+    import sqlite3
+
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return False
+    if not Path(url.database).exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True, timeout=5)) as conn:
+            for query in _SEALED_PROBES:
+                try:
+                    if conn.execute(query).fetchone() is not None:
+                        return True
+                except sqlite3.OperationalError:
+                    continue  # the table does not exist (yet)
+    except sqlite3.Error:
+        return False
+    return False

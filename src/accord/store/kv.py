@@ -7,6 +7,7 @@ can never miss a write that committed late — which a database sequence would n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from accord.core.errors import AccordError, CompactedError, NotFoundError
 from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.audit import audit_rows
-from accord.store.dialect import listen_dsn, lock_out_other_writers, uses_put_function
+from accord.store.dialect import listen_dsn, lock_out_other_writers, sqlite_holds_sealed, uses_put_function
 from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
@@ -74,7 +75,9 @@ class SqlKVStore:
         return listen_dsn(self.engine.url)
 
     def cipher(self) -> Cipher:
-        return cipher_for_database(self.engine.url.render_as_string(hide_password=False))
+        url = self.engine.url
+        holds = functools.partial(sqlite_holds_sealed, url)
+        return cipher_for_database(url.render_as_string(hide_password=False), holds_sealed=holds)
 
     async def migrate(self) -> None:
         await upgrade(self.engine)

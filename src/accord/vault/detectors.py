@@ -296,7 +296,7 @@ def _resolve(candidates: list[tuple[int, int, Detector]]) -> list[tuple[int, int
     return chosen
 
 
-def custom_detectors(patterns: Mapping[str, str]) -> tuple[list[Detector], list[str]]:
+def custom_detectors(patterns: Mapping[str, str], *, quiet: bool = False) -> tuple[list[Detector], list[str]]:
     """Detectors from ``{TOKEN_TYPE: regex}``; a bad entry is reported and skipped, never fatal.
 
     A named group ``value`` limits what is masked to that group, as in the built-in context patterns.
@@ -311,6 +311,6 @@ def custom_detectors(patterns: Mapping[str, str]) -> tuple[list[Detector], list[
         except (AccordError, re.error) as exc:
             detail = exc.detail if isinstance(exc, AccordError) else f"not a valid regex: {exc}"
             problems.append(f"custom pattern {token_type!r}: {detail}")
-    for problem in problems:
+    for problem in [] if quiet else problems:
         log.error("vault: ignoring %s", problem)
     return found, problems

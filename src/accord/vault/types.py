@@ -9,6 +9,8 @@ from accord.core.errors import InvalidInputError, SequenceError, VaultError
 
 __all__ = [
     "DEFAULT_SCOPE",
+    "MAX_TYPE_CHARS",
+    "TOKEN_TYPE_PATTERN",
     "InvalidInputError",
     "MaskResult",
     "SequenceError",
@@ -25,7 +27,8 @@ MAX_TYPE_CHARS = 48
 _SCOPE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 # UPPER_SNAKE words; no word may be digits only, so "<TYPE>_<digits>" always splits one way.
-_TOKEN_TYPE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]*[A-Z][A-Z0-9]*)*")
+TOKEN_TYPE_PATTERN = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]*[A-Z][A-Z0-9]*)*"
+_TOKEN_TYPE = re.compile(TOKEN_TYPE_PATTERN)
 
 
 def check_scope(scope: object) -> str:

@@ -24,6 +24,7 @@ from accord.config.values import SettingChange
 from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, StoreUnavailableError, UnknownSettingError
 from accord.core.retry import retry_for
+from accord.store.dialect import sqlite_holds_sealed
 from accord.store.engine import create_engine, read_tx, resolve_db_url
 from accord.store.kv import engine_of
 from accord.store.migrate import upgrade
@@ -318,7 +319,8 @@ def _engine_for(db_url: str | None, live: LiveConfig | None) -> tuple[AsyncEngin
     if live is not None and db_url is None:
         return engine_of(live.store), live.store.cipher, True
     url = resolve_db_url(db_url)
-    return create_engine(url), lambda: cipher_for_database(url), False
+    engine = create_engine(url)
+    return engine, lambda: cipher_for_database(url, holds_sealed=lambda: sqlite_holds_sealed(engine.url)), False
 
 
 def _valid_type(name: str) -> bool:

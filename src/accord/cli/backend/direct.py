@@ -70,9 +70,10 @@ class DirectBackend:
     async def diff(self, from_revision: int, to_revision: int | None) -> Row:
         return await self.admin.diff(from_revision, to_revision)
 
-    def export(self, meter: Meter) -> AsyncIterator[bytes]:
+    def export(self, meter: Meter, *, sealed: bool = False) -> AsyncIterator[bytes]:
         meter.start(sum(1 for entry in self.live.entries("config/") if entry.key in self.live.registry.by_key))
-        return export_document(self.live.last_revision, _counted(self.admin.export(), meter))
+        items = _counted(self.admin.export(sealed=sealed), meter)
+        return export_document(self.live.last_revision, items, sealed=sealed)
 
     async def import_values(self, values: Mapping[str, object], *, dry_run: bool, meter: Meter) -> Row:
         meter.start(len(values))

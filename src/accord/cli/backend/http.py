@@ -118,10 +118,11 @@ class HttpBackend:
         row: Row = await self._call("GET", "/api/config/diff", params=params)
         return row
 
-    async def export(self, meter: Meter) -> AsyncIterator[bytes]:
+    async def export(self, meter: Meter, *, sealed: bool = False) -> AsyncIterator[bytes]:
         meter.start(None, unit="bytes")
+        params = {"sealed": "true"} if sealed else None
         try:
-            async with self._client.stream("GET", "/api/config/export") as response:
+            async with self._client.stream("GET", "/api/config/export", params=params) as response:
                 if response.is_error:
                     await response.aread()
                     raise self._error(response)

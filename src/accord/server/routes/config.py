@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from accord.auth.tokens import Token
-from accord.config.export import export_document
+from accord.config.export import export_bytes
 from accord.core.errors import ConflictError
 from accord.core.keys import MAX_JSON_DEPTH, check_depth, path_to_key
 from accord.server import schemas as s
@@ -19,6 +19,9 @@ from accord.server.deps import Caller, Context, State, require_read, require_rev
 BODY_DEPTH = 2 * MAX_JSON_DEPTH  # sections of a legacy file, then the values themselves
 router = APIRouter(prefix="/api/config", tags=["config"], responses=s.ERROR_RESPONSES)
 Reveal = Annotated[bool, Query(description="Show secret values in full (needs a token with reveal_secrets).")]
+Sealed = Annotated[
+    bool, Query(description="A full backup: secrets as their sealed bytes, restorable with the same master key.")
+]
 DryRun = Annotated[bool, Query(description="Report what would change and write nothing.")]
 SettingPath = Annotated[str, PathParam(description="Dotted path <category>.<name>.", examples=["embedding.batch_size"])]
 
@@ -45,10 +48,14 @@ async def diff(
     return s.DiffOut(**await state.admin.diff(from_revision, to_revision, readable=_readable(caller)))
 
 
-@router.get("/export", summary="Every stored value (secrets masked), streamed", response_model=None)
-async def export(state: State, caller: Caller) -> StreamingResponse:
-    document = export_document(state.live.last_revision, state.admin.export(readable=_readable(caller)))
-    return StreamingResponse(document, media_type="application/json")
+@router.get("/export", summary="Every stored value (secrets masked, or sealed with ?sealed=true)", response_model=None)
+async def export(state: State, caller: Caller, sealed: Sealed = False) -> Response:
+    """Built whole before it is sent: a value that cannot be read is an error status, never a cut-off 200."""
+    if sealed:
+        require_reveal(caller, "config/")
+    items = state.admin.export(readable=_readable(caller), sealed=sealed)
+    document = await export_bytes(state.live.last_revision, items, sealed=sealed)
+    return Response(document, media_type="application/json")
 
 
 @router.post("/import", summary="Import values: all or nothing; ?dry_run=true reports the diff")
@@ -58,7 +65,9 @@ async def import_settings(
     check_depth("the request body", body.settings, BODY_DEPTH)
     for path in body.settings:
         require_write(caller, path_to_key(path))
-    result = await state.admin.import_values(body.settings, dry_run=dry_run, ctx=replace(ctx, action="import"))
+    result = await state.admin.import_values(
+        body.settings, dry_run=dry_run, ctx=replace(ctx, action="import"), revealable=caller.policy.can_reveal
+    )
     state.metrics.writes.labels("import").inc(0 if dry_run else len(result["changes"]))
     return s.ImportOut(**result)
 

@@ -28,8 +28,12 @@ async def readyz(state: State, request: Request, response: Response) -> s.Readin
         dependencies["database"]["url"] = state.live.store.url
     if status.fallback_active:
         dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status.bus}
-    response.status_code = 200 if database_ok else 503
-    return s.Readiness(ready=database_ok, dependencies=dependencies)
+    problem = state.admin.secrets_problem()
+    if problem is not None:
+        dependencies["secrets"] = {"ok": False, "degraded": True, "error": problem}
+    ready = database_ok and problem is None
+    response.status_code = 200 if ready else 503
+    return s.Readiness(ready=ready, dependencies=dependencies)
 
 
 def _authenticated(state: State, request: Request) -> bool:
