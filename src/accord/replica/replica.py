@@ -22,6 +22,7 @@ from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
 from accord.bus.redis_conn import resolve_redis_url
 from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
+from accord.core.keys import SCHEMA_PREFIX
 from accord.replica import snapshot_file
 from accord.replica._entries import entry_from, subscribe
 from accord.replica.boot import InitialSnapshot, initial_snapshot
@@ -33,6 +34,8 @@ from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
+# Entries that grant or define something: applied only as the database has them, never from a bus payload.
+AUTHORITY_PREFIXES = ("acl/", SCHEMA_PREFIX)
 EntryListener = Callable[[str, Entry | None], None]
 ChangeListener = Callable[[Change], None]
 ReloadListener = Callable[[int, bool], None]
@@ -196,6 +199,7 @@ class Replica:
             bus=bus.mode,
             bus_degraded=bus.degraded,
             fallback_active=bus.fallback_active,
+            bus_rejected=self._propagation.auth.rejected,
         )
 
     # ----- writes -------------------------------------------------------------------------------
@@ -317,24 +321,40 @@ class Replica:
         if change.revision != self.last_revision + 1:
             await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
-        if change.value_omitted and self.covers(change.key):
-            entry = await self._store.get(change.key)
-            if entry is None or entry.mod_revision != change.revision:
+        if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
+            confirmed = await self._as_stored(change)
+            if confirmed is None:
                 await self._resync_locked()
                 return
-            change = dataclasses.replace(
-                change,
-                op="put",
-                value=entry.value,
-                secret=entry.secret,
-                actor=entry.updated_by,
-                at=entry.updated_at,
-                value_omitted=False,
-            )
+            change = confirmed
         self._apply_one(change)
+
+    async def _as_stored(self, change: Change) -> Change | None:
+        """``change`` as the database has it (value, secrecy, writer), or None if the database says otherwise."""
+        entry = await self._store.get(change.key)
+        if change.op == "delete" and not change.value_omitted:
+            return change if entry is None else None
+        if entry is None or entry.mod_revision != change.revision:
+            return None
+        return dataclasses.replace(
+            change,
+            op="put",
+            version=entry.version,
+            value=entry.value,
+            secret=entry.secret,
+            actor=entry.updated_by,
+            at=entry.updated_at,
+            value_omitted=False,
+        )
 
     async def _resync_locked(self) -> None:
         if self.read_only:
+            return
+        if await self._store.current_revision() < self.last_revision:
+            # The database was restored from a backup (or this replica believed a revision nobody committed):
+            # its history cannot bring us back, so start over from what it holds now.
+            log.warning("revision %d is ahead of the database's: reloading everything from it", self.last_revision)
+            self._load(*await self._store.snapshot(self._prefixes), fire=True)
             return
         try:
             changes = await self._store.changes_since(self.last_revision)

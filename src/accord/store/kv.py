@@ -19,11 +19,12 @@ from accord.core.errors import AccordError, CompactedError, NotFoundError
 from accord.core.keys import check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.audit import audit_rows
+from accord.store.deployment import read_deployment
 from accord.store.dialect import listen_dsn, lock_out_other_writers, uses_put_function
 from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
-from accord.store.types import AuditFilter, AuditRow, Change, Entry, KVStore, Op, PutItem, WriteContext
+from accord.store.types import AuditFilter, AuditRow, Change, Deployment, Entry, KVStore, Op, PutItem, WriteContext
 
 _PG_PUT_MANY = sa.text(
     "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
@@ -49,6 +50,7 @@ class SqlKVStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._deployment: Deployment | None = None
 
     @classmethod
     async def from_url(cls, url: str, *, migrate: bool = True) -> SqlKVStore:
@@ -78,6 +80,11 @@ class SqlKVStore:
 
     async def migrate(self) -> None:
         await upgrade(self.engine)
+
+    async def deployment(self) -> Deployment:
+        if self._deployment is None:
+            self._deployment = await read_deployment(self.engine)
+        return self._deployment
 
     async def audit(self, flt: AuditFilter) -> list[AuditRow]:
         return await audit_rows(self.engine, flt)
@@ -193,7 +200,7 @@ class SqlKVStore:
     async def rollback(self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None) -> Change:
         """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
 
-        A key deleted and created again restarts at version 1, so a version can repeat: the newest one counts.
+        Versions never restart (a key written after a delete continues its sequence), so a version names one value.
         """
         query = (
             sa.select(t.kv_history)
@@ -290,7 +297,7 @@ async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> C
     revision = await _bump_revision(conn)
     current = await _current(conn, item.key)
     _check_expected(item.key, item.expect_version, current)
-    version = (current.version if current else 0) + 1
+    version = (current.version if current else await _last_version(conn, item.key)) + 1
     change = _change_of(revision, item.key, "put", version, item.value, item.secret, ctx)
     fields = {
         "value": item.value,
@@ -318,6 +325,12 @@ def _change_of(
 async def _current(conn: AsyncConnection, key: str) -> Entry | None:
     row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
     return entry_from_row(row) if row else None
+
+
+async def _last_version(conn: AsyncConnection, key: str) -> int:
+    """The version of a key's last change, a delete included: a key written again continues from there."""
+    query = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == key)
+    return int(await conn.scalar(query) or 0)
 
 
 async def _existing_schemas(conn: AsyncConnection, paths: list[str]) -> dict[str, str]:
