@@ -13,6 +13,7 @@ from accord.bus.reconnect import Connected, ReconnectingListener
 from accord.bus.types import BusUnavailableError, EventHandler
 from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
 from accord.core.errors import StoreUnavailableError
+from accord.store.dialect import ssl_args
 from accord.store.types import Change
 
 CHANNEL = "accord_changes"
@@ -24,6 +25,7 @@ class PgNotifyBus:
 
     def __init__(self, dsn: str, *, display_url: str, auth: BusAuth) -> None:
         self._dsn = dsn
+        self._ssl = ssl_args(dsn)
         self.auth = auth
         self._display = display_url
         self._publisher: Any = None
@@ -58,7 +60,7 @@ class PgNotifyBus:
         async with self._publish_lock:
             try:
                 if self._publisher is None or self._publisher.is_closed():
-                    self._publisher = await asyncpg.connect(self._dsn, timeout=2)
+                    self._publisher = await asyncpg.connect(self._dsn, timeout=2, **self._ssl)
                 await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload, timeout=2)
             except _DOWN_ERRORS as exc:
                 await self._drop_publisher()
@@ -75,7 +77,7 @@ class PgNotifyBus:
             self._publisher = None
 
     async def _listen_once(self, connected: Connected, handler: EventHandler) -> None:
-        conn = await asyncpg.connect(self._dsn, timeout=2)
+        conn = await asyncpg.connect(self._dsn, timeout=2, **self._ssl)
         lost = asyncio.Event()
         queue: asyncio.Queue[str] = asyncio.Queue()
         try:
