@@ -19,7 +19,7 @@ from accord.config.registry import discover as discover_groups
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
-from accord.core.keys import CONFIG_PREFIX
+from accord.core.keys import CONFIG_PREFIX, SCHEMA_PREFIX
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
@@ -58,7 +58,7 @@ async def connect(
     replica = Replica.unstarted(
         url,
         redis,
-        prefixes=(CONFIG_PREFIX, *extra_prefixes),
+        prefixes=(CONFIG_PREFIX, SCHEMA_PREFIX, *extra_prefixes),
         actor=actor or default_actor(),
         check_interval=check_interval,
         poll_interval=poll_interval,
@@ -67,7 +67,8 @@ async def connect(
 
     async def register() -> None:
         if declared is not None:
-            await replica.store.put_schemas(SettingRegistry.declared(declared).stored_form())
+            stored = SettingRegistry.declared(declared).stored_form()
+            await replica.announce(await replica.store.put_schemas(stored, actor=replica.actor))
 
     try:
         first = await replica.first_snapshot(budget_s=budget, prepare=register)

@@ -9,7 +9,7 @@ from typing import Any
 
 from accord.config.registry import SettingRegistry
 from accord.config.settings import SettingsGroup
-from accord.config.spec import SettingSpec
+from accord.config.spec import SettingSpec, StoredSetting
 from accord.config.values import (
     HistoryItem,
     Resolved,
@@ -22,7 +22,7 @@ from accord.config.values import (
 from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
 from accord.core.errors import AccordError, CodecError
-from accord.core.keys import check_depth
+from accord.core.keys import SCHEMA_PREFIX, check_depth
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
 from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
@@ -232,9 +232,27 @@ class LiveConfig:
 
     async def _register(self) -> None:
         if self._registry.groups:
-            await self._store.put_schemas(self._registry.stored_form())
+            changes = await self._store.put_schemas(self._registry.stored_form(), actor=self._replica.actor)
+            await self._replica.announce(changes)
+
+    def _learn_schema(self, key: str) -> None:
+        """A process that declares nothing (the server, the CLI) learns settings declared after it started."""
+        entry = self._replica.entry(key)
+        if self._registry.groups or entry is None:
+            return
+        path = key.removeprefix(SCHEMA_PREFIX)
+        try:
+            spec = StoredSetting.from_stored(path, entry.value.decode())
+        except (ValueError, KeyError, AccordError) as exc:
+            log.warning("ignoring unreadable stored schema for %s: %s", path, exc)
+            return
+        self._registry.add(spec)
+        self._resolve(spec)
 
     def _entry_changed(self, change: Change) -> None:
+        if change.key.startswith(SCHEMA_PREFIX):
+            self._learn_schema(change.key)
+            return
         spec = self._registry.spec_for_key(change.key)
         if spec is None:
             return
@@ -247,6 +265,9 @@ class LiveConfig:
         self._fire(SettingChange(spec.path, old, new, version, change.revision, change.op, spec.secret))
 
     def _reloaded(self, revision: int, fire: bool) -> None:
+        for entry in self._replica.entries(SCHEMA_PREFIX):
+            if entry.key.removeprefix(SCHEMA_PREFIX) not in self._registry.by_path:
+                self._learn_schema(entry.key)
         for spec in self._registry.by_path.values():
             before = self._resolved.get(spec.path)
             self._resolve(spec)

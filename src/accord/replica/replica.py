@@ -154,6 +154,11 @@ class Replica:
         return self._store
 
     @property
+    def actor(self) -> str:
+        """Who this replica's writes are recorded as."""
+        return self._actor
+
+    @property
     def prefixes(self) -> tuple[str, ...]:
         return self._prefixes
 
@@ -225,6 +230,11 @@ class Replica:
         change = await self._store.rollback(key, to_version, ctx=self._context(ctx, "rollback"))
         await self._after_write(change)
         return change
+
+    async def announce(self, changes: Sequence[Change]) -> None:
+        """Tell every other process about changes committed outside this replica's writes (schema registration)."""
+        for change in changes:
+            await self._announce(change)
 
     def check_writable(self) -> None:
         if self.read_only:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, CompactedError, NotFoundError
-from accord.core.keys import check_value_size, validate_key, validate_prefix
+from accord.core.keys import SCHEMA_PREFIX, check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.audit import audit_rows
 from accord.store.deployment import read_deployment
@@ -253,21 +253,31 @@ class SqlKVStore:
             )
         return int(result.rowcount or 0)
 
-    async def put_schemas(self, specs: dict[str, str]) -> None:
-        """Register declared setting schemas (path -> JSON spec); existing paths are replaced."""
+    async def put_schemas(self, specs: dict[str, str], *, actor: str = "") -> list[Change]:
+        """Register declared setting schemas (path -> JSON spec); existing paths are replaced.
+
+        Each new or changed schema is also written as the entry ``schema/<path>`` in the same transaction,
+        so a declaration is a revision like any change and reaches running processes over the bus.
+        """
         if not specs:
-            return
+            return []
         now = datetime.now(UTC)
+        ctx = WriteContext(actor or "schema", "schema")
+        changes: list[Change] = []
         async with write_tx(self.engine) as conn:
             # Processes starting together would both see a path missing and both insert it.
             await lock_out_other_writers(conn, _SCHEMA_LOCK)
             existing = await _existing_schemas(conn, list(specs))
             for path, spec in specs.items():
+                if existing.get(path) == spec and await _current(conn, SCHEMA_PREFIX + path) is not None:
+                    continue
                 if path not in existing:
                     await conn.execute(sa.insert(t.setting_schema).values(path=path, spec=spec, updated_at=now))
                 elif existing[path] != spec:
                     stmt = sa.update(t.setting_schema).where(t.setting_schema.c.path == path)
                     await conn.execute(stmt.values(spec=spec, updated_at=now))
+                changes.append(await _put_one(conn, PutItem(SCHEMA_PREFIX + path, spec.encode(), None, False), ctx))
+        return changes
 
     async def get_schemas(self) -> dict[str, str]:
         async with read_tx(self.engine) as conn:
