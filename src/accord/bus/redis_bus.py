@@ -44,6 +44,11 @@ class RedisChangeBus:
         return self._listener.connected
 
     @property
+    def listening(self) -> bool:
+        """Whether ``start`` ran: a process that only writes (a CLI) publishes without listening."""
+        return self._listener.started
+
+    @property
     def degraded(self) -> bool:
         return not self.connected
 

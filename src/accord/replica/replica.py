@@ -271,6 +271,16 @@ class Replica:
             await self._propagation.bus.start(self._on_event)
             self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
 
+    async def listen(self, wait_s: float) -> bool:
+        """Start listening on the bus if ``start`` did not (``watch=False``), and wait up to ``wait_s`` for it.
+
+        For a short-lived process asked how changes travel: only a listener that tried knows.
+        """
+        if self._checker is None:
+            await self._propagation.bus.start(self._on_event)
+            self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
+        return await self.wait_connected(wait_s)
+
     async def wait_connected(self, wait_s: float) -> bool:
         """Wait up to ``wait_s`` for the bus to listen (it says so in the log when it does not)."""
         return await self._propagation.bus.wait_connected(wait_s)

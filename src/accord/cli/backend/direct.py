@@ -46,6 +46,7 @@ class DirectBackend:
         await self.live.aclose()
 
     async def status(self) -> Row:
+        await self.live.replica.listen(1.0)  # how changes travel is only known once a listener tried
         status = self.live.status().as_dict()
         return {"store": self.live.store.url, **status, "settings": len(self.live.registry.by_path)}
 
