@@ -21,7 +21,7 @@ from accord.config.values import (
 )
 from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
-from accord.core.errors import AccordError, CodecError
+from accord.core.errors import AccordError, CodecError, InvalidInputError, NotFoundError
 from accord.core.keys import SCHEMA_PREFIX, check_depth
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
@@ -160,15 +160,36 @@ class LiveConfig:
         await self._replica.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
         return self.meta(path)
 
-    async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> SettingMeta:
-        """Restore the value of ``to_version`` as a new revision (validated against today's type)."""
+    async def rollback(
+        self,
+        path: str,
+        to_version: int | None = None,
+        *,
+        to_revision: int | None = None,
+        ctx: WriteContext | None = None,
+    ) -> SettingMeta:
+        """Restore the value of ``to_version`` (or the value it had at ``to_revision``) as a new revision.
+
+        The old value is validated against today's type. Versions never restart, so either names one value.
+        """
         spec = self._registry.spec(path)
         self._replica.check_writable()
+        to_version = await self._version_to_restore(spec, to_version, to_revision)
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
             spec.validate(spec.decode(self.stored_text(spec, old[0].value, secret=old[0].secret)))
         await self._replica.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
+
+    async def _version_to_restore(self, spec: SettingSpec, to_version: int | None, to_revision: int | None) -> int:
+        if to_version is not None and to_revision is None:
+            return to_version
+        if to_version is not None or to_revision is None:
+            raise InvalidInputError(f"rollback of {spec.path}: give exactly one of to_version and to_revision")
+        then = await self._store.value_at(spec.key, to_revision)
+        if then is None:
+            raise NotFoundError(f"{spec.path} had no stored value at revision {to_revision}")
+        return then.version
 
     async def history(self, path: str, *, limit: int | None = None) -> list[HistoryItem]:
         """Stored versions of a setting, newest first."""
