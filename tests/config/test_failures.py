@@ -63,7 +63,8 @@ async def cache_true_to_its_marker(raw: aioredis.Redis, store: SqlKVStore) -> bo
 
 async def published_revision(pubsub: Any, revision: int) -> bool:
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-    return message is not None and json.loads(message["data"])["r"] == revision
+    # A signed message: "a1.<hmac>.<json body>".
+    return message is not None and json.loads(message["data"].split(b".", 2)[2])["r"] == revision
 
 
 # ----- Redis restarts empty ----------------------------------------------------------------------
