@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -22,8 +21,8 @@ from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
 from accord.bus.redis_conn import resolve_redis_url
 from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
-from accord.core.keys import SCHEMA_PREFIX
 from accord.replica import snapshot_file
+from accord.replica._confirm import AUTHORITY_PREFIXES, as_stored
 from accord.replica._entries import entry_from, subscribe
 from accord.replica.boot import InitialSnapshot, initial_snapshot
 from accord.replica.status import ReplicaStatus
@@ -34,8 +33,6 @@ from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
 log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
-# Entries that grant or define something: applied only as the database has them, never from a bus payload.
-AUTHORITY_PREFIXES = ("acl/", SCHEMA_PREFIX)
 EntryListener = Callable[[str, Entry | None], None]
 ChangeListener = Callable[[Change], None]
 ReloadListener = Callable[[int, bool], None]
@@ -342,30 +339,12 @@ class Replica:
             await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
         if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
-            confirmed = await self._as_stored(change)
+            confirmed = await as_stored(self._store, change)
             if confirmed is None:
                 await self._resync_locked()
                 return
             change = confirmed
         self._apply_one(change)
-
-    async def _as_stored(self, change: Change) -> Change | None:
-        """``change`` as the database has it (value, secrecy, writer), or None if the database says otherwise."""
-        entry = await self._store.get(change.key)
-        if change.op == "delete" and not change.value_omitted:
-            return change if entry is None else None
-        if entry is None or entry.mod_revision != change.revision:
-            return None
-        return dataclasses.replace(
-            change,
-            op="put",
-            version=entry.version,
-            value=entry.value,
-            secret=entry.secret,
-            actor=entry.updated_by,
-            at=entry.updated_at,
-            value_omitted=False,
-        )
 
     async def _resync_locked(self) -> None:
         if self.read_only:
