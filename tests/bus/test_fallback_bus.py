@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from accord.bus.auth import BusAuth
 from accord.bus.composite import FallbackChangeBus
 from accord.bus.pg_bus import PgNotifyBus
 from accord.bus.redis_bus import RedisChangeBus
-from accord.core.redis_keys import CHANGES_CHANNEL
 from accord.store.kv import SqlKVStore
 from tests.bus.test_local_bus import Inbox
 from tests.config.procs_worker import eventually
@@ -26,7 +26,8 @@ async def store(pg_url: str) -> AsyncIterator[SqlKVStore]:
 def fallback_bus(store: SqlKVStore, redis_url: str) -> FallbackChangeBus:
     dsn = store.listen_dsn()
     assert dsn is not None
-    return FallbackChangeBus(RedisChangeBus(redis_url), PgNotifyBus(dsn, display_url=store.url))
+    auth = BusAuth(store)
+    return FallbackChangeBus(RedisChangeBus(redis_url, auth), PgNotifyBus(dsn, display_url=store.url, auth=auth))
 
 
 def fully_connected(*buses: FallbackChangeBus) -> bool:
@@ -49,7 +50,7 @@ async def test_publishes_fall_back_to_notify_while_redis_is_down_and_return_afte
         await eventually(lambda: fully_connected(a, b), "both buses on redis and notify")
         assert (a.mode, a.fallback_active, a.degraded) == ("redis", False, False)
         async with aioredis.Redis.from_url(own_redis.url) as raw, raw.pubsub() as spy:
-            await spy.subscribe(CHANGES_CHANNEL)
+            await spy.subscribe((await a.primary.auth.keys()).changes_channel)
             first = await store.put("k/first", b"1")
             await a.publish(first)
             await eventually(lambda: first in received.changes(), "b to receive the first change")
@@ -66,7 +67,7 @@ async def test_publishes_fall_back_to_notify_while_redis_is_down_and_return_afte
         await eventually(lambda: fully_connected(a, b), "both buses back on redis")
         assert (a.mode, a.fallback_active, a.degraded) == ("redis", False, False)
         async with aioredis.Redis.from_url(own_redis.url) as raw, raw.pubsub() as spy:
-            await spy.subscribe(CHANGES_CHANNEL)
+            await spy.subscribe((await a.primary.auth.keys()).changes_channel)
             # The first publish may meet a pooled connection that died with the old server: that one message
             # takes the fallback, and the bus stays on redis (a stale connection is not an outage).
             stale = await store.put("k/stale", b"3")

@@ -6,31 +6,42 @@ import logging
 
 import pytest
 
+from accord.bus.auth import BusAuth
 from accord.bus.pg_bus import PgNotifyBus
 from accord.bus.redis_bus import RedisChangeBus
 from accord.store.engine import normalize_url
+from accord.store.kv import SqlKVStore
 from accord.store.types import Change
 from tests.bus.test_local_bus import Inbox
 from tests.config.procs_worker import eventually
 from tests.harness import PostgresDatabase, PostgresServer, RedisServer
 
 
-def open_bus(
+async def open_bus(
     engine: str, request: pytest.FixtureRequest
 ) -> tuple[RedisChangeBus | PgNotifyBus, RedisServer | PostgresServer]:
+    """The deployment (namespace, signing key) is read once, before the server is killed: it stays known."""
     if engine == "redis":
         redis: RedisServer = request.getfixturevalue("own_redis")
-        return RedisChangeBus(redis.url), redis
+        auth = await _auth(request.getfixturevalue("sqlite_url"))
+        return RedisChangeBus(redis.url, auth), redis
     pg: PostgresDatabase = request.getfixturevalue("own_pg")
     dsn = normalize_url(pg.url).set(drivername="postgresql").render_as_string(hide_password=False)
-    return PgNotifyBus(dsn, display_url=pg.url), pg.server
+    return PgNotifyBus(dsn, display_url=pg.url, auth=await _auth(pg.url)), pg.server
+
+
+async def _auth(db_url: str) -> BusAuth:
+    async with await SqlKVStore.from_url(db_url) as store:
+        auth = BusAuth(store)
+        await auth.deployment()
+    return auth
 
 
 @pytest.mark.parametrize("engine", ["redis", "postgres"])
 async def test_a_bus_reconnects_after_its_server_restarts_and_asks_for_a_resync(
     engine: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bus, server = open_bus(engine, request)
+    bus, server = await open_bus(engine, request)
     inbox = Inbox()
     await bus.start(inbox)
     try:

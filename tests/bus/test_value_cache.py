@@ -9,10 +9,11 @@ import pytest
 import redis.asyncio as aioredis
 
 import accord
+from accord.bus.auth import BusAuth
 from accord.bus.redis_cache import RedisValueCache
 from accord.bus.redis_conn import redis_client
 from accord.bus.value_cache import NullValueCache, ValueCache
-from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES
+from accord.core.redis_keys import RedisKeys
 from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
 from accord.store.types import Entry
@@ -40,7 +41,7 @@ async def test_the_null_cache_keeps_nothing(store: SqlKVStore) -> None:
 
 async def test_the_redis_cache_is_complete_or_absent_and_follows_changes(store: SqlKVStore, redis_url: str) -> None:
     client = redis_client(redis_url)
-    cache: ValueCache = RedisValueCache(client)
+    cache: ValueCache = RedisValueCache(client, BusAuth(store))
     try:
         first = await store.put("k/a", b"1")
         await cache.apply(first, await store.get("k/a"))
@@ -66,7 +67,7 @@ async def test_a_redis_cache_that_does_not_answer_has_nothing_to_offer(
     store: SqlKVStore, own_redis: RedisServer
 ) -> None:
     client = redis_client(own_redis.url)
-    cache = RedisValueCache(client)
+    cache = RedisValueCache(client, BusAuth(store))
     try:
         await cache.refresh(store, 0)
         assert await cache.load() is not None
@@ -84,24 +85,25 @@ async def test_cache_rebuilt_after_a_write_that_bypassed_redis(pg_url: str, redi
         await cfg.set("knobs.level", 1)
         client = aioredis.Redis.from_url(redis_url)
         try:
-            await eventually(lambda: _marker_at(client, cfg.last_revision), "the cache marker to reach the first write")
+            keys = RedisKeys((await cfg.store.deployment()).id)
+            await eventually(lambda: _marker_at(client, keys, cfg.last_revision), "the cache marker to reach the write")
             async with await SqlKVStore.from_url(pg_url) as raw:
                 silent = await raw.put("config/knobs/level", b"7", actor="no-redis-writer")
             await cfg.set("knobs.name", "after")  # a Redis-aware write moves the marker past the silent one
             await eventually(lambda: cfg.knobs.level == 7, "the periodic check to pick up the silent write")
             await eventually(
-                lambda: _cached_value(client, "config/knobs/level", silent.revision),
+                lambda: _cached_value(client, keys, "config/knobs/level", silent.revision),
                 "the cache to be rebuilt with the write that bypassed Redis",
             )
         finally:
             await client.aclose()
 
 
-async def _marker_at(client: aioredis.Redis, revision: int) -> bool:
-    marker = await client.get(CACHE_REVISION)
+async def _marker_at(client: aioredis.Redis, keys: RedisKeys, revision: int) -> bool:
+    marker = await client.get(keys.cache_revision)
     return marker is not None and int(marker) >= revision
 
 
-async def _cached_value(client: aioredis.Redis, key: str, revision: int) -> bool:
-    raw = await client.hget(CACHE_VALUES, key)
+async def _cached_value(client: aioredis.Redis, keys: RedisKeys, key: str, revision: int) -> bool:
+    raw = await client.hget(keys.cache_values, key)
     return raw is not None and decode_entry(raw).mod_revision == revision and decode_entry(raw).value == b"7"

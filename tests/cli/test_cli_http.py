@@ -21,6 +21,7 @@ def server(llm_db: str, start_server: ServerFactory) -> AccordServer:
 
 
 def test_reads_print_the_same_both_ways(server: AccordServer) -> None:
+    seeded = str(json.loads(run_cli("status", "--json", db=server.db_url).stdout)["revision"])  # declarations count
     run_cli("config", "set", "llm.timeout_s", "90", addr=server.addr, token=server.token)
     run_cli("config", "set", "llm.stop", '["###"]', db=server.db_url)
     await_server_value(server, "llm.stop", ["###"])
@@ -30,7 +31,7 @@ def test_reads_print_the_same_both_ways(server: AccordServer) -> None:
         ("config", "get", "llm.api_key", "--json"),
         ("config", "history", "llm.timeout_s"),
         ("config", "history", "llm.timeout_s", "--json"),
-        ("config", "diff", "--from-revision", "1", "--json"),
+        ("config", "diff", "--from-revision", seeded, "--json"),
         ("config", "export"),
     ]
     out = {}
@@ -43,7 +44,7 @@ def test_reads_print_the_same_both_ways(server: AccordServer) -> None:
     history = json.loads(out["config", "history", "llm.timeout_s", "--json"])
     assert [(row["version"], row["value"]) for row in history] == [(2, 90), (1, 45)]
     assert history[0]["actor"] == "management" and history[1]["actor"] != "management"
-    diff = json.loads(out["config", "diff", "--from-revision", "1", "--json"])
+    diff = json.loads(out["config", "diff", "--from-revision", seeded, "--json"])
     assert {row["path"]: row["new"] for row in diff["changes"]} == {"llm.timeout_s": 90, "llm.stop": ["###"]}
     status = json.loads(run_cli("status", "--json", addr=server.addr, token=server.token).stdout)
     assert status["ready"] is True and status["settings"] == 4 and status["revision"] == export_revision(out)

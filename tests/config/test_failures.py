@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 import accord
 from accord import ReadOnlyError, StoreUnavailableError
-from accord.core.redis_keys import CACHE_REVISION, CACHE_VALUES, CHANGES_CHANNEL
 from accord.store.entry_codec import decode_entry
 from accord.store.kv import SqlKVStore
+from tests.bus.deployment import redis_keys
 from tests.config.procs_worker import BATCH_POINTS, BATCH_SIZE, MIGRATION_POINTS, Child, Knobs, eventually
 from tests.harness import PostgresDatabase, RedisServer
 
@@ -35,8 +35,9 @@ def on_bus(mode: str, *cfgs: accord.LiveConfig) -> bool:
 async def cache_matches_store(raw: aioredis.Redis, store: SqlKVStore) -> bool:
     """The Redis cache is complete and holds exactly what the database holds, at the database's revision."""
     revision, entries = await store.snapshot()
-    marker = await raw.get(CACHE_REVISION)
-    cached = {key.decode(): decode_entry(body) for key, body in (await raw.hgetall(CACHE_VALUES)).items()}
+    keys = await redis_keys(store)
+    marker = await raw.get(keys.cache_revision)
+    cached = {key.decode(): decode_entry(body) for key, body in (await raw.hgetall(keys.cache_values)).items()}
     expected = {e.key: (e.value, e.version, e.mod_revision) for e in entries}
     return (
         marker is not None
@@ -47,7 +48,8 @@ async def cache_matches_store(raw: aioredis.Redis, store: SqlKVStore) -> bool:
 
 async def cache_true_to_its_marker(raw: aioredis.Redis, store: SqlKVStore) -> bool:
     """The cache is complete and holds exactly the database's state as of the revision its marker names."""
-    marker = await raw.get(CACHE_REVISION)
+    keys = await redis_keys(store)
+    marker = await raw.get(keys.cache_revision)
     if marker is None:
         return False
     state: dict[str, tuple[bytes | None, int, int]] = {}
@@ -55,13 +57,14 @@ async def cache_true_to_its_marker(raw: aioredis.Redis, store: SqlKVStore) -> bo
         if change.revision <= int(marker):
             state[change.key] = (change.value, change.version, change.revision)
     expected = {key: row for key, row in state.items() if row[0] is not None}  # deletes leave no entry
-    cached = {key.decode(): decode_entry(body) for key, body in (await raw.hgetall(CACHE_VALUES)).items()}
+    cached = {key.decode(): decode_entry(body) for key, body in (await raw.hgetall(keys.cache_values)).items()}
     return expected == {key: (e.value, e.version, e.mod_revision) for key, e in cached.items()}
 
 
 async def published_revision(pubsub: Any, revision: int) -> bool:
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-    return message is not None and json.loads(message["data"])["r"] == revision
+    # A signed message: "a1.<hmac>.<json body>".
+    return message is not None and json.loads(message["data"].split(b".", 2)[2])["r"] == revision
 
 
 # ----- Redis restarts empty ----------------------------------------------------------------------
@@ -87,12 +90,12 @@ async def test_redis_restarting_empty_loses_nothing_and_the_cache_is_rebuilt(
         own_redis.start()  # same port, empty: no marker, no values
         async with aioredis.Redis.from_url(own_redis.url) as raw:
             await eventually(lambda: cache_matches_store(raw, a.store), "the cache rebuilt from the database")
-            assert decode_entry(await raw.hget(CACHE_VALUES, LEVEL_KEY)).value == b"2"
+            assert decode_entry(await raw.hget((await redis_keys(a.store)).cache_values, LEVEL_KEY)).value == b"2"
             await eventually(lambda: on_bus("redis", a, b), "both instances back on the redis bus")
             assert not a.status().fallback_active and not b.status().bus_degraded
 
             async with raw.pubsub() as pubsub:
-                await pubsub.subscribe(CHANGES_CHANNEL)
+                await pubsub.subscribe((await redis_keys(a.store)).changes_channel)
                 after = await a.set("knobs.level", 3)
                 await eventually(lambda: published_revision(pubsub, after.mod_revision), "the write on redis")
             await eventually(lambda: b.knobs.level == 3, "b to see the write made after the restart")
@@ -111,7 +114,9 @@ async def test_a_cache_update_lost_to_a_redis_hiccup_gets_the_cache_rebuilt(
             await raw.client_kill_filter(_type="normal", skipme=True)  # a's pooled connections die
             await a.set("knobs.level", 2)  # committed; its cache update hits a dead connection
             latest = await a.set("knobs.name", "later")  # this update gets through...
-            assert int(await raw.get(CACHE_REVISION) or 0) < latest.mod_revision  # ...but cannot claim the gap
+            assert (
+                int(await raw.get((await redis_keys(a.store)).cache_revision) or 0) < latest.mod_revision
+            )  # ...but cannot claim the gap
             await a.check_once()
             assert await cache_matches_store(raw, a.store)
 
@@ -186,7 +191,7 @@ async def test_redis_down_at_start_propagates_by_notify_then_switches_to_redis(
         await eventually(lambda: on_bus("redis", a, b), "both instances to reconnect to redis")
         assert not a.status().bus_degraded and not b.status().fallback_active
         async with aioredis.Redis.from_url(own_redis.url) as raw, raw.pubsub() as pubsub:
-            await pubsub.subscribe(CHANGES_CHANNEL)
+            await pubsub.subscribe((await redis_keys(a.store)).changes_channel)
             after = await a.set("knobs.level", 12)
             await eventually(lambda: published_revision(pubsub, after.mod_revision), "the write on redis")
             await eventually(lambda: b.knobs.level == 12, "b to see a write carried by redis")
@@ -328,7 +333,8 @@ async def test_a_writer_killed_inside_its_transaction_leaves_every_batch_whole_o
         stored = stop_at
     async with await open_cfg(url) as cfg:
         meta = await cfg.set("knobs.level", 1)
-        assert meta.version == 1 and meta.mod_revision == stored * BATCH_SIZE + 1
+        declarations = len(cfg.replica.entries("schema/"))  # each registered schema is a revision too
+        assert meta.version == 1 and meta.mod_revision == stored * BATCH_SIZE + declarations + 1
 
 
 async def accord_tables(url: str) -> list[str]:

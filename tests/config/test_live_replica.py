@@ -12,7 +12,7 @@ from tests.config.procs_worker import Knobs
 async def test_live_config_holds_a_replica_and_offers_no_raw_writes(sqlite_url: str) -> None:
     async with await accord.connect(sqlite_url, "", groups=[Knobs], extra_prefixes=("acl/",), use_env=False) as cfg:
         assert isinstance(cfg.replica, Replica) and not isinstance(cfg, Replica)
-        assert cfg.replica.prefixes == ("config/", "acl/")
+        assert cfg.replica.prefixes == ("config/", "schema/", "acl/")
         for raw in ("put_keys", "delete_key", "rollback_key"):
             assert not hasattr(cfg, raw), raw
         meta = await cfg.set("knobs.level", 3)

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 import accord
 from accord.core.crypto import Cipher, MasterKeyError, default_key_id, generate_key, load_keyring, write_key_file
-from accord.core.redis_keys import VAULT_PREFIX
 from accord.keys.rotate import RotationReport, rotate_database
 from accord.store import tables as kv_tables
 from accord.store.engine import create_engine, read_tx
@@ -66,7 +65,7 @@ async def mask(db_url: str, redis_url: str, text: str) -> str:
 
 def vault_hashes(redis_url: str) -> int:
     with redis.Redis.from_url(redis_url) as client:
-        return sum(1 for _ in client.scan_iter(match=VAULT_PREFIX + "*"))
+        return sum(1 for _ in client.scan_iter(match="accord:*:vault:*"))
 
 
 async def test_rotate_twice_delete_the_retired_key_and_everything_still_opens(

@@ -128,14 +128,20 @@ async def test_rollback_to_a_delete_deletes_and_missing_version_fails(kv: SqlKVS
     assert await _state(kv) == before
 
 
-async def test_rollback_after_recreation_uses_the_newest_incarnation(kv: SqlKVStore) -> None:
-    """A key deleted and created again restarts at version 1, so a version number can repeat in history."""
-    await kv.put("k", b"old-1")
+async def test_a_key_written_again_after_a_delete_continues_its_versions(kv: SqlKVStore) -> None:
+    """Versions never restart (issue 8, item 12): each names one value of the key for ever."""
+    assert (await kv.put("k", b"old-1")).version == 1
+    assert (await kv.delete("k")).version == 2
+    again = await kv.put("k", b"new-1")
+    assert again.version == 3
+    entry = await kv.get("k")
+    assert entry is not None and entry.version == 3 and entry.create_revision == again.revision
+    assert (await kv.put("k", b"new-2", expect_version=3)).version == 4
+    assert [c.version for c in await kv.history("k")] == [4, 3, 2, 1]
+    assert (await kv.rollback("k", 1)).value == b"old-1"
+    assert (await kv.rollback("k", 3)).value == b"new-1"
     await kv.delete("k")
-    await kv.put("k", b"new-1")
-    await kv.put("k", b"new-2")
-    back = await kv.rollback("k", 1)
-    assert back.value == b"new-1"
+    assert (await kv.put("k", b"created", expect_version=0)).version == 8  # create-only still means "absent now"
 
 
 async def test_changes_since_returns_exactly_the_later_changes(kv: SqlKVStore) -> None:
@@ -276,29 +282,36 @@ _OPS = st.lists(
 )
 
 
-def _model_step(model: dict[str, tuple[int, bytes]], op: str, key: str, value: bytes, expect: int | None) -> str:
-    """Apply one operation to the model; returns "ok", "conflict" or "missing"."""
+def _model_step(
+    model: dict[str, tuple[int, bytes]], last: dict[str, int], op: str, key: str, value: bytes, expect: int | None
+) -> str:
+    """Apply one operation to the model; returns "ok", "conflict" or "missing".
+
+    ``last`` is each key's last version, a delete's included: a key written again continues from it.
+    """
     current = model.get(key)
     actual = current[0] if current else 0
     if op == "delete" and current is None:
         return "missing"
     if expect is not None and expect != actual:
         return "conflict"
+    last[key] = last.get(key, 0) + 1
     if op == "delete":
         del model[key]
     else:
-        model[key] = (actual + 1, value)
+        model[key] = (last[key], value)
     return "ok"
 
 
 async def _check_against_model(url: str, ops: list[tuple[str, str, bytes, int | None]]) -> None:
     prefix = f"p{uuid.uuid4().hex[:12]}/"
     model: dict[str, tuple[int, bytes]] = {}
+    last: dict[str, int] = {}
     async with await SqlKVStore.from_url(url) as store:
         for op, name, value, expect in ops:
             key = prefix + name
             revision = await store.current_revision()
-            outcome = _model_step(model, op, name, value, expect)
+            outcome = _model_step(model, last, op, name, value, expect)
             try:
                 if op == "put":
                     change = await store.put(key, value, expect_version=expect)

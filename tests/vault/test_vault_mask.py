@@ -14,6 +14,7 @@ from accord.store.engine import read_tx
 from accord.vault import InvalidInputError, Vault, VaultError, VaultSettings
 from accord.vault._sql import tables as t
 from accord.vault.sequences import sequence_name
+from tests.bus.deployment import redis_keys_at
 from tests.vault.vault_helpers import VaultBackend
 
 EKS = "arn:aws:eks:us-east-1:123456789012:cluster/production-cluster"
@@ -170,10 +171,11 @@ async def test_live_config_and_explicit_settings_do_not_mix(tmp_path: Path) -> N
 async def test_redis_keeps_only_ciphertext_and_fingerprints(pg_url: str, redis_url: str, master_key: str) -> None:
     async with await Vault.connect(pg_url, redis_url, sweep=False) as vault:
         await vault.mask(TEXT)
+    ours = await redis_keys_at(pg_url)
     with redis.Redis.from_url(redis_url) as client:
         keys = sorted(key.decode() for key in client.keys("*"))
-        assert "accord:seq:" + sequence_name("AWS_EKS_CLUSTER") in keys
-        assert all(key.startswith("accord:") for key in keys)
-        assert client.hlen("accord:vault:{default}:tok") == 4
-        for value in client.hvals("accord:vault:{default}:tok"):
+        assert ours.sequence_prefix + sequence_name("AWS_EKS_CLUSTER") in keys
+        assert all(key.startswith(ours.base) for key in keys), "every key in this deployment's namespace"
+        assert client.hlen(ours.vault_prefix + "{default}:tok") == 4
+        for value in client.hvals(ours.vault_prefix + "{default}:tok"):
             assert b"example.com" not in value and b"arn:aws" not in value

@@ -16,6 +16,7 @@ import redis
 import sqlalchemy as sa
 
 import accord
+from accord.store.deployment import redis_keys_of
 from accord.store.engine import read_tx, write_tx
 from accord.vault import Vault, VaultSettings
 from accord.vault._sql import tables as t
@@ -23,7 +24,6 @@ from tests.harness import RedisServer
 from tests.vault.vault_helpers import VaultBackend
 
 TTL = 600
-USED_HASH = "accord:vault:{default}:used"
 
 
 @pytest.fixture
@@ -41,8 +41,9 @@ async def _age(vault: Vault, backend: VaultBackend, token: str, seconds: float) 
             .values(last_used_at=datetime.now(UTC) - timedelta(seconds=seconds))
         )
     if backend.redis_url:
+        used_hash = (await redis_keys_of(vault.engine)).vault_prefix + "{default}:used"
         with redis.Redis.from_url(backend.redis_url) as client:
-            client.hset(USED_HASH, token, int(time.time() - seconds))
+            client.hset(used_hash, token, int(time.time() - seconds))
 
 
 async def _last_used(vault: Vault, token: str) -> datetime:

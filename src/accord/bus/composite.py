@@ -50,7 +50,8 @@ class FallbackChangeBus:
         return False
 
     async def publish(self, change: Change) -> None:
-        if self.primary.connected:
+        # A process that never listens (a CLI write) has no connection state to go by: it tries Redis first.
+        if self.primary.connected or not self.primary.listening:
             try:
                 await self.primary.publish(change)
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accord.bus.auth import BusAuth
 from accord.bus.composite import FallbackChangeBus
 from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S, LocalChangeBus
 from accord.bus.pg_bus import PgNotifyBus
@@ -20,6 +21,7 @@ class Propagation:
 
     bus: ChangeBus
     cache: ValueCache
+    auth: BusAuth
 
     async def aclose(self) -> None:
         await self.bus.aclose()
@@ -29,15 +31,17 @@ def build_propagation(
     store: KVStore, redis_url: str | None, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S
 ) -> Propagation:
     """Redis pub/sub and cache when a Redis URL is given, over a fallback of NOTIFY (PostgreSQL) or polling (SQLite)."""
-    fallback = _database_bus(store, poll_interval)
+    auth = BusAuth(store)
+    fallback = _database_bus(store, auth, poll_interval)
     if not redis_url:
-        return Propagation(bus=fallback, cache=NullValueCache())
-    redis_bus = RedisChangeBus(redis_url)
-    return Propagation(bus=FallbackChangeBus(redis_bus, fallback), cache=RedisValueCache(redis_bus.client))
+        return Propagation(bus=fallback, cache=NullValueCache(), auth=auth)
+    redis_bus = RedisChangeBus(redis_url, auth)
+    cache = RedisValueCache(redis_bus.client, auth)
+    return Propagation(bus=FallbackChangeBus(redis_bus, fallback), cache=cache, auth=auth)
 
 
-def _database_bus(store: KVStore, poll_interval: float) -> ChangeBus:
+def _database_bus(store: KVStore, auth: BusAuth, poll_interval: float) -> ChangeBus:
     dsn = store.listen_dsn()
     if dsn is not None:
-        return PgNotifyBus(dsn, display_url=store.url)
+        return PgNotifyBus(dsn, display_url=store.url, auth=auth)
     return LocalChangeBus(store, store_id=store.identity, poll_interval=poll_interval)

@@ -8,9 +8,12 @@ from typing import Any
 
 import asyncpg
 
+from accord.bus.auth import BusAuth
 from accord.bus.reconnect import Connected, ReconnectingListener
 from accord.bus.types import BusUnavailableError, EventHandler
 from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
+from accord.core.errors import StoreUnavailableError
+from accord.store.dialect import ssl_args
 from accord.store.types import Change
 
 CHANNEL = "accord_changes"
@@ -20,14 +23,16 @@ _DOWN_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError,
 class PgNotifyBus:
     """One connection listens; another publishes with ``pg_notify``. Both reconnect on their own."""
 
-    def __init__(self, dsn: str, *, display_url: str) -> None:
+    def __init__(self, dsn: str, *, display_url: str, auth: BusAuth) -> None:
         self._dsn = dsn
+        self._ssl = ssl_args(dsn)
+        self.auth = auth
         self._display = display_url
         self._publisher: Any = None
         self._publish_lock = asyncio.Lock()
         self._listener = ReconnectingListener(
             self._listen_once,
-            down_errors=_DOWN_ERRORS,
+            down_errors=(*_DOWN_ERRORS, StoreUnavailableError),
             what=f"the postgres listener on {display_url}",
             task_name="accord-pg-bus",
         )
@@ -51,11 +56,11 @@ class PgNotifyBus:
         return await self._listener.wait_connected(wait_s)
 
     async def publish(self, change: Change) -> None:
-        payload = encode_change(change, max_bytes=PG_NOTIFY_MAX_BYTES)
+        payload = await self.auth.seal(encode_change(change, max_bytes=PG_NOTIFY_MAX_BYTES))
         async with self._publish_lock:
             try:
                 if self._publisher is None or self._publisher.is_closed():
-                    self._publisher = await asyncpg.connect(self._dsn, timeout=2)
+                    self._publisher = await asyncpg.connect(self._dsn, timeout=2, **self._ssl)
                 await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload, timeout=2)
             except _DOWN_ERRORS as exc:
                 await self._drop_publisher()
@@ -72,7 +77,7 @@ class PgNotifyBus:
             self._publisher = None
 
     async def _listen_once(self, connected: Connected, handler: EventHandler) -> None:
-        conn = await asyncpg.connect(self._dsn, timeout=2)
+        conn = await asyncpg.connect(self._dsn, timeout=2, **self._ssl)
         lost = asyncio.Event()
         queue: asyncio.Queue[str] = asyncio.Queue()
         try:
@@ -93,7 +98,8 @@ class PgNotifyBus:
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=2)  # a dead server is only noticed when we talk to it
                 continue
-            change = decode_change(payload)
+            body = await self.auth.open(payload)
+            change = decode_change(body) if body is not None else None
             if change is not None:
                 await handler(change)
         raise ConnectionResetError("postgres listener connection terminated")

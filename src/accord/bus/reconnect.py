@@ -38,6 +38,10 @@ class ReconnectingListener:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     def start(self, handler: EventHandler) -> None:
         self._task = asyncio.create_task(self._run(handler), name=self._task_name)
 

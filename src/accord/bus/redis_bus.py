@@ -6,25 +6,31 @@ import contextlib
 
 import redis.asyncio as aioredis
 
+from accord.bus.auth import BusAuth
 from accord.bus.reconnect import Connected, ReconnectingListener
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redact_redis, redis_client
 from accord.bus.types import BusUnavailableError, EventHandler
 from accord.bus.wire import decode_change, encode_change
-from accord.core.redis_keys import CHANGES_CHANNEL
+from accord.core.errors import StoreUnavailableError
 from accord.store.types import Change
 
 REDIS_MESSAGE_MAX_BYTES = 64 * 1024
 
 
 class RedisChangeBus:
-    """Publishes on one channel and listens on it from a background task that reconnects forever."""
+    """Publishes on the deployment's channel and listens on it from a background task that reconnects forever.
 
-    def __init__(self, url: str) -> None:
+    The channel name comes from the database (see ``BusAuth``): until the database answers once, the
+    listener keeps retrying like after a lost connection.
+    """
+
+    def __init__(self, url: str, auth: BusAuth) -> None:
         self.url = url
+        self.auth = auth
         self._client = redis_client(url)
         self._listener = ReconnectingListener(
             self._listen_once,
-            down_errors=REDIS_DOWN_ERRORS,
+            down_errors=(*REDIS_DOWN_ERRORS, StoreUnavailableError),
             what=f"redis {redact_redis(url)}",
             task_name="accord-redis-bus",
         )
@@ -36,6 +42,11 @@ class RedisChangeBus:
     @property
     def connected(self) -> bool:
         return self._listener.connected
+
+    @property
+    def listening(self) -> bool:
+        """Whether ``start`` ran: a process that only writes (a CLI) publishes without listening."""
+        return self._listener.started
 
     @property
     def degraded(self) -> bool:
@@ -56,8 +67,10 @@ class RedisChangeBus:
         return await self._listener.wait_connected(wait_s)
 
     async def publish(self, change: Change) -> None:
+        keys = await self.auth.keys()
+        message = await self.auth.seal(encode_change(change, max_bytes=REDIS_MESSAGE_MAX_BYTES))
         try:
-            await self._client.publish(CHANGES_CHANNEL, encode_change(change, max_bytes=REDIS_MESSAGE_MAX_BYTES))
+            await self._client.publish(keys.changes_channel, message)
         except REDIS_DOWN_ERRORS as exc:
             # This message takes the fallback. The listener reports on the connection itself: a pooled
             # connection that went stale across a Redis restart fails once, but must not flag the bus down.
@@ -68,14 +81,16 @@ class RedisChangeBus:
         await self._client.aclose()
 
     async def _listen_once(self, connected: Connected, handler: EventHandler) -> None:
+        keys = await self.auth.keys()
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(CHANGES_CHANNEL)
+            await pubsub.subscribe(keys.changes_channel)
             await connected()
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
-                change = decode_change(message["data"])
+                body = await self.auth.open(message["data"])
+                change = decode_change(body) if body is not None else None
                 if change is not None:
                     await handler(change)
         finally:

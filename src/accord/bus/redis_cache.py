@@ -11,8 +11,10 @@ import logging
 
 import redis.asyncio as aioredis
 
+from accord.bus.auth import BusAuth
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS
-from accord.core.redis_keys import CACHE_PENDING, CACHE_REBUILD_LOCK, CACHE_REVISION, CACHE_VALUES
+from accord.core.errors import StoreUnavailableError
+from accord.core.redis_keys import RedisKeys
 from accord.store.entry_codec import decode_entry, encode_entry
 from accord.store.types import Change, Entry, KVStore
 
@@ -56,8 +58,9 @@ return 1
 class RedisValueCache:
     """Current values by key plus the revision they reflect (the ValueCache of a process with Redis)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, auth: BusAuth) -> None:
         self._client = client
+        self._auth = auth
         self._apply = client.register_script(APPLY_CHANGE)
         self._missed_update = False
 
@@ -68,9 +71,10 @@ class RedisValueCache:
         ``ensure`` invalidates the cache and rebuilds it rather than serve a value the marker misdescribes.
         """
         payload = encode_entry(entry) if entry is not None else ""
+        keys = await self._auth.keys()
         try:
             await self._apply(
-                keys=[CACHE_VALUES, CACHE_REVISION, CACHE_PENDING],
+                keys=[keys.cache_values, keys.cache_revision, keys.cache_pending],
                 args=[change.key, change.revision, change.op, payload],
             )
         except REDIS_DOWN_ERRORS as exc:
@@ -95,50 +99,66 @@ class RedisValueCache:
         Writers that run without Redis (a CLI, a process whose Redis is down) never update the cache;
         without this the marker would move past their changes and misdescribe the cache forever.
         """
-        marker = await self._client.get(CACHE_REVISION)
+        keys = await self._auth.keys()
+        marker = await self._client.get(keys.cache_revision)
         if marker is None or int(marker) >= revision:
             return False
         log.info("the redis value cache is at revision %d, behind %d: rebuilding it", int(marker), revision)
-        await self._client.delete(CACHE_REVISION)
+        await self._client.delete(keys.cache_revision)
         return True
 
     async def invalidate(self) -> None:
-        await self._client.delete(CACHE_REVISION)  # without its marker the cache is rebuilt when next checked
+        keys = await self._auth.keys()
+        await self._client.delete(keys.cache_revision)  # without its marker the cache is rebuilt when next checked
 
     async def is_complete(self) -> bool:
-        return bool(await self._client.exists(CACHE_REVISION))
+        keys = await self._auth.keys()
+        return bool(await self._client.exists(keys.cache_revision))
 
     async def ensure(self, store: KVStore) -> bool:
         """Rebuild from the store if the marker is gone (or this process missed an update); True if it rebuilt."""
+        keys = await self._auth.keys()
+        await self._client.set(self._auth.pointer_key, keys.deployment_id)
         if self._missed_update:
-            await self._client.delete(CACHE_REVISION)
+            await self._client.delete(keys.cache_revision)
             self._missed_update = False
         if await self.is_complete():
             return False
-        if not await self._client.set(CACHE_REBUILD_LOCK, b"1", nx=True, px=REBUILD_LOCK_MS):
+        if not await self._client.set(keys.cache_rebuild_lock, b"1", nx=True, px=REBUILD_LOCK_MS):
             return False
         try:
             revision, entries = await store.snapshot()
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(CACHE_VALUES, CACHE_PENDING)
+                pipe.delete(keys.cache_values, keys.cache_pending)
                 if entries:
-                    pipe.hset(CACHE_VALUES, mapping={e.key: encode_entry(e) for e in entries})
-                pipe.set(CACHE_REVISION, revision)
+                    pipe.hset(keys.cache_values, mapping={e.key: encode_entry(e) for e in entries})
+                pipe.set(keys.cache_revision, revision)
                 await pipe.execute()
             log.info("rebuilt the redis value cache from the database at revision %d (%d keys)", revision, len(entries))
             return True
         finally:
-            await self._client.delete(CACHE_REBUILD_LOCK)
+            await self._client.delete(keys.cache_rebuild_lock)
 
     async def load(self) -> tuple[int, list[Entry]] | None:
         """The cached snapshot, or None when the cache is not complete or Redis does not answer."""
         try:
+            keys = await self._keys_even_offline()
+            if keys is None:
+                return None
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.get(CACHE_REVISION)
-                pipe.hgetall(CACHE_VALUES)
+                pipe.get(keys.cache_revision)
+                pipe.hgetall(keys.cache_values)
                 marker, values = await pipe.execute()
         except REDIS_DOWN_ERRORS:
             return None
         if marker is None:
             return None
         return int(marker), [decode_entry(raw) for raw in values.values()]
+
+    async def _keys_even_offline(self) -> RedisKeys | None:
+        """The namespace from the database, else from the pointer an earlier process left in Redis."""
+        try:
+            return await self._auth.keys()
+        except StoreUnavailableError:
+            noted = await self._client.get(self._auth.pointer_key)
+            return RedisKeys(noted.decode() if isinstance(noted, bytes) else str(noted)) if noted else None

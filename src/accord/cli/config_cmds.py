@@ -106,14 +106,17 @@ async def config_history(
 @run
 async def config_rollback(
     path: str,
-    to_version: Annotated[int, typer.Option("--to-version", help="The version whose value to restore.")],
+    to_version: Annotated[int | None, typer.Option("--to-version", help="The version whose value to restore.")] = None,
+    to_revision: Annotated[
+        int | None, typer.Option("--to-revision", help="Restore the value the setting had at this revision.")
+    ] = None,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
     json_out: Json = False,
 ) -> None:
     """Restore an earlier version's value as a new version (history is never rewritten)."""
     async with open_backend(db_url, redis_url) as backend:
-        _report(await backend.rollback(path, to_version), json_out)
+        _report(await backend.rollback(path, to_version, to_revision), json_out)
 
 
 @config_app.command("diff")

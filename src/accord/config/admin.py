@@ -84,9 +84,16 @@ class ConfigAdmin:
         new = await self.live.delete(path, expect_version=expect_version, ctx=ctx)
         return self._change_row(path, old, new)
 
-    async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> Row:
+    async def rollback(
+        self,
+        path: str,
+        to_version: int | None = None,
+        *,
+        to_revision: int | None = None,
+        ctx: WriteContext | None = None,
+    ) -> Row:
         old = self.live.meta(path)
-        new = await self.live.rollback(path, to_version, ctx=ctx)
+        new = await self.live.rollback(path, to_version, to_revision=to_revision, ctx=ctx)
         return self._change_row(path, old, new)
 
     async def history(self, path: str, *, limit: int | None = None, reveal: bool = False) -> Rows:

@@ -21,7 +21,7 @@ from accord.config.sealing import require_master_key
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
-from accord.core.keys import CONFIG_PREFIX
+from accord.core.keys import CONFIG_PREFIX, SCHEMA_PREFIX
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
@@ -63,7 +63,7 @@ async def connect(
     replica = Replica.unstarted(
         url,
         redis,
-        prefixes=(CONFIG_PREFIX, *extra_prefixes),
+        prefixes=(CONFIG_PREFIX, SCHEMA_PREFIX, *extra_prefixes),
         actor=who,
         check_interval=check_interval,
         poll_interval=poll_interval,
@@ -73,7 +73,7 @@ async def connect(
     async def register() -> None:
         if declared is not None:
             forms = SettingRegistry.declared(declared).stored_form()
-            await register_declarations(replica.store, forms, actor=who, replace=replace_schema)
+            await replica.announce(await register_declarations(replica.store, forms, actor=who, replace=replace_schema))
 
     try:
         first = await replica.first_snapshot(budget_s=budget, prepare=register)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from accord.core.errors import SchemaConflictError
-from accord.store.types import KVStore
+from accord.store.types import Change, KVStore
 
 __all__ = ["conflicts", "register_declarations"]
 
@@ -25,8 +25,11 @@ _NOTES = ("title", "description", "default", "examples")
 _STAMP = ("declared_by", "declared_at")
 
 
-async def register_declarations(store: KVStore, forms: Mapping[str, str], *, actor: str, replace: bool = False) -> None:
-    """Check ``forms`` (path -> stored spec JSON) against the store, stamp them, and register them."""
+async def register_declarations(
+    store: KVStore, forms: Mapping[str, str], *, actor: str, replace: bool = False
+) -> list[Change]:
+    """Check ``forms`` (path -> stored spec JSON) against the store, stamp them, and register them; the
+    changes returned are the ``schema/`` entries written, for the caller to announce."""
     stored = await store.get_schemas()
     found = [] if replace else conflicts(stored, forms)
     if found:
@@ -34,7 +37,8 @@ async def register_declarations(store: KVStore, forms: Mapping[str, str], *, act
             "incompatible declaration(s): " + "; ".join(found) + ". Nothing was registered; connect with "
             "replace_schema=True to replace the stored declaration(s)."
         )
-    await store.put_schemas({path: _stamped(form, stored.get(path), actor) for path, form in forms.items()})
+    stamped = {path: _stamped(form, stored.get(path), actor) for path, form in forms.items()}
+    return await store.put_schemas(stamped, actor=actor)
 
 
 def conflicts(stored: Mapping[str, str], declared: Mapping[str, str]) -> list[str]:

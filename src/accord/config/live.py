@@ -9,7 +9,7 @@ from typing import Any
 
 from accord.config.registry import SettingRegistry
 from accord.config.settings import SettingsGroup
-from accord.config.spec import SettingSpec, parse_env
+from accord.config.spec import SettingSpec, StoredSetting, parse_env
 from accord.config.values import (
     HistoryItem,
     Resolved,
@@ -21,8 +21,8 @@ from accord.config.values import (
 )
 from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
-from accord.core.errors import AccordError, CodecError
-from accord.core.keys import check_depth
+from accord.core.errors import AccordError, CodecError, InvalidInputError, NotFoundError
+from accord.core.keys import SCHEMA_PREFIX, check_depth
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
 from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
@@ -160,15 +160,36 @@ class LiveConfig:
         await self._replica.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
         return self.meta(path)
 
-    async def rollback(self, path: str, to_version: int, *, ctx: WriteContext | None = None) -> SettingMeta:
-        """Restore the value of ``to_version`` as a new revision (validated against today's type)."""
+    async def rollback(
+        self,
+        path: str,
+        to_version: int | None = None,
+        *,
+        to_revision: int | None = None,
+        ctx: WriteContext | None = None,
+    ) -> SettingMeta:
+        """Restore the value of ``to_version`` (or the value it had at ``to_revision``) as a new revision.
+
+        The old value is validated against today's type. Versions never restart, so either names one value.
+        """
         spec = self._registry.spec(path)
         self._replica.check_writable()
+        to_version = await self._version_to_restore(spec, to_version, to_revision)
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
             spec.validate(spec.decode(self.stored_text(spec, old[0].value, secret=old[0].secret)))
         await self._replica.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
+
+    async def _version_to_restore(self, spec: SettingSpec, to_version: int | None, to_revision: int | None) -> int:
+        if to_version is not None and to_revision is None:
+            return to_version
+        if to_version is not None or to_revision is None:
+            raise InvalidInputError(f"rollback of {spec.path}: give exactly one of to_version and to_revision")
+        then = await self._store.value_at(spec.key, to_revision)
+        if then is None:
+            raise NotFoundError(f"{spec.path} had no stored value at revision {to_revision}")
+        return then.version
 
     async def history(self, path: str, *, limit: int | None = None) -> list[HistoryItem]:
         """Stored versions of a setting, newest first."""
@@ -232,9 +253,27 @@ class LiveConfig:
 
     async def _register(self) -> None:
         if self._registry.groups:
-            await self._store.put_schemas(self._registry.stored_form())
+            changes = await self._store.put_schemas(self._registry.stored_form(), actor=self._replica.actor)
+            await self._replica.announce(changes)
+
+    def _learn_schema(self, key: str) -> None:
+        """A process that declares nothing (the server, the CLI) learns settings declared after it started."""
+        entry = self._replica.entry(key)
+        if self._registry.groups or entry is None:
+            return
+        path = key.removeprefix(SCHEMA_PREFIX)
+        try:
+            spec = StoredSetting.from_stored(path, entry.value.decode())
+        except (ValueError, KeyError, AccordError) as exc:
+            log.warning("ignoring unreadable stored schema for %s: %s", path, exc)
+            return
+        self._registry.add(spec)
+        self._resolve(spec)
 
     def _entry_changed(self, change: Change) -> None:
+        if change.key.startswith(SCHEMA_PREFIX):
+            self._learn_schema(change.key)
+            return
         spec = self._registry.spec_for_key(change.key)
         if spec is None:
             return
@@ -247,6 +286,9 @@ class LiveConfig:
         self._fire(SettingChange(spec.path, old, new, version, change.revision, change.op, spec.secret))
 
     def _reloaded(self, revision: int, fire: bool) -> None:
+        for entry in self._replica.entries(SCHEMA_PREFIX):
+            if entry.key.removeprefix(SCHEMA_PREFIX) not in self._registry.by_path:
+                self._learn_schema(entry.key)
         for spec in self._registry.by_path.values():
             before = self._resolved.get(spec.path)
             self._resolve(spec)

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from accord.bus.redis_cache import RedisValueCache
 from accord.core.crypto import Cipher
+from accord.core.redis_keys import RedisKeys
 from accord.store import tables as t
 from accord.store.reseal import ResealCount, reseal_blob
 
@@ -47,6 +47,6 @@ class ConfigSecrets:
     async def kept_keys(self, _conn: AsyncConnection) -> list[str]:
         return []  # every config secret opens with whichever key sealed it: none is needed forever
 
-    async def invalidate(self, client: aioredis.Redis) -> None:
-        """The value cache holds the old blobs: drop it, so the next revision check rebuilds it."""
-        await RedisValueCache(client).invalidate()
+    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        """The value cache holds the old blobs: drop its marker, so the next revision check rebuilds it."""
+        await client.delete(keys.cache_revision)

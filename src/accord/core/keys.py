@@ -19,6 +19,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "SCHEMA_PREFIX",
     "check_depth",
     "check_value_size",
     "key_to_path",
@@ -31,6 +32,7 @@ MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 512 * 1024
 MAX_JSON_DEPTH = 32
 CONFIG_PREFIX = "config/"
+SCHEMA_PREFIX = "schema/"  # one entry per declared setting (dotted path): its stored schema, so declarations propagate
 
 _FORBIDDEN_CHAR = re.compile(r"[^A-Za-z0-9_.\-/]")
 _CATEGORY = re.compile(r"[a-z_][a-z0-9_]*")

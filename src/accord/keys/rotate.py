@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redis_client
 from accord.config.reseal import ConfigSecrets
 from accord.core.crypto import Cipher
+from accord.core.redis_keys import RedisKeys
+from accord.store.deployment import redis_keys_of
 from accord.store.engine import create_engine, read_tx, resolve_db_url, write_tx
 from accord.store.migrate import upgrade
 from accord.store.reseal import ResealCount
@@ -55,7 +57,7 @@ class Resealer(Protocol):
         """Key ids this capability needs for good, whatever seals its blobs."""
         ...
 
-    async def invalidate(self, client: aioredis.Redis) -> None:
+    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         """Drop the copies of old blobs this capability keeps in Redis."""
         ...
 
@@ -119,7 +121,7 @@ async def rotate(
             report.capabilities.append(await resealer.reseal(conn, cipher, dry_run=dry_run))
             report.kept_key_ids += [key for key in await resealer.kept_keys(conn) if key not in report.kept_key_ids]
     if redis_url and not dry_run:
-        report.caches_invalidated = await invalidate_caches(redis_url, chosen)
+        report.caches_invalidated = await invalidate_caches(redis_url, chosen, await redis_keys_of(engine))
     return report
 
 
@@ -135,14 +137,14 @@ async def rotate_database(
         await engine.dispose()
 
 
-async def invalidate_caches(redis_url: str, resealers: Sequence[Resealer]) -> list[str]:
+async def invalidate_caches(redis_url: str, resealers: Sequence[Resealer], keys: RedisKeys) -> list[str]:
     """Each capability drops its Redis copies of old blobs; returns the names of those that did."""
     client = redis_client(redis_url)
     done: list[str] = []
     try:
         for resealer in resealers:
             try:
-                await resealer.invalidate(client)
+                await resealer.invalidate(client, keys)
             except _REDIS_FAILURES as exc:  # the old key still opens what they hold
                 log.warning(
                     "could not invalidate the %s cache in redis (rebuilt when next missed): %s", resealer.name, exc

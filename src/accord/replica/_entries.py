@@ -14,7 +14,7 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 
 def entry_from(change: Change, old: Entry | None) -> Entry:
     """The entry a put leaves behind, given the entry it replaced (if known)."""
-    created = old.create_revision if old else (change.revision if change.version == 1 else 0)
+    created = old.create_revision if old else change.revision  # versions continue after a delete: no old, a create
     return Entry(
         key=change.key,
         value=change.value or b"",

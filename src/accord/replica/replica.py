@@ -12,7 +12,6 @@ the token index), through listeners.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -22,6 +21,7 @@ from accord.bus.redis_conn import resolve_redis_url
 from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
 from accord.replica import snapshot_file
+from accord.replica._confirm import AUTHORITY_PREFIXES, as_stored
 from accord.replica._entries import entry_from, subscribe
 from accord.replica.boot import InitialSnapshot, initial_snapshot
 from accord.replica.status import ReplicaStatus
@@ -152,6 +152,11 @@ class Replica:
         return self._store
 
     @property
+    def actor(self) -> str:
+        """Who this replica's writes are recorded as."""
+        return self._actor
+
+    @property
     def prefixes(self) -> tuple[str, ...]:
         return self._prefixes
 
@@ -197,6 +202,7 @@ class Replica:
             bus=bus.mode,
             bus_degraded=bus.degraded,
             fallback_active=bus.fallback_active,
+            bus_rejected=self._propagation.auth.rejected,
         )
 
     # ----- writes -------------------------------------------------------------------------------
@@ -222,6 +228,11 @@ class Replica:
         change = await self._store.rollback(key, to_version, ctx=self._context(ctx, "rollback"))
         await self._after_write(change)
         return change
+
+    async def announce(self, changes: Sequence[Change]) -> None:
+        """Tell every other process about changes committed outside this replica's writes (schema registration)."""
+        for change in changes:
+            await self._announce(change)
 
     def check_writable(self) -> None:
         if self.read_only:
@@ -257,6 +268,16 @@ class Replica:
         if watch:
             await self._propagation.bus.start(self._on_event)
             self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
+
+    async def listen(self, wait_s: float) -> bool:
+        """Start listening on the bus if ``start`` did not (``watch=False``), and wait up to ``wait_s`` for it.
+
+        For a short-lived process asked how changes travel: only a listener that tried knows.
+        """
+        if self._checker is None:
+            await self._propagation.bus.start(self._on_event)
+            self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
+        return await self.wait_connected(wait_s)
 
     async def wait_connected(self, wait_s: float) -> bool:
         """Wait up to ``wait_s`` for the bus to listen (it says so in the log when it does not)."""
@@ -325,24 +346,22 @@ class Replica:
         if change.revision != self.last_revision + 1:
             await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
-        if change.value_omitted and self.covers(change.key):
-            entry = await self._store.get(change.key)
-            if entry is None or entry.mod_revision != change.revision:
+        if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
+            confirmed = await as_stored(self._store, change)
+            if confirmed is None:
                 await self._resync_locked()
                 return
-            change = dataclasses.replace(
-                change,
-                op="put",
-                value=entry.value,
-                secret=entry.secret,
-                actor=entry.updated_by,
-                at=entry.updated_at,
-                value_omitted=False,
-            )
+            change = confirmed
         self._apply_one(change)
 
     async def _resync_locked(self) -> None:
         if self.read_only:
+            return
+        if await self._store.current_revision() < self.last_revision:
+            # The database was restored from a backup (or this replica believed a revision nobody committed):
+            # its history cannot bring us back, so start over from what it holds now.
+            log.warning("revision %d is ahead of the database's: reloading everything from it", self.last_revision)
+            self._load(*await self._store.snapshot(self._prefixes), fire=True)
             return
         try:
             changes = await self._store.changes_since(self.last_revision)

@@ -18,6 +18,7 @@ class ReplicaStatus:
     bus: str
     bus_degraded: bool
     fallback_active: bool
+    bus_rejected: int = 0  # bus messages dropped because their signature did not check out
 
     @property
     def database_ok(self) -> bool:

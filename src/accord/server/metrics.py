@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -28,7 +28,7 @@ class _StatusCollector(Collector):
     def __init__(self, status: Callable[[], ReplicaStatus]) -> None:
         self._status = status
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         status = self._status()
         yield GaugeMetricFamily("accord_revision", "Last revision applied by this process", value=status.revision)
         bus = GaugeMetricFamily("accord_bus_mode", "Change bus in use (1 for the active mode)", labels=["mode"])
@@ -39,6 +39,11 @@ class _StatusCollector(Collector):
             "accord_fallback_active",
             "1 while Redis is unreachable and a fallback bus carries changes",
             value=1.0 if status.fallback_active else 0.0,
+        )
+        yield CounterMetricFamily(
+            "accord_bus_rejected",
+            "Change bus messages dropped because they were not signed by this deployment",
+            value=status.bus_rejected,
         )
         yield GaugeMetricFamily(
             "accord_database_degraded",

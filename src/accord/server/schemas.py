@@ -86,7 +86,8 @@ class PutIn(BaseModel):
 
 class RollbackIn(BaseModel):
     model_config = _STRICT
-    to_version: int = Field(ge=1, le=MAX_INT64, examples=[2])
+    to_version: int | None = Field(default=None, ge=1, le=MAX_INT64, examples=[2])
+    to_revision: int | None = Field(default=None, ge=1, le=MAX_INT64, description="instead of to_version")
 
 
 class HistoryOut(BaseModel):

@@ -108,6 +108,16 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def ssl_args(url: sa.URL | str) -> dict[str, Any]:
+    """asyncpg's connect options for TLS: none unless the URL asks (``sslmode`` / ``ssl``), else ``ssl=False``.
+
+    asyncpg's default is libpq's ``prefer``: every connection would first try a TLS handshake the
+    user never asked for (a round trip, and a refusal logged by servers that do not offer TLS).
+    """
+    query = (sa.make_url(url) if isinstance(url, str) else url).query
+    return {} if ("sslmode" in query or "ssl" in query) else {"ssl": False}
+
+
 def engine_for(url: sa.URL) -> AsyncEngine:
     """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
     if url.drivername.startswith("sqlite"):
@@ -120,7 +130,7 @@ def engine_for(url: sa.URL) -> AsyncEngine:
         pool_recycle=1800,
         pool_timeout=PG_POOL_TIMEOUT_S,
         # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
-        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S},
+        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S, **ssl_args(url)},
     )
 
 

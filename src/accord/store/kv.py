@@ -17,14 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, CompactedError, NotFoundError
-from accord.core.keys import check_value_size, validate_key, validate_prefix
+from accord.core.keys import SCHEMA_PREFIX, check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.audit import audit_rows
+from accord.store.deployment import read_deployment
 from accord.store.dialect import listen_dsn, lock_out_other_writers, sqlite_holds_sealed, uses_put_function
 from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
-from accord.store.types import AuditFilter, AuditRow, Change, Entry, KVStore, Op, PutItem, WriteContext
+from accord.store.types import AuditFilter, AuditRow, Change, Deployment, Entry, KVStore, Op, PutItem, WriteContext
 
 _PG_PUT_MANY = sa.text(
     "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
@@ -50,6 +51,7 @@ class SqlKVStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._deployment: Deployment | None = None
 
     @classmethod
     async def from_url(cls, url: str, *, migrate: bool = True) -> SqlKVStore:
@@ -81,6 +83,11 @@ class SqlKVStore:
 
     async def migrate(self) -> None:
         await upgrade(self.engine)
+
+    async def deployment(self) -> Deployment:
+        if self._deployment is None:
+            self._deployment = await read_deployment(self.engine)
+        return self._deployment
 
     async def audit(self, flt: AuditFilter) -> list[AuditRow]:
         return await audit_rows(self.engine, flt)
@@ -196,7 +203,7 @@ class SqlKVStore:
     async def rollback(self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None) -> Change:
         """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
 
-        A key deleted and created again restarts at version 1, so a version can repeat: the newest one counts.
+        Versions never restart (a key written after a delete continues its sequence), so a version names one value.
         """
         query = (
             sa.select(t.kv_history)
@@ -249,21 +256,31 @@ class SqlKVStore:
             )
         return int(result.rowcount or 0)
 
-    async def put_schemas(self, specs: dict[str, str]) -> None:
-        """Register declared setting schemas (path -> JSON spec); existing paths are replaced."""
+    async def put_schemas(self, specs: dict[str, str], *, actor: str = "") -> list[Change]:
+        """Register declared setting schemas (path -> JSON spec); existing paths are replaced.
+
+        Each new or changed schema is also written as the entry ``schema/<path>`` in the same transaction,
+        so a declaration is a revision like any change and reaches running processes over the bus.
+        """
         if not specs:
-            return
+            return []
         now = datetime.now(UTC)
+        ctx = WriteContext(actor or "schema", "schema")
+        changes: list[Change] = []
         async with write_tx(self.engine) as conn:
             # Processes starting together would both see a path missing and both insert it.
             await lock_out_other_writers(conn, _SCHEMA_LOCK)
             existing = await _existing_schemas(conn, list(specs))
             for path, spec in specs.items():
+                if existing.get(path) == spec and await _current(conn, SCHEMA_PREFIX + path) is not None:
+                    continue
                 if path not in existing:
                     await conn.execute(sa.insert(t.setting_schema).values(path=path, spec=spec, updated_at=now))
                 elif existing[path] != spec:
                     stmt = sa.update(t.setting_schema).where(t.setting_schema.c.path == path)
                     await conn.execute(stmt.values(spec=spec, updated_at=now))
+                changes.append(await _put_one(conn, PutItem(SCHEMA_PREFIX + path, spec.encode(), None, False), ctx))
+        return changes
 
     async def get_schemas(self) -> dict[str, str]:
         async with read_tx(self.engine) as conn:
@@ -293,7 +310,7 @@ async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> C
     revision = await _bump_revision(conn)
     current = await _current(conn, item.key)
     _check_expected(item.key, item.expect_version, current)
-    version = (current.version if current else 0) + 1
+    version = (current.version if current else await _last_version(conn, item.key)) + 1
     change = _change_of(revision, item.key, "put", version, item.value, item.secret, ctx)
     fields = {
         "value": item.value,
@@ -321,6 +338,12 @@ def _change_of(
 async def _current(conn: AsyncConnection, key: str) -> Entry | None:
     row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
     return entry_from_row(row) if row else None
+
+
+async def _last_version(conn: AsyncConnection, key: str) -> int:
+    """The version of a key's last change, a delete included: a key written again continues from there."""
+    query = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == key)
+    return int(await conn.scalar(query) or 0)
 
 
 async def _existing_schemas(conn: AsyncConnection, paths: list[str]) -> dict[str, str]:

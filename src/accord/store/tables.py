@@ -55,5 +55,12 @@ setting_schema = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+deployment = sa.Table(
+    "accord_deployment",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("bus_key", sa.LargeBinary, nullable=False),
+)
+
 REVISION_ROW = "revision"
 COMPACTED_ROW = "compacted_revision"

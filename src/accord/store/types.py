@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -11,6 +11,17 @@ if TYPE_CHECKING:
     from accord.core.crypto import Cipher
 
 Op = Literal["put", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Who this database is on shared infrastructure: ``id`` namespaces its Redis keys, ``bus_key`` signs its bus.
+
+    Both are read from the database (created once by a migration), never from Redis.
+    """
+
+    id: str
+    bus_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,10 @@ class KVStore(Protocol):
         """Bring the schema to head (safe when many processes do it at once)."""
         ...
 
+    async def deployment(self) -> Deployment:
+        """This database's deployment id and bus key (read once, then remembered)."""
+        ...
+
     async def audit(self, flt: AuditFilter) -> list[AuditRow]: ...
 
     async def current_revision(self) -> int: ...
@@ -152,7 +167,7 @@ class KVStore(Protocol):
 
     async def compact(self, below_revision: int) -> int: ...
 
-    async def put_schemas(self, specs: dict[str, str]) -> None: ...
+    async def put_schemas(self, specs: dict[str, str], *, actor: str = "") -> list[Change]: ...
 
     async def get_schemas(self) -> dict[str, str]: ...
 

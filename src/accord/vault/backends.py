@@ -124,7 +124,7 @@ def counters_for(engine: AsyncEngine, gate: RedisGate, *, lease: int) -> tuple[C
     db = SqlCounters(engine)
     if gate.client is None:
         return db, None
-    redis = RedisCounters(gate.client, db, lease=lease)
+    redis = RedisCounters(gate.client, db, lease=lease, keys=gate.keys)
     return FallbackCounters(redis, db, gate), redis
 
 
@@ -135,5 +135,5 @@ def mappings_for(
     db = SqlMappings(engine, sealer)
     if gate.client is None or redis_counters is None:
         return db
-    primary = RedisOverSqlMappings(RedisMappings(gate.client), db, redis_counters, gate)
+    primary = RedisOverSqlMappings(RedisMappings(gate.client, gate.keys), db, redis_counters, gate)
     return FallbackMappings(primary, db, gate)

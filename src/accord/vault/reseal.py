@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from accord.core.crypto import Cipher
+from accord.core.redis_keys import RedisKeys
 from accord.store.reseal import ResealCount
 from accord.vault._redis.mappings import RedisMappings
 from accord.vault._sql.reseal import reseal_originals
@@ -35,5 +36,5 @@ class VaultOriginals:
         pinned = await pinned_key_id(conn)
         return [] if pinned is None else [pinned]
 
-    async def invalidate(self, client: aioredis.Redis) -> None:
-        await RedisMappings(client).invalidate()
+    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        await RedisMappings(client, keys).invalidate()

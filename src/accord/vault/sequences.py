@@ -46,6 +46,7 @@ class Sequences:
         gate = RedisGate(resolve_redis_url(redis_url))
         try:
             await upgrade(engine)
+            await gate.bind(engine)
             seq = cls(engine, counters_for(engine, gate, lease=lease)[0], lease=lease)
         except BaseException:
             await gate.aclose()

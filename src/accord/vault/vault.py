@@ -123,6 +123,7 @@ class Vault:
             cipher = cipher or load_keys()
             await retry_for(lambda: upgrade(engine), what="the vault database", budget_s=start_timeout, retry_on=_DOWN)
             cipher = await pin_fingerprint_key(engine, cipher)
+            await gate.bind(engine)
             ttl = DEFAULT_MAPPING_TTL_S if mapping_ttl_seconds is None else mapping_ttl_seconds
             vault = cls(
                 engine,

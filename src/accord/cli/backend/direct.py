@@ -46,6 +46,7 @@ class DirectBackend:
         await self.live.aclose()
 
     async def status(self) -> Row:
+        await self.live.replica.listen(1.0)  # how changes travel is only known once a listener tried
         status = self.live.status().as_dict()
         return {"store": self.live.store.url, **status, "settings": len(self.live.registry.by_path)}
 
@@ -64,8 +65,9 @@ class DirectBackend:
     async def history(self, path: str, *, limit: int | None) -> Rows:
         return [pick(row, HISTORY_FIELDS) for row in await self.admin.history(path, limit=limit)]
 
-    async def rollback(self, path: str, to_version: int) -> Row:
-        return await self.admin.rollback(path, to_version, ctx=WriteContext(self._ctx.actor, "rollback"))
+    async def rollback(self, path: str, to_version: int | None, to_revision: int | None = None) -> Row:
+        ctx = WriteContext(self._ctx.actor, "rollback")
+        return await self.admin.rollback(path, to_version, to_revision=to_revision, ctx=ctx)
 
     async def diff(self, from_revision: int, to_revision: int | None) -> Row:
         return await self.admin.diff(from_revision, to_revision)

@@ -107,8 +107,9 @@ class HttpBackend:
         rows = await self._call("GET", f"/api/config/{_seg(path)}/history", params=params)
         return [pick(_times(row), HISTORY_FIELDS) for row in rows]
 
-    async def rollback(self, path: str, to_version: int) -> Row:
-        row: Row = await self._call("POST", f"/api/config/{_seg(path)}/rollback", json_body={"to_version": to_version})
+    async def rollback(self, path: str, to_version: int | None, to_revision: int | None = None) -> Row:
+        body = {"to_version": to_version} if to_revision is None else {"to_revision": to_revision}
+        row: Row = await self._call("POST", f"/api/config/{_seg(path)}/rollback", json_body=body)
         return row
 
     async def diff(self, from_revision: int, to_revision: int | None) -> Row:

@@ -145,7 +145,8 @@ async def history(
 @router.post("/{path}/rollback", summary="Restore an earlier version's value as a new version")
 async def rollback(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.RollbackIn) -> s.ChangeOut:
     require_write(caller, _key(state, path))
-    row = await state.admin.rollback(path, body.to_version, ctx=replace(ctx, action="rollback"))
+    action = replace(ctx, action="rollback")
+    row = await state.admin.rollback(path, body.to_version, to_revision=body.to_revision, ctx=action)
     state.metrics.writes.labels("rollback").inc()
     return s.ChangeOut(**row)
 

@@ -8,8 +8,11 @@ import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redact_redis, redis_client
+from accord.core.redis_keys import RedisKeys
+from accord.store.deployment import redis_keys_of
 
 log = logging.getLogger("accord.vault")
 # Any Redis failure (down, timed out, out of memory, read-only replica...) sends the call to the database,
@@ -32,6 +35,11 @@ class RedisGate:
         self._retry_at = 0.0
         self._pause = FIRST_PAUSE_S
         self.degraded = False
+        self.keys = RedisKeys("")
+
+    async def bind(self, engine: AsyncEngine) -> None:
+        """Read the deployment's Redis namespace from its database (call once it is migrated)."""
+        self.keys = await redis_keys_of(engine)
 
     def usable(self) -> aioredis.Redis | None:
         """The client, unless Redis is not configured or is in its pause after a failure."""

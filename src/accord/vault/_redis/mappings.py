@@ -17,7 +17,7 @@ from typing import TypeAlias
 
 import redis.asyncio as aioredis
 
-from accord.core.redis_keys import SEQUENCE_PREFIX, VAULT_FINGERPRINTS, VAULT_PREFIX, VAULT_TOKENS, VAULT_USED
+from accord.core.redis_keys import VAULT_FINGERPRINTS, VAULT_TOKENS, VAULT_USED, RedisKeys
 from accord.vault._redis.gate import REDIS_FAILURES, RedisGate
 from accord.vault._redis.scripts import GET_OR_CREATE, PUBLISH, RESOLVE, SWEEP
 from accord.vault._redis.sequences import RedisCounters
@@ -35,8 +35,8 @@ _CHUNK = 500
 _MAX_ATTEMPTS = 20
 
 
-def scope_keys(scope: str) -> tuple[str, str, str]:
-    base = f"{VAULT_PREFIX}{{{scope}}}:"
+def scope_keys(keys: RedisKeys, scope: str) -> tuple[str, str, str]:
+    base = f"{keys.vault_prefix}{{{scope}}}:"
     return base + VAULT_FINGERPRINTS, base + VAULT_TOKENS, base + VAULT_USED
 
 
@@ -56,8 +56,9 @@ class Lacking:
 class RedisMappings:
     """The scripts on one client, with their arguments packed (see accord.vault._redis.scripts)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self._client = client
+        self._keys = keys
         self._get_or_create = client.register_script(GET_OR_CREATE)
         self._publish = client.register_script(PUBLISH)
         self._resolve = client.register_script(RESOLVE)
@@ -67,7 +68,7 @@ class RedisMappings:
         self, scope: str, items: Sequence[Item], ttl: int, *, allocate: bool
     ) -> list[str] | Lacking:
         """One state per item, in the order of ``items`` (see GET_OR_CREATE)."""
-        fingerprints, _, used = scope_keys(scope)
+        fingerprints, _, used = scope_keys(self._keys, scope)
         groups: dict[str, list[Item]] = collections.defaultdict(list)
         for item in items:
             groups[item.token_type].append(_checked(item))
@@ -75,7 +76,7 @@ class RedisMappings:
         args: list[ScriptArg] = [ttl, len(types)]
         for position, name in enumerate(types):
             args += [name, 3 + position if allocate else 0, b"".join(item.fingerprint for item in groups[name])]
-        sequences = [SEQUENCE_PREFIX + sequence_name(name) for name in types] if allocate else []
+        sequences = [self._keys.sequence_prefix + sequence_name(name) for name in types] if allocate else []
         reply = await self._get_or_create(keys=[fingerprints, used, *sequences], args=args)
         if reply and reply[0] == b"!":
             pairs = reply[1:]
@@ -94,10 +95,10 @@ class RedisMappings:
                 ",".join(str(len(blob)) for _, _, blob in chunk),
                 b"".join(blob for _, _, blob in chunk),
             ]
-            await self._publish(keys=list(scope_keys(scope)), args=args)
+            await self._publish(keys=list(scope_keys(self._keys, scope)), args=args)
 
     async def resolve(self, scope: str, tokens: Sequence[str]) -> list[bytes | None]:
-        _, token_hash, used = scope_keys(scope)
+        _, token_hash, used = scope_keys(self._keys, scope)
         blobs: list[bytes | None] = []
         for start in range(0, len(tokens), _CHUNK):
             blobs += await self._resolve(keys=[token_hash, used], args=list(tokens[start : start + _CHUNK]))
@@ -110,7 +111,7 @@ class RedisMappings:
             args: list[ScriptArg] = [ttl]
             for token, field in candidates[start : start + _CHUNK]:
                 args += [token, field]
-            result += [int(value) for value in await self._sweep(keys=list(scope_keys(scope)), args=args)]
+            result += [int(value) for value in await self._sweep(keys=list(scope_keys(self._keys, scope)), args=args)]
         return result
 
     async def invalidate(self) -> int:
@@ -119,7 +120,7 @@ class RedisMappings:
         Safe at any time: it is what a Redis restart does, and the database holds every mapping.
         """
         dropped = 0
-        async for key in self._client.scan_iter(match=VAULT_PREFIX + "*", count=1000):
+        async for key in self._client.scan_iter(match=self._keys.vault_prefix + "*", count=1000):
             dropped += int(await self._client.unlink(key))
         return dropped
 

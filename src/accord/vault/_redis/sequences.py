@@ -13,7 +13,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from accord.core.redis_keys import SEQUENCE_PREFIX
+from accord.core.redis_keys import RedisKeys
 from accord.store.engine import write_tx
 from accord.vault._redis.scripts import INSTALL_RANGE, NEXT
 from accord.vault._sql.sequences import SqlCounters, reserve_range
@@ -29,8 +29,9 @@ _BUSY_S = 1.0  # refills of one name closer together than this double its lease
 class RedisCounters:
     """Numbers from a Redis hash per name, refilled with leases from the database (``db``)."""
 
-    def __init__(self, client: aioredis.Redis, db: SqlCounters, *, lease: int) -> None:
+    def __init__(self, client: aioredis.Redis, db: SqlCounters, *, lease: int, keys: RedisKeys) -> None:
         self.lease = lease
+        self._prefix = keys.sequence_prefix
         self._db = db
         self._next = client.register_script(NEXT)
         self._install = client.register_script(INSTALL_RANGE)
@@ -40,7 +41,7 @@ class RedisCounters:
 
     async def take(self, name: str, count: int) -> range:
         for _ in range(_MAX_REFILLS):
-            last = int(await self._next(keys=[SEQUENCE_PREFIX + name], args=[count]))
+            last = int(await self._next(keys=[self._prefix + name], args=[count]))
             if last:
                 return range(last - count + 1, last + 1)
             await self.refill(name, count)
@@ -57,7 +58,7 @@ class RedisCounters:
                 return
             async with write_tx(self._db.engine) as conn:
                 numbers = await reserve_range(conn, name, max(self._lease_for(name), needed))
-            await self._install(keys=[SEQUENCE_PREFIX + name], args=[numbers.start - 1, numbers.stop - 1])
+            await self._install(keys=[self._prefix + name], args=[numbers.start - 1, numbers.stop - 1])
             self._installs[name] += 1
 
     def _lease_for(self, name: str) -> int:

@@ -1,0 +1,125 @@
+"""The bus grants nothing (issue 8, item 1): namespaced by a deployment id from the database, signed with a key
+from the database, authority entries applied as the database has them, and a replica ahead of its database resyncs.
+
+All against one real redis-server shared by two deployments, with real SQLite / PostgreSQL databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+import accord
+from accord.bus.auth import BusAuth
+from accord.bus.wire import encode_change
+from accord.replica.replica import Replica
+from accord.store.kv import SqlKVStore
+from accord.store.types import Change
+from tests.bus.deployment import redis_keys
+from tests.config.procs_worker import Knobs, eventually
+
+QUIET = 60.0  # check interval: nothing but the bus can carry a change within these tests
+
+
+def on_db(redis_url: str, number: int) -> str:
+    return redis_url.rsplit("/", 1)[0] + f"/{number}"
+
+
+@pytest.fixture
+async def replica(pg_url: str, redis_url: str) -> AsyncIterator[Replica]:
+    opened = await Replica.from_url(
+        pg_url, redis_url, prefixes=["acl/", "config/", "schema/"], actor="t", check_interval=QUIET
+    )
+    assert await opened.wait_connected(10)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def test_two_deployments_on_one_redis_server_never_see_each_other(tmp_path: Path, redis_url: str) -> None:
+    first, second = f"sqlite:///{tmp_path}/one.db", f"sqlite:///{tmp_path}/two.db"
+    async with (
+        await accord.connect(first, on_db(redis_url, 1), groups=[Knobs], check_interval=QUIET) as a,
+        await accord.connect(second, on_db(redis_url, 2), groups=[Knobs], check_interval=QUIET) as b,
+        await accord.connect(second, on_db(redis_url, 2), groups=[Knobs], check_interval=QUIET) as b_peer,
+    ):
+        for cfg in (a, b, b_peer):
+            assert await cfg.replica.wait_connected(10) and cfg.status().bus == "redis"
+        assert (await a.store.deployment()).id != (await b.store.deployment()).id
+        await a.set("knobs.level", 5)
+        await b.set("knobs.name", "from-b")
+        await eventually(lambda: b_peer.knobs.name == "from-b", "b's own peer to hear b over redis (the control)")
+        await b_peer.set("knobs.level", 9)
+        await eventually(lambda: b.knobs.level == 9, "b to hear its peer")
+        assert a.knobs.level == 5 and a.knobs.name == "start"
+        assert b.knobs.level == 9 and b_peer.knobs.level == 9, "a's write never reached the other deployment"
+        assert a.status().bus_rejected == b.status().bus_rejected == 0  # not even as a message to drop
+        async with aioredis.Redis.from_url(redis_url) as raw:
+            channels = sorted(c.decode() if isinstance(c, bytes) else c for c in await raw.pubsub_channels("accord:*"))
+        assert channels == sorted({(await redis_keys(cfg.store)).changes_channel for cfg in (a, b)})
+
+
+async def forged(replica: Replica, key: str, value: bytes, *, mac: str | None) -> str:
+    """A message on the deployment's real channel (anyone can list channels) for the next revision."""
+    body = encode_change(Change(replica.last_revision + 1, key, "put", 1, value), max_bytes=65536)
+    return body if mac is None else f"a1.{mac}.{body}"
+
+
+@pytest.mark.parametrize("mac", [None, "0" * 64], ids=["unsigned", "wrong-hmac"])
+async def test_a_forged_publish_of_a_token_or_a_setting_applies_nothing_and_is_counted(
+    replica: Replica, redis_url: str, mac: str | None
+) -> None:
+    token = json.dumps({"name": "evil", "rules": ["=write"], "reveal_secrets": True}).encode()
+    channel = (await redis_keys(replica.store)).changes_channel
+    async with aioredis.Redis.from_url(redis_url) as raw:
+        for key, value in [("acl/tokens/evil", token), ("config/knobs/level", b"666")]:
+            assert await raw.publish(channel, await forged(replica, key, value, mac=mac)) == 1
+    await eventually(lambda: replica.status().bus_rejected == 2, "both forgeries to be dropped and counted")
+    assert replica.entry("acl/tokens/evil") is None and replica.entry("config/knobs/level") is None
+    assert replica.last_revision == 0, "a forged revision is not believed either"
+
+
+async def test_a_signed_token_entry_is_applied_as_the_database_has_it(replica: Replica) -> None:
+    """Even a correctly signed message is only a notification for acl/ and schema/ keys: the value comes from the DB."""
+    stored = await replica.store.put("acl/tokens/ci", b'{"rules":["config/=read"]}')  # committed, not announced
+    lie = Change(stored.revision, stored.key, "put", stored.version, b'{"rules":["=write"]}', actor="liar")
+    auth = BusAuth(replica.store)
+    channel = (await auth.keys()).changes_channel
+    async with aioredis.Redis.from_url(replica._propagation.bus.primary.url) as raw:  # type: ignore[attr-defined]
+        await raw.publish(channel, await auth.seal(encode_change(lie, max_bytes=65536)))
+    await eventually(lambda: replica.entry("acl/tokens/ci") is not None, "the announced token to arrive")
+    entry = replica.entry("acl/tokens/ci")
+    assert entry is not None and entry.value == stored.value and entry.updated_by == stored.actor
+
+
+async def test_a_replica_ahead_of_its_restored_database_reloads_from_it(tmp_path: Path) -> None:
+    path = tmp_path / "accord.db"
+    url = f"sqlite:///{path}"
+    async with await accord.connect(url, "", groups=[Knobs], check_interval=0.1) as cfg:
+        await cfg.set("knobs.level", 1)
+        backup = tmp_path / "backup.db"
+        _copy_sqlite(path, backup)
+        await cfg.set("knobs.level", 2)
+        await cfg.set("knobs.name", "after-backup")
+        ahead = cfg.last_revision
+        _copy_sqlite(backup, path)  # the database is restored: it is now behind this process
+        async with await SqlKVStore.from_url(url) as raw:
+            assert await raw.current_revision() < ahead
+        await eventually(lambda: cfg.knobs.level == 1, "the replica to reload the restored database")
+        assert cfg.knobs.name == "start"
+        assert cfg.last_revision < ahead
+        await cfg.set("knobs.level", 3)  # and it follows the database from there
+        await asyncio.sleep(0.3)
+        assert cfg.knobs.level == 3
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
