@@ -13,7 +13,7 @@ from accord.bus.auth import BusAuth
 from accord.bus.wire import decode_change
 from tests.cli.cli_helpers import run_cli
 from tests.config.procs_worker import Knobs, eventually
-from tests.servers import RedisServer
+from tests.harness import RedisServer
 
 
 async def test_a_cli_write_is_published_on_redis_and_reaches_a_running_process(pg_url: str, redis_url: str) -> None:
