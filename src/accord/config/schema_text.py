@@ -14,9 +14,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from accord.core.codec import is_non_string_json
+
 __all__ = ["NOT_TEXT", "admits_string", "parse_typed", "read_text"]
 
-_JSON_WHITESPACE = " \t\n\r"
 NOT_TEXT = object()  # what read_text gives for text that is neither JSON nor admitted as a string
 _MAX_REF_DEPTH = 64
 
@@ -48,7 +49,7 @@ def read_text(text: str, schema: Mapping[str, Any], is_valid: Callable[[object],
     Mirrors ``codec.decode``: ``"null"`` is None for ``str | None``, ``"5"`` is 5 for ``int | str`` and
     text for ``str``. Returns :data:`NOT_TEXT` for text that is not JSON when no string is admitted.
     """
-    if _is_non_string_json(text):
+    if is_non_string_json(text):
         parsed = json.loads(text)
         if is_valid(parsed) or not admits_string(schema):
             return parsed
@@ -65,20 +66,6 @@ def parse_typed(raw: str, schema: Mapping[str, Any], is_valid: Callable[[object]
     if isinstance(parsed, str) or (not is_valid(parsed) and admits_string(schema)):
         return raw if admits_string(schema) else parsed
     return parsed
-
-
-def _is_non_string_json(text: str) -> bool:
-    if not text or text.strip(_JSON_WHITESPACE) != text:
-        return False
-    try:
-        parsed = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return False
-    return not isinstance(parsed, str)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"non-finite number {name}")
 
 
 def _resolve(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:

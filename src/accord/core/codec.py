@@ -36,6 +36,7 @@ __all__ = [
     "coerce_legacy",
     "decode",
     "encode",
+    "is_non_string_json",
     "parse_input",
     "unescape_legacy",
     "validate",
@@ -149,7 +150,7 @@ def _from_text(text: str, tp: object, *, strict: bool) -> object:
     canonical text has no quoted strings, so unquoting here would be the escaping bug coming back.
     """
     adapter = _adapter(tp)
-    if not _is_non_string_json(text):
+    if not is_non_string_json(text):
         return adapter.validate_json(json.dumps(text), strict=strict)
     try:
         return adapter.validate_json(text, strict=strict)
@@ -160,7 +161,7 @@ def _from_text(text: str, tp: object, *, strict: bool) -> object:
             raise json_error from None
 
 
-def _is_non_string_json(text: str) -> bool:
+def is_non_string_json(text: str) -> bool:
     """Surrounding whitespace and NaN/Infinity are not canonical, so such text counts as plain text."""
     if not text or text.strip(_JSON_WHITESPACE) != text:
         return False
