@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import accord
 from accord import __version__
 
 HEAVY = ("sqlalchemy", "alembic", "redis", "fastapi", "uvicorn", "asyncpg", "aiosqlite")
@@ -57,6 +59,13 @@ def test_an_http_command_loads_httpx_but_no_database_stack() -> None:
 
 
 def test_a_database_command_does_load_the_database_stack(tmp_path: Path) -> None:
-    code, loaded, _ = run_probe("config", "list", env={"ACCORD_DB_URL": f"sqlite:///{tmp_path}/a.db"})
+    url = f"sqlite:///{tmp_path}/a.db"
+    asyncio.run(_create(url))  # a read-only command never creates the database
+    code, loaded, _ = run_probe("config", "list", env={"ACCORD_DB_URL": url})
     assert code == 0
     assert "sqlalchemy" in loaded and "httpx" not in loaded
+
+
+async def _create(url: str) -> None:
+    async with await accord.connect(url, "", watch=False):
+        pass

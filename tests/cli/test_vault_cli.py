@@ -117,6 +117,7 @@ def test_stats_counts_types_expired_mappings_and_misses(sqlite_url: str) -> None
 
 
 def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path: Path, sqlite_url: str) -> None:
+    cli("vault", "mask", db=sqlite_url, stdin=b"nothing to mask")  # creates the store: stats never does
     before = stats(sqlite_url)
     missing = cli("vault", "mask", str(tmp_path / "nope.txt"), db=sqlite_url, code=2)
     assert missing.stderr.decode().startswith("error: cannot read") and "nope.txt" in missing.stderr.decode()

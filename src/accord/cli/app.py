@@ -77,7 +77,7 @@ async def status(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Jso
     """Show what this command would use: the database (or the server), its revision, settings, bus."""
     from accord.cli import output
 
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         info = await backend.status()
     if json_out:
         output.print_json(info)
@@ -106,7 +106,7 @@ async def audit(
     from accord.cli import output
 
     query = AuditQuery(prefix, actor, action, parse_since(since) if since else None, limit)
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         rows = await backend.audit(query)
     if json_out:
         output.print_json(rows)

@@ -29,7 +29,7 @@ async def config_list(
     json_out: Json = False,
 ) -> None:
     """List settings with their value (secrets masked), type, source and version."""
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         rows = await backend.settings(prefix)
     if json_out:
         output.print_json(rows)
@@ -51,7 +51,7 @@ async def config_get(
     json_out: Json = False,
 ) -> None:
     """Show one setting (PATH is category.name)."""
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         row = await backend.setting(path, reveal=reveal)
     if json_out:
         output.print_json(row)
@@ -94,7 +94,7 @@ async def config_history(
     json_out: Json = False,
 ) -> None:
     """Show every stored version of a setting, newest first."""
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         rows = await backend.history(path, limit=limit)
     if json_out:
         output.print_json(rows)
@@ -131,7 +131,7 @@ async def config_diff(
     json_out: Json = False,
 ) -> None:
     """Settings whose stored value changed between two revisions, with both values (secrets masked)."""
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         result = await backend.diff(from_revision, to_revision)
     if json_out:
         output.print_json(result)
@@ -172,7 +172,7 @@ async def config_export(
 async def _export_to(
     sink: BinaryIO, db_url: str | None, redis_url: str | None, progress: bool | None, sealed: bool
 ) -> None:
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         with meter("exporting", progress) as bar:
             async for chunk in backend.export(bar, sealed=sealed):
                 sink.write(chunk)
@@ -198,7 +198,7 @@ async def config_import(
 ) -> None:
     """Import values: all validated first, then written in one transaction, or nothing is written."""
     values = read_import_file(file)
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=dry_run) as backend:
         with meter("validating" if dry_run else "importing", progress) as bar:
             result = await backend.import_values(values, dry_run=dry_run, meter=bar)
     if json_out:
@@ -225,7 +225,7 @@ async def config_migrate(
 
     data = load_legacy_file(file)
     size = _leaves(data)
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=dry_run) as backend:
         with meter("migrating", progress) as bar:
             bar.start(size)
             report = await backend.migrate(data, dry_run=dry_run)

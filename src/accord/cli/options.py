@@ -11,7 +11,10 @@ DbUrl = Annotated[
     typer.Option(
         "--db-url",
         envvar="ACCORD_DB_URL",
-        help="Database URL (sqlite:///path or postgresql://...). Not used when ACCORD_ADDR names a server.",
+        help=(
+            "Database URL (sqlite:///path, postgresql://..., or a plain path to a SQLite file). "
+            "Not used when ACCORD_ADDR names a server."
+        ),
         show_default="the embedded ./accord.db",
     ),
 ]
@@ -20,7 +23,10 @@ DirectDbUrl = Annotated[
     typer.Option(
         "--db-url",
         envvar="ACCORD_DB_URL",
-        help="Database URL (sqlite:///path or postgresql://...). This command always works on the database.",
+        help=(
+            "Database URL (sqlite:///path, postgresql://..., or a plain path to a SQLite file). "
+            "This command always works on the database."
+        ),
         show_default="the embedded ./accord.db",
     ),
 ]

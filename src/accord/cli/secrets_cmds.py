@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from accord.cli import output
+from accord.cli.backend import name_database
+from accord.cli.backend.direct import require_database
 from accord.cli.errors import InputError, run
 from accord.cli.options import DirectDbUrl, Json, RedisUrl
 from accord.core.crypto import Cipher, default_key_id, generate_key
 from accord.keys import source as keys
 from accord.keys.rotate import rotate_database
-from accord.store.engine import resolve_db_url
+from accord.store.engine import normalize_url, redact, resolve_db_url
 
 secrets_app = typer.Typer(help="Manage the master key that encrypts secret values at rest.", no_args_is_help=True)
 
@@ -48,9 +50,12 @@ async def rotate_key(
     --dry-run counts the blobs not under the active key (with --new-key-env: under that key), and names the keys that must never be deleted.
     """  # noqa: E501 - Typer joins lines of a paragraph badly, so each paragraph is one line
     url = resolve_db_url(db_url)
+    if dry_run:
+        require_database(url)
     source = keys.key_source(url)
     if dry_run:
         _print(await _dry_run(url, source, new_key_env), json_out)
+        name_database(redact(normalize_url(url)))
         return
     new_key = _new_key(source, new_key_env, deliverable=bool(print_new_key or new_key_file))
     _install(source, new_key, new_key_file)
@@ -65,6 +70,7 @@ async def rotate_key(
     if print_new_key:
         result["new_key"] = keys.encoded(new_key)
     _print(result, json_out)
+    name_database(redact(normalize_url(url)))
 
 
 async def _dry_run(url: str, source: keys.KeySource, new_key_env: str | None) -> dict[str, Any]:

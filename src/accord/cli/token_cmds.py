@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from accord.cli import output
-from accord.cli.backend import MAX_TTL_S, TokenRequest, open_backend, server_address
+from accord.cli.backend import MAX_TTL_S, TokenRequest, name_database, open_backend, server_address
 from accord.cli.errors import InputError, run
 from accord.cli.options import DbUrl, DirectDbUrl, Json, RedisUrl
 
@@ -33,6 +33,7 @@ async def token_bootstrap(db_url: DirectDbUrl = None, redis_url: RedisUrl = None
         await backend.aclose()
     output.line(secret)
     output.note(f"created management token {name!r}; it is shown once, only its hash is stored")
+    name_database(backend.database)
     if server_address():
         output.note("(ACCORD_ADDR is ignored here: bootstrap always writes to the database)")
 
@@ -73,7 +74,7 @@ async def token_create(
 @run
 async def token_list(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
     """List tokens with their rules (never their secrets)."""
-    async with open_backend(db_url, redis_url) as backend:
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
         rows = await backend.tokens()
     if json_out:
         output.print_json(rows)

@@ -37,12 +37,19 @@ Scope = Annotated[str, typer.Option("--scope", "-s", help="Vault scope: the same
 
 
 @asynccontextmanager
-async def open_vault(db_url: str | None, redis_url: str | None) -> AsyncIterator[Vault]:
+async def open_vault(db_url: str | None, redis_url: str | None, *, read_only: bool = False) -> AsyncIterator[Vault]:
     """The vault on the shared store, following its vault.* settings (custom patterns, retention)."""
+    from accord.cli.backend import name_database
+    from accord.cli.backend.direct import require_database
+    from accord.store.engine import normalize_url, redact, resolve_db_url
+
+    if read_only:
+        require_database(db_url)
     timeout = environ.current().start_timeout
     opened = SharedVault.from_url(db_url, redis_url, watch=False, use_env=False, sweep=False, start_timeout=timeout)
     async with await opened as shared:
         yield shared.vault
+    name_database(redact(normalize_url(resolve_db_url(db_url))))
 
 
 def read_source(source: str) -> bytes:
@@ -104,7 +111,7 @@ async def stats(
     redis_url: RedisUrl = None,
 ) -> None:
     """Live mappings per token type, expired mappings, and unmask misses (tokens with no live mapping)."""
-    async with open_vault(db_url, redis_url) as vault:
+    async with open_vault(db_url, redis_url, read_only=True) as vault:
         numbers = await vault.stats(scope)
     if json_out:
         output.print_json(stats_row(numbers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +32,7 @@ __all__ = [
     "redact",
     "resolve_db_url",
     "retry_deadlocks",
+    "sqlite_file",
     "translate_errors",
     "write_tx",
 ]
@@ -41,6 +43,7 @@ DEFAULT_DB_FILE = "accord.db"
 DEADLOCK_ATTEMPTS = 5
 _PG_CONFLICT = "AC409"  # raised by accord_put_many (migration 0004): key in DETAIL, "actual expected" in HINT
 _PG_DEADLOCK = "40P01"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # sqlite:, postgresql+asyncpg:, ...
 _CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
 
 
@@ -50,8 +53,25 @@ def default_db_url() -> str:
 
 
 def resolve_db_url(url: str | None) -> str:
-    """An explicit URL, else ``ACCORD_DB_URL``, else the embedded default."""
-    return url or environ.current().db_url or default_db_url()
+    """An explicit URL, else ``ACCORD_DB_URL``, else the embedded default.
+
+    A plain file path (``/tmp/x.db``, ``./x.db``, ``~/x.db``: no ``scheme:`` in front) is a SQLite file,
+    made absolute against the working directory, because that is what a person typing a path means.
+    """
+    chosen = url or environ.current().db_url or default_db_url()
+    if _SCHEME.match(chosen):
+        return chosen
+    return f"sqlite+aiosqlite:///{Path(chosen).expanduser().absolute()}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (absolute), or None for PostgreSQL and in-memory SQLite."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(parsed.database).expanduser().absolute()
 
 
 def normalize_url(url: str) -> sa.URL:

@@ -15,7 +15,9 @@ from accord.config.connect import connect, default_actor
 from accord.config.export import export_document
 from accord.config.live import LiveConfig
 from accord.core import environ
+from accord.core.errors import NotFoundError
 from accord.store.audit import AuditFilter
+from accord.store.engine import resolve_db_url, sqlite_file
 from accord.store.types import WriteContext
 
 
@@ -29,12 +31,20 @@ class DirectBackend:
         self._ctx = WriteContext(default_actor())
 
     @classmethod
-    async def open(cls, db_url: str | None, redis_url: str | None) -> DirectBackend:
+    async def open(cls, db_url: str | None, redis_url: str | None, *, must_exist: bool = False) -> DirectBackend:
+        """With ``must_exist`` (every read-only command) a missing SQLite file is an error, never created."""
+        if must_exist:
+            require_database(db_url)
         timeout = environ.current().start_timeout
         live = await connect(
             db_url, redis_url or "", watch=False, use_env=False, start_timeout=timeout, extra_prefixes=("acl/",)
         )
         return cls(live)
+
+    @property
+    def database(self) -> str:
+        """The database this command opened (password hidden), named on stderr when the command is done."""
+        return self.live.store.url
 
     @property
     def token_index(self) -> TokenIndex:
@@ -105,6 +115,16 @@ class DirectBackend:
         """A new management token: (name, secret)."""
         token, secret = await self.token_index.bootstrap(ctx=self._ctx)
         return token.name, secret
+
+
+def require_database(db_url: str | None) -> None:
+    """A read-only command on a SQLite file that does not exist says so, instead of creating an empty store."""
+    path = sqlite_file(resolve_db_url(db_url))
+    if path is not None and not path.exists():
+        raise NotFoundError(
+            f"no database at {path}: run `accord serve` or an application that calls accord.connect() once "
+            "to create it, or name an existing one with --db-url or ACCORD_DB_URL"
+        )
 
 
 async def _counted(items: AsyncIterator[tuple[str, object]], meter: Meter) -> AsyncIterator[tuple[str, object]]:
