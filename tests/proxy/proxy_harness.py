@@ -52,19 +52,9 @@ class Processes:
         self.start(upstream)
         return track_upstream(upstream)
 
-    def proxy(
-        self,
-        upstream: str,
-        db_url: str,
-        redis_url: str,
-        *,
-        timeout: float = 30.0,
-        debug: bool = False,
-        extra: tuple[str, ...] = (),
-        env: dict[str, str] | None = None,
-    ) -> HttpProcess:
-        child = self.proxy_child(upstream, db_url, redis_url, timeout=timeout, debug=debug, extra=extra, env=env)
-        return self.start(child)
+    def proxy(self, upstream: str, db_url: str, redis_url: str, **options: Any) -> HttpProcess:
+        """A started proxy; ``options`` as for ``proxy_child``."""
+        return self.start(self.proxy_child(upstream, db_url, redis_url, **options))
 
     def proxy_child(
         self,

@@ -5,11 +5,11 @@ Run it with ``accord proxy --upstream URL``; in Python, ``create_proxy_app(upstr
 
 from __future__ import annotations
 
-from accord.proxy.anthropic import ANTHROPIC, AnthropicDialect
+from accord.proxy.anthropic import ANTHROPIC
 from accord.proxy.app import DEFAULT_PORT, create_proxy_app
-from accord.proxy.dialect import Dialect, StreamRewriter
+from accord.proxy.dialect import Dialect, StreamRewriter, WireFormat
 from accord.proxy.handler import DEFAULT_TIMEOUT_S, MAX_BODY_BYTES, MaskingProxy, UpstreamFailedError
-from accord.proxy.openai import OPENAI, OpenAIDialect
+from accord.proxy.openai import OPENAI
 
 __all__ = [
     "ANTHROPIC",
@@ -17,11 +17,10 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_BODY_BYTES",
     "OPENAI",
-    "AnthropicDialect",
     "Dialect",
     "MaskingProxy",
-    "OpenAIDialect",
     "StreamRewriter",
     "UpstreamFailedError",
+    "WireFormat",
     "create_proxy_app",
 ]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from accord.proxy.dialect import WireFormat
 from accord.proxy.sse import SseEvent
-from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker
+from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker, dump_json
 
-__all__ = ["ANTHROPIC", "AnthropicDialect", "AnthropicStream", "collect", "error_body", "error_event"]
+__all__ = ["ANTHROPIC", "AnthropicStream", "collect", "error_body", "error_event"]
 
 _ERROR_TYPES = {400: "invalid_request_error", 413: "request_too_large", 502: "api_error", 503: "api_error"}
 _JSON_BLOCKS = frozenset({"tool_use", "server_tool_use"})
@@ -115,7 +116,7 @@ class AnthropicStream:
         if kind == "message_stop":
             return [*self.finish(), event]
         if kind == "error" and self._unmasker.in_place(message):
-            return [event.with_data(_dump(message))]
+            return [event.with_data(dump_json(message))]
         return [event]
 
     def finish(self) -> list[SseEvent]:
@@ -129,7 +130,7 @@ class AnthropicStream:
         self._json[index] = block.get("type") in _JSON_BLOCKS
         if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
             block["text"] = self._stream(index).feed(block["text"])
-            return [event.with_data(_dump(message))]
+            return [event.with_data(dump_json(message))]
         return [event]
 
     def _delta(self, event: SseEvent, message: dict[str, Any], index: int) -> list[SseEvent]:
@@ -143,7 +144,7 @@ class AnthropicStream:
         if new == delta[key]:
             return [event]
         delta[key] = new
-        return [event.with_data(_dump(message))]
+        return [event.with_data(dump_json(message))]
 
     def _stream(self, index: int) -> StreamText:
         stream = self._streams.get(index)
@@ -162,7 +163,9 @@ class AnthropicStream:
             else {"type": "text_delta", "text": text}
         )
         return [
-            SseEvent.of(_dump({"type": "content_block_delta", "index": index, "delta": delta}), "content_block_delta")
+            SseEvent.of(
+                dump_json({"type": "content_block_delta", "index": index, "delta": delta}), "content_block_delta"
+            )
         ]
 
 
@@ -174,26 +177,4 @@ def _parse(data: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _dump(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-class AnthropicDialect:
-    """Anthropic messages (POST /v1/messages and /v1/messages/count_tokens)."""
-
-    name = "anthropic"
-
-    def collect(self, body: dict[str, Any], texts: Texts) -> None:
-        collect(body, texts)
-
-    def stream(self, unmasker: Unmasker) -> AnthropicStream:
-        return AnthropicStream(unmasker)
-
-    def error_body(self, status: int, message: str, code: str) -> dict[str, Any]:
-        return error_body(status, message, code)
-
-    def error_event(self, message: str, code: str) -> SseEvent:
-        return error_event(message, code)
-
-
-ANTHROPIC = AnthropicDialect()
+ANTHROPIC = WireFormat("anthropic", collect, AnthropicStream, error_body, error_event)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from accord.proxy.sse import SseEvent
 from accord.proxy.texts import Texts, Unmasker
 
-__all__ = ["Dialect", "StreamRewriter"]
+__all__ = ["Dialect", "StreamRewriter", "WireFormat"]
 
 
 class StreamRewriter(Protocol):
@@ -33,3 +35,14 @@ class Dialect(Protocol):
     def error_body(self, status: int, message: str, code: str) -> dict[str, Any]: ...
 
     def error_event(self, message: str, code: str) -> SseEvent: ...
+
+
+@dataclass(frozen=True)
+class WireFormat:
+    """A Dialect made of one provider module's functions (each provider module ends with one of these)."""
+
+    name: str
+    collect: Callable[[dict[str, Any], Texts], None]
+    stream: Callable[[Unmasker], StreamRewriter]
+    error_body: Callable[[int, str, str], dict[str, Any]]
+    error_event: Callable[[str, str], SseEvent]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from accord.proxy.dialect import WireFormat
 from accord.proxy.sse import SseEvent
-from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker
+from accord.proxy.texts import BadRequestError, StreamText, Texts, Unmasker, dump_json
 
-__all__ = ["OPENAI", "OpenAIDialect", "OpenAIStream", "collect", "error_body", "error_event"]
+__all__ = ["OPENAI", "OpenAIStream", "collect", "error_body", "error_event"]
 
 _TEMPLATE_KEYS = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
 
@@ -100,14 +101,14 @@ class OpenAIStream:
                 changed = self._choice(choice) or changed
         if "error" in chunk:
             changed = self._unmasker.in_place(chunk) or changed
-        return [event.with_data(_dump(chunk))] if changed else [event]
+        return [event.with_data(dump_json(chunk))] if changed else [event]
 
     def finish(self) -> list[SseEvent]:
         """Whatever is still held back (a stream that ended without a finish_reason), as one last chunk."""
         choices = [choice for index in sorted({key[0] for key in self._streams}) if (choice := self._flush(index))]
         if not choices:
             return []
-        return [SseEvent.of(_dump({**self._template, "choices": choices}))]
+        return [SseEvent.of(dump_json({**self._template, "choices": choices}))]
 
     def _choice(self, choice: dict[str, Any]) -> bool:
         index = choice.get("index", 0)
@@ -170,26 +171,4 @@ def _merge(delta: dict[str, Any], held: dict[str, Any]) -> dict[str, Any]:
     return delta
 
 
-def _dump(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-class OpenAIDialect:
-    """OpenAI chat completions (POST /v1/chat/completions)."""
-
-    name = "openai"
-
-    def collect(self, body: dict[str, Any], texts: Texts) -> None:
-        collect(body, texts)
-
-    def stream(self, unmasker: Unmasker) -> OpenAIStream:
-        return OpenAIStream(unmasker)
-
-    def error_body(self, status: int, message: str, code: str) -> dict[str, Any]:
-        return error_body(status, message, code)
-
-    def error_event(self, message: str, code: str) -> SseEvent:
-        return error_event(message, code)
-
-
-OPENAI = OpenAIDialect()
+OPENAI = WireFormat("openai", collect, OpenAIStream, error_body, error_event)

@@ -19,6 +19,7 @@ __all__ = [
     "Texts",
     "Unmasker",
     "dump_body",
+    "dump_json",
     "mask_texts",
     "parse_body",
     "unmask_body",
@@ -209,6 +210,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if "stream" in parsed and not isinstance(parsed["stream"], bool):
         raise BadRequestError("'stream' must be true or false")
     return parsed
+
+
+def dump_json(value: object) -> str:
+    """Compact JSON text as the providers send it (no spaces, non-ASCII kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def dump_body(value: object) -> bytes:
