@@ -21,12 +21,13 @@ LAYERS = {
     "config": 4,
     "auth": 4,
     "vault": 4,
+    "registry": 4,
     "keys": 5,  # rotation reseals what every capability sealed
     "server": 6,
     "proxy": 6,
     "cli": 7,
 }
-CAPABILITIES = {"config", "auth", "vault"}
+CAPABILITIES = {"config", "auth", "vault", "registry"}
 PUBLIC = {"accord.config.settings", "accord.config.connect", "accord.config.live", "accord.config.values"}
 
 

@@ -37,6 +37,9 @@ ENV_OVERRIDE = "ACCORD_ENV_OVERRIDE"
 MASTER_KEY = "ACCORD_MASTER_KEY"
 MASTER_KEYS_RETIRED = "ACCORD_MASTER_KEYS_RETIRED"
 PROXY_REQUIRE_TOKEN = "ACCORD_PROXY_REQUIRE_TOKEN"
+DATACENTER = "ACCORD_DATACENTER"
+NODE_NAME = "ACCORD_NODE_NAME"
+ADVERTISE_ADDR = "ACCORD_ADVERTISE_ADDR"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -59,6 +62,9 @@ class Environ:
     master_key: str | None = field(default=None, repr=False)
     master_keys_retired: tuple[str, ...] = field(default=(), repr=False)
     proxy_require_token: bool = False
+    datacenter: str = "dc1"  # the Consul datacenter name this deployment answers to
+    node_name: str = "accord"  # the one logical Consul node every server replica presents
+    advertise_addr: str | None = None  # host:port other replicas and /v1/status/leader name for this process
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -74,6 +80,9 @@ class Environ:
             master_key=env.get(MASTER_KEY) or None,
             master_keys_retired=tuple(p for p in env.get(MASTER_KEYS_RETIRED, "").split(",") if p.strip()),
             proxy_require_token=_flag(env, PROXY_REQUIRE_TOKEN),
+            datacenter=env.get(DATACENTER, "").strip() or "dc1",
+            node_name=env.get(NODE_NAME, "").strip() or "accord",
+            advertise_addr=env.get(ADVERTISE_ADDR, "").strip() or None,
         )
 
 

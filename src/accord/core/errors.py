@@ -34,7 +34,8 @@ the HTTP CLI's decoding of an error answer are all read from here, so they canno
     ├── VaultError                   400  exit 1
     │   ├── SequenceError            400  exit 1
     │   └── UpstreamFailedError      502  exit 1   proxy: the model API timed out or could not be reached
-    └── RemoteError                  (its answer's status)  an error answer naming a code this CLI does not know
+    ├── RemoteError                  (its answer's status)  an error answer naming a code this CLI does not know
+    └── ConsulApiError               400  exit 1   /v1: Consul's status (its instance field) and exact plain-text body
 
     BusUnavailableError, BodyTooLargeError: internal signals, caught where they are raised; never shown.
 
@@ -55,6 +56,7 @@ __all__ = [
     "CompactedError",
     "ConfigFileError",
     "ConflictError",
+    "ConsulApiError",
     "CryptoError",
     "DecryptionError",
     "EnvironError",
@@ -334,6 +336,18 @@ class RemoteError(AccordError):
     @classmethod
     def from_detail(cls, detail: str) -> RemoteError:
         return cls(detail, status=cls.http_status)
+
+
+class ConsulApiError(AccordError):
+    """A refusal on the Consul API, which clients match by status and by the exact text Consul sends."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+    @classmethod
+    def from_detail(cls, detail: str) -> ConsulApiError:
+        return cls(cls.http_status, detail)
 
 
 class BusUnavailableError(Exception):

@@ -18,6 +18,8 @@ from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
 from accord.server import errors
+from accord.server.consul.router import consul_routes
+from accord.server.consul.state import REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
@@ -55,7 +57,7 @@ def create_app(
             db_url,
             redis_url,
             actor=f"server@{socket.gethostname()}",
-            extra_prefixes=("acl/",),
+            extra_prefixes=("acl/", *REGISTRY_PREFIXES),
             use_env=False,
             check_interval=check_interval,
         )
@@ -64,9 +66,12 @@ def create_app(
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
+        app.state.consul = consul = ConsulState(live.replica)
+        await consul.start()
         try:
             yield
         finally:
+            await consul.aclose()
             await live.aclose()
 
     app = FastAPI(
@@ -93,7 +98,8 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    return [route for module in (config, watch, audit, tokens, health) for route in module.router.routes]
+    ours = [route for module in (config, watch, audit, tokens, health) for route in module.router.routes]
+    return [*ours, *consul_routes()]
 
 
 async def _bootstrap_if_empty(index: TokenIndex, announce: Callable[[str], None]) -> None:

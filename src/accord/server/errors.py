@@ -9,10 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from accord.core.errors import AccordError, BodyTooLargeError, InvalidRequestError, RequestTooLargeError
+from accord.server.consul import wire
 
 log = logging.getLogger("accord.server")
+CONSUL_PATH = "/v1/"  # Consul's API answers errors in Consul's words (plain text), not accord's JSON
 
 
 def status_for(exc: AccordError) -> int:
@@ -26,7 +29,9 @@ def error_body(name: str, detail: str, request: Request) -> dict[str, str]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(AccordError)
-    async def _accord(request: Request, exc: AccordError) -> JSONResponse:
+    async def _accord(request: Request, exc: AccordError) -> Response:
+        if request.url.path.startswith(CONSUL_PATH):
+            return wire.error_response(exc)
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(exc.error_code, exc.detail, request), status, headers=headers)
@@ -37,7 +42,9 @@ def install(app: FastAPI) -> None:
         return _invalid_request(request, problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(CONSUL_PATH):
+            return wire.text_error(exc.status_code, str(exc.detail))
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's body parser gave up on deeply nested JSON
             return _invalid_request(request, "JSON nested too deeply")
         if isinstance(exc.__cause__, BodyTooLargeError):  # a streamed body outgrew the limit while being parsed

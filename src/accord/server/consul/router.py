@@ -1,0 +1,28 @@
+"""Every /v1 route, and Consul's answer for a /v1 path it does not know."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from accord.server.consul.state import ConsulState
+from accord.server.consul.wire import text_error
+
+
+def consul_state(request: Request) -> ConsulState:
+    state: ConsulState = request.app.state.consul
+    return state
+
+
+async def _unknown(_request: Request) -> Response:
+    return text_error(404, "Invalid URL path: not a recognized HTTP API endpoint")
+
+
+def consul_routes() -> list[BaseRoute]:
+    """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
+    modules: list[list[BaseRoute]] = []
+    return [
+        *(route for routes in modules for route in routes),
+        Route("/v1/{rest:path}", _unknown, methods=["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"]),
+    ]

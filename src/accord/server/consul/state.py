@@ -1,0 +1,25 @@
+"""What the Consul API needs of a server process, built once in its lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from accord.registry.blocking import ChangeSignal
+from accord.replica.replica import Replica
+
+REGISTRY_PREFIXES = ("kv/", "registry/")  # the server's replica holds these beside config/ and acl/
+
+
+@dataclass
+class ConsulState:
+    replica: Replica
+    signal: ChangeSignal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signal = ChangeSignal(self.replica, REGISTRY_PREFIXES)
+
+    async def start(self) -> None:
+        """Start background work (leases, checks); each part adds its own here."""
+
+    async def aclose(self) -> None:
+        self.signal.close()
