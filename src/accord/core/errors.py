@@ -13,7 +13,8 @@ the HTTP CLI's decoding of an error answer are all read from here, so they canno
     ├── RequestTooLargeError         413  exit 2
     ├── ConflictError                409  exit 3   compare-and-set lost; nothing was written
     ├── NotFoundError                404  exit 4
-    │   └── CompactedError           410  exit 4   history below the revision was compacted away
+    │   ├── CompactedError           410  exit 4   history below the revision was compacted away
+    │   └── ServiceNotFoundError     404  exit 4   discovery: no URL in KV and no healthy instance of a service
     ├── UnknownSettingError          404  exit 2   a path no application declared
     ├── ValidationFailedError        422  exit 2   a value breaks its setting's type or rule
     │   └── InvalidInputError        422  exit 2   vault: text or a name it cannot take
@@ -74,6 +75,7 @@ __all__ = [
     "SchemaConflictError",
     "SequenceError",
     "ServerUnreachableError",
+    "ServiceNotFoundError",
     "StoreUnavailableError",
     "TokenError",
     "UnknownSettingError",
@@ -205,6 +207,10 @@ class CompactedError(NotFoundError):
     @classmethod
     def from_detail(cls, detail: str) -> CompactedError:
         return cls(detail, compacted_revision=-1)
+
+
+class ServiceNotFoundError(NotFoundError):
+    """Discovery found neither a pinned URL nor a healthy instance of the service it was asked for."""
 
 
 class UnknownSettingError(AccordError):
