@@ -18,6 +18,7 @@ from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
 from accord.server import errors
+from accord.server.consul.metrics import RegistryCollector
 from accord.server.consul.router import consul_routes
 from accord.server.consul.state import REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
@@ -67,6 +68,7 @@ def create_app(
         live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
         app.state.consul = consul = ConsulState(live.replica)
+        metrics.watch(RegistryCollector(live.replica, consul.signal))
         await consul.start()
         try:
             yield

@@ -109,5 +109,9 @@ class Metrics:
     def watch_status(self, status: Callable[[], ReplicaStatus]) -> None:
         self._scrape.register(_StatusCollector(status))
 
+    def watch(self, collector: Collector) -> None:
+        """Report ``collector``'s figures (read at scrape time) beside the server's own."""
+        self._scrape.register(collector)
+
     def render(self) -> bytes:
         return generate_latest(self._scrape)
