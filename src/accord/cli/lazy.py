@@ -40,6 +40,10 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "secrets": LazyCommand("accord.cli.secrets_cmds:secrets_app"),
     "vault": LazyCommand("accord.cli.vault_cmds:vault_app"),
     "proxy": LazyCommand("accord.cli.vault_cmds:proxy"),
+    "kv": LazyCommand("accord.cli.registry_cmds:kv_app", no_args_is_help=True),
+    "services": LazyCommand("accord.cli.registry_cmds:services_app", no_args_is_help=True),
+    "health": LazyCommand("accord.cli.registry_cmds:health"),
+    "service-url": LazyCommand("accord.cli.registry_cmds:service_url"),
 }
 
 

@@ -44,6 +44,11 @@ def _table(columns: Iterable[str]) -> Table:
     return table
 
 
+def plain_table(columns: Iterable[str]) -> Table:
+    """A table in the house style, for commands that fill their own rows."""
+    return _table(columns)
+
+
 def settings_table(rows: list[dict[str, Any]]) -> Table:
     table = _table(("path", "value", "type", "source", "version", "revision", "declared"))
     for row in rows:

@@ -34,7 +34,7 @@ from accord.core.errors import (
 )
 from accord.registry.durations import format_duration
 
-__all__ = ["Discovery", "Registration", "register_self", "resolve"]
+__all__ = ["DEFAULT_PIN_PREFIX", "Discovery", "Registration", "candidate_urls", "register_self", "resolve"]
 
 log = logging.getLogger("accord.registry")
 DEFAULT_TTL_S = 30.0
@@ -116,9 +116,9 @@ class Discovery:
     async def _lookup(self, name: str) -> list[str]:
         pin = await self._get(f"/v1/kv/{self._pin_prefix}{name}/url", {"raw": ""})
         if pin.status_code == 200 and pin.content.strip():
-            return [pin.text.strip()]
+            return candidate_urls(pin.content, [])
         healthy = await self._get(f"/v1/health/service/{name}", {"passing": "1"})
-        return [_url_of(entry) for entry in healthy.json()] if healthy.status_code == 200 else []
+        return candidate_urls(None, healthy.json() if healthy.status_code == 200 else [])
 
     async def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
         try:
@@ -153,6 +153,13 @@ class Discovery:
             if index != "0" and latest != index:
                 self.forget(name)
             index = latest
+
+
+def candidate_urls(pin: bytes | None, healthy: list[dict[str, Any]]) -> list[str]:
+    """The URLs a service resolves to: the KV pin alone when set, else each healthy instance's."""
+    if pin is not None and pin.strip():
+        return [pin.decode("utf-8", "replace").strip()]
+    return [_url_of(entry) for entry in healthy]
 
 
 def _url_of(entry: dict[str, Any]) -> str:

@@ -48,8 +48,13 @@ def create_app(
     check_interval: float = DEFAULT_CHECK_INTERVAL_S,
     announce: Callable[[str], None] = _announce,
     metrics_dir: str | None = None,
+    embedded: bool = False,
 ) -> FastAPI:
-    """One server process. Several (``--workers`` or replicas) share a database and stay consistent."""
+    """One server process. Several (``--workers`` or replicas) share a database and stay consistent.
+
+    ``embedded`` is the app a CLI command runs in-process on the database (``accord kv`` without
+    ACCORD_ADDR): no watching, no first-start token, no leader or checks — only the routes.
+    """
     metrics = Metrics(metrics_dir)
 
     @asynccontextmanager
@@ -61,15 +66,18 @@ def create_app(
             extra_prefixes=("acl/", *REGISTRY_PREFIXES),
             use_env=False,
             check_interval=check_interval,
+            watch=not embedded,
         )
         index = TokenIndex(live.replica)
-        await _bootstrap_if_empty(index, announce)
+        if not embedded:
+            await _bootstrap_if_empty(index, announce)
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
         app.state.consul = consul = ConsulState(live.replica)
         metrics.watch(RegistryCollector(live.replica, consul.signal))
-        await consul.start()
+        if not embedded:
+            await consul.start()
         try:
             yield
         finally:
