@@ -20,8 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,8 +83,8 @@ async def _etcd_samples(base: str, count: int) -> list[float]:
     return samples
 
 
-@contextlib.asynccontextmanager
-async def _etcd(workdir: Path) -> Any:
+@contextlib.contextmanager
+def _etcd(workdir: Path) -> Iterator[str]:
     binary = shutil.which("etcd")
     if binary is None:
         raise BenchError("etcd is not installed: apt-get install etcd-server")
@@ -101,7 +101,7 @@ async def _etcd(workdir: Path) -> Any:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(base + "/health", timeout=1).status_code == 200:
                     break
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
         else:
             raise BenchError(f"etcd did not start; see {workdir / 'etcd.log'}")
         yield base
@@ -134,12 +134,13 @@ async def main() -> None:
             a = httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", headers=headers, timeout=60)
             b = httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[1]}", headers=headers, timeout=60)
             modes: dict[str, list[list[float]]] = {"accord_same_replica": [], "accord_other_replica": [], "etcd": []}
-            async with a, b, _etcd(workdir) as etcd_base:
-                for run in range(args.runs):
-                    note(f"run {run + 1}/{args.runs}")
-                    modes["accord_same_replica"].append(await _accord_samples(a, a, args.samples))
-                    modes["accord_other_replica"].append(await _accord_samples(a, b, args.samples))
-                    modes["etcd"].append(await _etcd_samples(etcd_base, args.samples))
+            with _etcd(workdir) as etcd_base:
+                async with a, b:
+                    for run in range(args.runs):
+                        note(f"run {run + 1}/{args.runs}")
+                        modes["accord_same_replica"].append(await _accord_samples(a, a, args.samples))
+                        modes["accord_other_replica"].append(await _accord_samples(a, b, args.samples))
+                        modes["etcd"].append(await _etcd_samples(etcd_base, args.samples))
         finally:
             for server in servers:
                 server.stop()
