@@ -51,7 +51,8 @@ from accord import Setting, SettingsGroup
 
 BENCH_DIR = Path(__file__).resolve().parent
 WRK_DIR = BENCH_DIR / "wrk"
-ENDPOINTS = ("bare_starlette", "bare_fastapi", "healthz", "get", "put", "pg_row_commit")
+ENDPOINTS = ("bare_starlette", "bare_fastapi", "healthz", "get", "kv_get", "put", "pg_row_commit")
+KV_KEY = "bench/embedding/model"  # GET /v1/kv/<key>: the Consul API read beside /api/config's
 TARGETS = {"get": 5000.0, "put": 500.0}
 GET_PATH, PUT_PATH = "benchsrv.model", "benchsrv.batch_size"
 BODY_ENV = "ACCORD_BENCH_BARE_BODY"
@@ -186,6 +187,12 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except OSError:
         return 0, b""
+
+
+def _kv_put(url: str, value: bytes, token: str) -> bytes:
+    request = urllib.request.Request(url, data=value, method="PUT", headers={"X-Consul-Token": token})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return bytes(answer.read()).strip()
 
 
 async def wait_ready(url: str, server: ServerProcess, within_s: float = 60.0) -> None:
@@ -325,6 +332,9 @@ class Bench:
         if status != 200:
             raise BenchError(f"GET {self.urls['get']} answered {status}: {body[:300]!r}")
         self.facts["get_body_bytes"] = len(body)
+        self.urls["kv_get"] = f"{base}/v1/kv/{KV_KEY}"
+        if await asyncio.to_thread(_kv_put, self.urls["kv_get"], b"BAAI/bge-large-en-v1.5", self.token) != b"true":
+            raise BenchError(f"PUT {self.urls['kv_get']} did not answer true")
         bare_port = free_port()
         uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "server_load:bare_apps", "--app-dir", str(BENCH_DIR)]
         uvicorn += ["--host", "127.0.0.1", "--port", str(bare_port), "--workers", str(self.args.workers)]
