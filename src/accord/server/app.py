@@ -17,9 +17,10 @@ from accord.auth.tokens import TokenError, TokenIndex
 from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
+from accord.core import environ
 from accord.server import errors
 from accord.server.consul.router import consul_routes
-from accord.server.consul.state import REGISTRY_PREFIXES, ConsulState
+from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
@@ -47,6 +48,7 @@ def create_app(
     check_interval: float = DEFAULT_CHECK_INTERVAL_S,
     announce: Callable[[str], None] = _announce,
     metrics_dir: str | None = None,
+    listen_addr: str | None = None,
 ) -> FastAPI:
     """One server process. Several (``--workers`` or replicas) share a database and stay consistent."""
     metrics = Metrics(metrics_dir)
@@ -66,7 +68,8 @@ def create_app(
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
-        app.state.consul = consul = ConsulState(live.replica)
+        address = environ.current().advertise_addr or listen_addr or DEFAULT_ADDRESS
+        app.state.consul = consul = ConsulState(live.replica, address)
         await consul.start()
         try:
             yield

@@ -24,8 +24,8 @@ from accord.store.deployment import read_deployment
 from accord.store.dialect import listen_dsn, lock_out_other_writers, sqlite_holds_sealed, uses_put_function
 from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
-from accord.store.timers import SqlTimers
 from accord.store.rows import change_from_row, entry_from_row, utc
+from accord.store.timers import SqlTimers
 from accord.store.types import AuditFilter, AuditRow, Change, Deployment, Entry, KVStore, Op, PutItem, WriteContext
 
 _PG_PUT_MANY = sa.text(

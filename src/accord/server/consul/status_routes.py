@@ -1,0 +1,36 @@
+"""``/v1/status/leader`` and ``/v1/status/peers``: answered without a token, as Consul does."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from accord.registry.leader import LEADER_TIMER, PEER_PREFIX, leader_address
+from accord.server.consul.router import consul_state
+from accord.server.consul.wire import check_dc, json_response
+
+__all__ = ["routes"]
+
+
+async def _leader(request: Request) -> Response:
+    """The live leader's address ("" when no replica holds the lease), read from the lease entry."""
+    check_dc(request)
+    state = consul_state(request)
+    holder = await state.timers.holder(LEADER_TIMER)
+    return json_response(leader_address(state.replica, holder))
+
+
+async def _peers(request: Request) -> Response:
+    """The addresses of the replicas whose heartbeat timer is alive, the leader's among them."""
+    check_dc(request)
+    state = consul_state(request)
+    names = await state.timers.alive(PEER_PREFIX)
+    return json_response(sorted({name[len(PEER_PREFIX) :] for name in names}))
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/status/leader", _leader, methods=["GET"]),
+        Route("/v1/status/peers", _peers, methods=["GET"]),
+    ]
