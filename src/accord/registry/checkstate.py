@@ -105,7 +105,8 @@ def with_result(
     doc: dict[str, Any], status: str, output: str, *, write_output: bool, now: datetime | None = None
 ) -> dict[str, Any] | None:
     """The document with this result, or None when nothing watchers see would change."""
-    status_changed = doc.get("Status") != status
+    # a check registered critical without CriticalSince gets it on its first critical result
+    status_changed = doc.get("Status") != status or (status == "critical" and not doc.get("CriticalSince"))
     output_changed = doc.get("Output") != output
     if not status_changed and not (output_changed and write_output):
         return None
