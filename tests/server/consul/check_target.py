@@ -3,6 +3,7 @@
 ``GET|HEAD|POST /t/<name>`` answers with the code set for ``<name>`` (200 by default) and a body
 (``"ok"``, or with ``counter`` set a body that changes on every request). ``PUT /_set/<name>?code=N&counter=1``
 changes it; ``GET /_hits/<name>`` says how many probes arrived and the headers of the last one.
+``/redirect/<name>`` redirects to ``/t/<name>``; ``/slow/<seconds>`` answers after that long.
 ``GET /healthz`` is the harness's readiness probe.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,6 +45,16 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.dumps({"hits": state.get("hits", 0), "last": state.get("last", {})})
             self._answer(200, body.encode())
             return
+        if parts.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", "/t/" + parts.path[len("/redirect/") :])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if parts.path.startswith("/slow/"):
+            time.sleep(float(parts.path[len("/slow/") :]))
+            self._answer(200, b"slow")
+            return
         if not parts.path.startswith("/t/"):
             self._answer(404, b"no such target")
             return
@@ -56,7 +68,14 @@ class Handler(BaseHTTPRequestHandler):
             body = f"ok {state['hits']}" if state["counter"] else "ok"
         self._answer(code, body.encode())
 
-    do_GET = do_HEAD = do_POST = _probe
+    def do_GET(self) -> None:
+        self._probe()
+
+    def do_HEAD(self) -> None:
+        self._probe()
+
+    def do_POST(self) -> None:
+        self._probe()
 
     def do_PUT(self) -> None:
         parts = urlsplit(self.path)

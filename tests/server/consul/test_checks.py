@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import consul
+import consul  # type: ignore[import-untyped]
 import httpx
 import pytest
 
