@@ -28,7 +28,16 @@ from accord.core.errors import AccordError, ConflictError
 from accord.replica.replica import Replica
 from accord.store.types import PutItem, Timers, WriteContext
 
-__all__ = ["LEADER_TIMER", "LEASE_KEY", "PEER_PREFIX", "LeaderLease", "LeaderWork", "replica_id"]
+__all__ = [
+    "LEADER_TIMER",
+    "LEASE_KEY",
+    "PEER_PREFIX",
+    "LeaderLease",
+    "LeaderWork",
+    "leader_address",
+    "recorded_leader",
+    "replica_id",
+]
 
 log = logging.getLogger("accord.registry.leader")
 LEASE_KEY = "registry/lease/leader"
@@ -142,15 +151,23 @@ class LeaderLease:
 
 def leader_address(replica: Replica, holder: str | None) -> str:
     """The address of ``holder`` (the lease's live holder) from the lease entry; "" if none or not yet recorded."""
-    if holder is None:
+    doc = _lease_doc(replica)
+    if holder is None or doc.get("holder") != holder:
         return ""
+    return str(doc.get("address") or "")
+
+
+def recorded_leader(replica: Replica) -> str:
+    """The address of the last leader recorded in the lease entry, alive or not ("" if none ever was)."""
+    return str(_lease_doc(replica).get("address") or "")
+
+
+def _lease_doc(replica: Replica) -> dict[str, object]:
     entry = replica.entry(LEASE_KEY)
     if entry is None:
-        return ""
+        return {}
     try:
         doc = json.loads(entry.value)
     except ValueError:
-        return ""
-    if not isinstance(doc, dict) or doc.get("holder") != holder:
-        return ""
-    return str(doc.get("address") or "")
+        return {}
+    return doc if isinstance(doc, dict) else {}

@@ -129,6 +129,15 @@ class Store:
 
         asyncio.run(write())
 
+    def delete(self, key: str) -> None:
+        async def remove() -> None:
+            async with await Replica.from_url(
+                self.db_url, self.redis_url, prefixes=("registry/",), actor="test", watch=False
+            ) as replica:
+                await replica.delete_key(key, ctx=WriteContext("test", "deregister"))
+
+        asyncio.run(remove())
+
     def register(self, doc: dict[str, Any]) -> None:
         self.put((check_key(doc["CheckID"]), doc))
 

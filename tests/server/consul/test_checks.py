@@ -116,6 +116,25 @@ def test_http_check_method_body_and_refused_connection(server: AccordServer, sto
     assert doc["Output"] == f'Get "{dead}": connect: connection refused'
 
 
+def test_changed_and_removed_checks_are_picked_up(server: AccordServer, store: Store, target: CheckTarget) -> None:
+    store.register(check_doc("moving", "http", HTTP=target.target("old"), Interval=1.0))
+    wait_status(store, "moving", "passing")
+    target.set("new", 500)
+    store.register(check_doc("moving", "http", HTTP=target.target("new"), Interval=1.0, status="passing"))
+    doc = wait_status(store, "moving", "critical")
+    assert target.target("new") in str(doc["Output"])
+    old_hits = target.hits("old")["hits"]
+    time.sleep(2.5)
+    assert target.hits("old")["hits"] <= old_hits + 1, "the old definition is no longer probed"
+
+    store.delete(check_key("moving"))
+    time.sleep(1.5)  # a probe already in flight may still land
+    hits = target.hits("new")["hits"]
+    time.sleep(2.5)
+    assert target.hits("new")["hits"] == hits, "a removed check is no longer probed"
+    assert store.check("moving") is None, "a probe in flight must not recreate a removed check"
+
+
 def test_catalog_checks_are_never_run(server: AccordServer, store: Store, target: CheckTarget) -> None:
     store.register(check_doc("catalog-only", "http", HTTP=target.target("catalog"), Interval=1.0, agent=False))
     store.register(check_doc("agent-twin", "http", HTTP=target.target("twin"), Interval=1.0))

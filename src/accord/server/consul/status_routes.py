@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from accord.registry.leader import LEADER_TIMER, PEER_PREFIX, leader_address
+from accord.core.errors import StoreUnavailableError
+from accord.registry.leader import LEADER_TIMER, PEER_PREFIX, leader_address, recorded_leader
 from accord.server.consul.router import consul_state
 from accord.server.consul.wire import check_dc, json_response
 
@@ -17,7 +18,10 @@ async def _leader(request: Request) -> Response:
     """The live leader's address ("" when no replica holds the lease), read from the lease entry."""
     check_dc(request)
     state = consul_state(request)
-    holder = await state.timers.holder(LEADER_TIMER)
+    try:
+        holder = await state.timers.holder(LEADER_TIMER)
+    except StoreUnavailableError:
+        return json_response(recorded_leader(state.replica))  # the database is down: the last one recorded
     return json_response(leader_address(state.replica, holder))
 
 
