@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from accord.core.errors import ConsulApiError
 from accord.registry.checkstate import check_key, find_check, record_ttl
-from accord.server.consul.router import consul_state
+from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import check_dc, consul_caller, empty_ok, require
 
 __all__ = ["routes"]
@@ -40,12 +40,17 @@ async def _update(request: Request) -> Response:
 
 async def _record(request: Request, check_id: str, status: str, output: str) -> Response:
     check_dc(request)
-    state = consul_state(request)
+    state = _state(request)
     token = consul_caller(request, request.app.state.accord.tokens)
     check = find_check(state.replica, check_id)
     require(token, check.key if check is not None else check_key(check_id), "write", resource=f'check "{check_id}"')
     await record_ttl(state.replica, state.timers, check_id, status, output)
     return empty_ok()
+
+
+def _state(request: Request) -> ConsulState:
+    state: ConsulState = request.app.state.consul  # not router.consul_state: the router imports this module
+    return state
 
 
 def routes() -> list[BaseRoute]:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from accord.server.consul import check_routes, status_routes
 from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import text_error
 
@@ -21,8 +22,6 @@ async def _unknown(_request: Request) -> Response:
 
 def consul_routes() -> list[BaseRoute]:
     """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
-    from accord.server.consul import check_routes, status_routes  # they import consul_state from here
-
     modules: list[list[BaseRoute]] = [check_routes.routes(), status_routes.routes()]
     return [
         *(route for routes in modules for route in routes),
