@@ -40,9 +40,11 @@ PROXY_REQUIRE_TOKEN = "ACCORD_PROXY_REQUIRE_TOKEN"
 DATACENTER = "ACCORD_DATACENTER"
 NODE_NAME = "ACCORD_NODE_NAME"
 ADVERTISE_ADDR = "ACCORD_ADVERTISE_ADDR"
+CHECK_REAP_INTERVAL = "ACCORD_CHECK_REAP_INTERVAL"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
+DEFAULT_CHECK_REAP_INTERVAL_S = 30.0  # Consul's CheckReapInterval
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -65,6 +67,7 @@ class Environ:
     datacenter: str = "dc1"  # the Consul datacenter name this deployment answers to
     node_name: str = "accord"  # the one logical Consul node every server replica presents
     advertise_addr: str | None = None  # host:port other replicas and /v1/status/leader name for this process
+    check_reap_interval: float = DEFAULT_CHECK_REAP_INTERVAL_S  # seconds between deregister-after sweeps
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -83,6 +86,7 @@ class Environ:
             datacenter=env.get(DATACENTER, "").strip() or "dc1",
             node_name=env.get(NODE_NAME, "").strip() or "accord",
             advertise_addr=env.get(ADVERTISE_ADDR, "").strip() or None,
+            check_reap_interval=_seconds(env, CHECK_REAP_INTERVAL, DEFAULT_CHECK_REAP_INTERVAL_S),
         )
 
 

@@ -17,10 +17,11 @@ from accord.auth.tokens import TokenError, TokenIndex
 from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
+from accord.core import environ
 from accord.server import errors
 from accord.server.consul.metrics import RegistryCollector
 from accord.server.consul.router import consul_routes
-from accord.server.consul.state import REGISTRY_PREFIXES, ConsulState
+from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
@@ -49,6 +50,7 @@ def create_app(
     announce: Callable[[str], None] = _announce,
     metrics_dir: str | None = None,
     embedded: bool = False,
+    listen_addr: str | None = None,
 ) -> FastAPI:
     """One server process. Several (``--workers`` or replicas) share a database and stay consistent.
 
@@ -74,7 +76,8 @@ def create_app(
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)
         app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
-        app.state.consul = consul = ConsulState(live.replica)
+        address = environ.current().advertise_addr or listen_addr or DEFAULT_ADDRESS
+        app.state.consul = consul = ConsulState(live.replica, address)
         metrics.watch(RegistryCollector(live.replica, consul.signal))
         if not embedded:
             await consul.start()

@@ -28,6 +28,7 @@ class AppFactory:
     db_url: str | None = None
     redis_url: str | None = None
     metrics_dir: str | None = None  # set under --workers N: the workers' shared metrics files
+    listen_addr: str | None = None  # host:port the server listens on (set by serve): the replica's default address
 
     def __call__(self) -> FastAPI:
         from accord.server.app import create_app
@@ -35,7 +36,9 @@ class AppFactory:
 
         if self.metrics_dir is not None:
             share_metrics(self.metrics_dir)
-        return create_app(db_url=self.db_url, redis_url=self.redis_url, metrics_dir=self.metrics_dir)
+        return create_app(
+            db_url=self.db_url, redis_url=self.redis_url, metrics_dir=self.metrics_dir, listen_addr=self.listen_addr
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ def serve(factory: AppFactory, options: ServeOptions) -> None:
     """What ``uvicorn.run`` does, minus its rule that several workers need an import string."""
     import uvicorn
 
+    if factory.listen_addr is None:
+        factory = dataclasses.replace(factory, listen_addr=f"{options.host}:{options.port}")
     config = uvicorn.Config(
         factory,
         factory=True,

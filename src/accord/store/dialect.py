@@ -8,6 +8,7 @@ dialect would be one edit in this module.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ __all__ = [
     "WRITE_OPTION",
     "Bind",
     "async_driver",
+    "db_now",
+    "db_now_plus",
     "engine_for",
     "insert",
     "is_postgres",
@@ -82,6 +85,27 @@ def uses_put_function(bind: Bind) -> bool:
     across round trips; SQLite has no server round trips to save.
     """
     return is_postgres(bind)
+
+
+def db_now(bind: Bind) -> sa.ColumnElement[Any]:
+    """The database's clock now, as timers store it (``store/timers.py``): never this process's clock.
+
+    PostgreSQL's ``clock_timestamp()`` (not ``now()``, which is frozen at the transaction's start);
+    SQLite's millisecond text form, which compares in time order as text.
+    """
+    if is_postgres(bind):
+        return sa.literal_column("clock_timestamp()")
+    return sa.literal_column("strftime('%Y-%m-%d %H:%M:%f', 'now')")
+
+
+def db_now_plus(bind: Bind, seconds: float) -> sa.ColumnElement[Any]:
+    """The database's clock ``seconds`` from now (a finite float, rendered as a SQL number literal)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite number of seconds: {seconds!r}")
+    amount = repr(float(seconds))
+    if is_postgres(bind):
+        return sa.literal_column(f"clock_timestamp() + make_interval(secs => {amount})")
+    return sa.literal_column(f"strftime('%Y-%m-%d %H:%M:%f', 'now', '{float(seconds):+.6f} seconds')")
 
 
 async def lock_out_other_writers(conn: AsyncConnection, lock_id: int) -> None:

@@ -25,6 +25,7 @@ from accord.store.dialect import listen_dsn, lock_out_other_writers, sqlite_hold
 from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
+from accord.store.timers import SqlTimers
 from accord.store.types import AuditFilter, AuditRow, Change, Deployment, Entry, KVStore, Op, PutItem, WriteContext
 
 _PG_PUT_MANY = sa.text(
@@ -91,6 +92,9 @@ class SqlKVStore:
 
     async def audit(self, flt: AuditFilter) -> list[AuditRow]:
         return await audit_rows(self.engine, flt)
+
+    def timers(self) -> SqlTimers:
+        return SqlTimers(self.engine)
 
     async def aclose(self) -> None:
         await self.engine.dispose()

@@ -62,5 +62,14 @@ deployment = sa.Table(
     sa.Column("bus_key", sa.LargeBinary, nullable=False),
 )
 
+# Named deadlines in database time (store/timers.py): liveness, never revisioned.
+timer = sa.Table(
+    "accord_timer",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False, server_default=""),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+)
+
 REVISION_ROW = "revision"
 COMPACTED_ROW = "compacted_revision"

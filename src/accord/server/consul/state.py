@@ -4,22 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from accord.core import environ
 from accord.registry.blocking import ChangeSignal
+from accord.registry.leader import LeaderLease
+from accord.registry.scheduler import CheckScheduler
 from accord.replica.replica import Replica
+from accord.store.types import Timers
 
 REGISTRY_PREFIXES = ("kv/", "registry/")  # the server's replica holds these beside config/ and acl/
+DEFAULT_ADDRESS = "127.0.0.1:8500"  # what a process names itself when nobody told it its address
 
 
 @dataclass
 class ConsulState:
     replica: Replica
+    address: str = DEFAULT_ADDRESS  # this replica's advertised host:port (/v1/status/leader, peers)
     signal: ChangeSignal = field(init=False)
+    timers: Timers = field(init=False)
+    checks: CheckScheduler = field(init=False)
+    leader: LeaderLease = field(init=False)
 
     def __post_init__(self) -> None:
         self.signal = ChangeSignal(self.replica, REGISTRY_PREFIXES)
+        self.timers = self.replica.store.timers()
+        self.checks = CheckScheduler(self.replica, self.timers, reap_interval_s=environ.current().check_reap_interval)
+        self.leader = LeaderLease(self.replica, self.timers, self.checks, address=self.address)
 
     async def start(self) -> None:
         """Start background work (leases, checks); each part adds its own here."""
+        await self.leader.start()
 
     async def aclose(self) -> None:
+        await self.leader.aclose()
         self.signal.close()
