@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from accord.server.consul.kv_routes import kv_routes
+from accord.server.consul.session_routes import session_routes
 from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import text_error
 
@@ -21,7 +23,7 @@ async def _unknown(_request: Request) -> Response:
 
 def consul_routes() -> list[BaseRoute]:
     """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
-    modules: list[list[BaseRoute]] = []
+    modules: list[list[BaseRoute]] = [kv_routes(), session_routes()]
     return [
         *(route for routes in modules for route in routes),
         Route("/v1/{rest:path}", _unknown, methods=["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"]),

@@ -1,0 +1,368 @@
+"""Consul sessions: entries ``registry/session/<id>``, expired by every replica, invalidated with CAS.
+
+A session with a TTL expires ``2 x TTL`` after its last renewal (Consul's ``SessionTTLMultiplier``;
+Patroni and kvtools rely on the doubling). Renewal writes ``RenewedAt`` into the entry, so every
+replica sees it. Every server replica runs the same 1 s reaper: it deletes an expired session's
+entry on the version it read, so when two replicas race only one delete commits and the other
+gets a ``ConflictError`` — no leader is needed.
+
+Invalidation (destroy, expiry) deletes the session entry first, then releases (``release``) or
+deletes (``delete``) the keys it held. Lock-delay is kept in memory on every replica: when the
+delete of a session arrives, each replica arms the delay for the keys that session held, from the
+delete's commit time, so ``acquire`` of those keys answers ``false`` on any replica until it
+passes. If the invalidating replica dies between the two steps, the reaper releases keys held by
+sessions that no longer exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from accord.core.errors import ConflictError, ConsulApiError, NotFoundError, ValidationFailedError
+from accord.registry.durations import format_duration, parse_duration
+from accord.registry.kv import KvItem, KvService
+from accord.registry.kvkeys import KV_PREFIX, KvMeta, encode_segment
+from accord.replica.replica import Replica
+from accord.store.types import Change, Entry, PutItem, WriteContext
+
+__all__ = ["SESSION_PREFIX", "Session", "SessionService", "parse_create"]
+
+log = logging.getLogger("accord.registry.sessions")
+SESSION_PREFIX = "registry/session/"
+CHECK_PREFIX = "registry/check/"
+TTL_MULTIPLIER = 2
+MIN_TTL_S = 10.0
+MAX_TTL_S = 86400.0
+DEFAULT_LOCK_DELAY_S = 15.0
+MAX_LOCK_DELAY_S = 60.0
+LOCK_DELAY_MIN_THRESHOLD_NS = 1000  # Consul: a LockDelay below 1000 (ns) is read as seconds
+REAP_INTERVAL_S = 1.0
+SERF_HEALTH = "serfHealth"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    name: str
+    node: str
+    lock_delay: float
+    behavior: str
+    ttl: float | None
+    node_checks: list[str]
+    service_checks: list[dict[str, str]] | None
+    renewed_at: datetime
+    entry: Entry | None = None
+
+    def stored(self) -> bytes:
+        body = {
+            "ID": self.id,
+            "Name": self.name,
+            "Node": self.node,
+            "LockDelay": self.lock_delay,
+            "Behavior": self.behavior,
+            "TTL": self.ttl,
+            "NodeChecks": self.node_checks,
+            "ServiceChecks": self.service_checks,
+            "RenewedAt": self.renewed_at.isoformat(),
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> Session:
+        body = json.loads(entry.value)
+        return cls(
+            str(body["ID"]),
+            str(body.get("Name") or ""),
+            str(body["Node"]),
+            float(body.get("LockDelay") or 0.0),
+            str(body.get("Behavior") or "release"),
+            None if body.get("TTL") is None else float(body["TTL"]),
+            list(body.get("NodeChecks") or []),
+            body.get("ServiceChecks"),
+            datetime.fromisoformat(body["RenewedAt"]),
+            entry,
+        )
+
+    def expires_at(self) -> float | None:
+        if not self.ttl:
+            return None
+        return self.renewed_at.timestamp() + TTL_MULTIPLIER * self.ttl
+
+    def consul_json(self) -> dict[str, Any]:
+        entry = self.entry
+        return {
+            "ID": self.id,
+            "Name": self.name,
+            "Node": self.node,
+            "LockDelay": round(self.lock_delay * 1e9),
+            "Behavior": self.behavior,
+            "TTL": format_duration(self.ttl) if self.ttl else "",
+            "NodeChecks": self.node_checks,
+            "ServiceChecks": self.service_checks,
+            "CreateIndex": entry.create_revision if entry else 0,
+            "ModifyIndex": entry.create_revision if entry else 0,
+        }
+
+
+def session_key(session_id: str) -> str:
+    return SESSION_PREFIX + encode_segment(session_id)
+
+
+def _fields(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ConsulApiError(400, "Request decode failed: json: cannot unmarshal into Go value of type structs.Session")
+    return {str(name).lower(): value for name, value in body.items()}
+
+
+def _lock_delay(value: Any) -> float:
+    if value is None:
+        return DEFAULT_LOCK_DELAY_S
+    try:
+        if isinstance(value, bool):
+            raise ValidationFailedError("bool")
+        ns = float(value) if isinstance(value, int | float) else parse_duration(str(value)) * 1e9
+    except ValidationFailedError as exc:
+        raise ConsulApiError(400, f"Request decode failed: {exc.detail}") from None
+    seconds = ns if ns < LOCK_DELAY_MIN_THRESHOLD_NS else ns / 1e9
+    return min(max(seconds, 0.0), MAX_LOCK_DELAY_S)
+
+
+def _ttl(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        seconds = parse_duration(value if isinstance(value, int | float) and not isinstance(value, bool) else text)
+    except ValidationFailedError as exc:
+        raise ConsulApiError(500, f"Session TTL '{text}' invalid: {exc.detail.removeprefix('duration: ')}") from None
+    if seconds == 0:
+        return None
+    if not MIN_TTL_S <= seconds <= MAX_TTL_S:
+        raise ConsulApiError(500, f"Invalid Session TTL '{round(seconds * 1e9)}', must be between [10s=24h0m0s]")
+    return seconds
+
+
+def _check_ids(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConsulApiError(400, f"Request decode failed: {what} must be a list of check IDs")
+    return list(value)
+
+
+def parse_create(body: Any, *, node: str, check_exists: Any) -> Session:
+    """A new session from Consul's create body (field names case-insensitive), validated as Consul does."""
+    fields = _fields(body)
+    given_node = fields.get("node") or node
+    if given_node != node:
+        raise ConsulApiError(500, f"Missing node registration: node {given_node!r} is not this deployment's node")
+    behavior = fields.get("behavior") or "release"
+    if behavior not in ("release", "delete"):
+        raise ConsulApiError(500, f"Invalid Behavior setting '{behavior}'")
+    checks = fields.get("checks")
+    node_checks = fields.get("nodechecks")
+    if checks is None and node_checks is None:
+        ids = [SERF_HEALTH]
+    else:
+        ids = _check_ids(checks, "Checks") + _check_ids(node_checks, "NodeChecks")
+    for check in ids:
+        if check != SERF_HEALTH and not check_exists(check):
+            raise ConsulApiError(500, f"Missing check '{check}' registration")
+    service_checks = fields.get("servicechecks")
+    if service_checks is not None:
+        if not isinstance(service_checks, list):
+            raise ConsulApiError(400, "Request decode failed: ServiceChecks must be a list")
+        normalised = []
+        for item in service_checks:
+            ident = _fields(item).get("id")
+            if not isinstance(ident, str) or not check_exists(ident):
+                raise ConsulApiError(500, f"Missing check '{ident}' registration")
+            normalised.append({"ID": ident, "Namespace": ""})
+        service_checks = normalised
+    name = fields.get("name") or ""
+    if not isinstance(name, str):
+        raise ConsulApiError(400, "Request decode failed: Name must be a string")
+    return Session(
+        str(uuid.uuid4()),
+        name,
+        node,
+        _lock_delay(fields.get("lockdelay")),
+        behavior,
+        _ttl(fields.get("ttl")),
+        list(dict.fromkeys(ids)),
+        service_checks,
+        datetime.now(UTC),
+    )
+
+
+class SessionService:
+    """Sessions of one server replica, and the reaper every replica runs."""
+
+    def __init__(self, replica: Replica, kv: KvService, *, reap_interval: float = REAP_INTERVAL_S) -> None:
+        self.replica = replica
+        self.kv = kv
+        self._reap_interval = reap_interval
+        self._sessions: dict[str, Session] = {}  # store key -> parsed session (to know its lock delay when it goes)
+        self._holders: dict[str, str] = {}  # kv store key -> session holding it
+        self._deleted = 0  # revision of the newest session delete
+        self._reaper: asyncio.Task[None] | None = None
+        self._unsubscribe = [replica.on_entry(self._on_entry), replica.on_change(self._on_change)]
+        for entry in replica.entries(SESSION_PREFIX):
+            self._on_entry(entry.key, entry)
+        for entry in replica.entries(KV_PREFIX):
+            self._on_entry(entry.key, entry)
+
+    async def start(self) -> None:
+        deletes = await self.replica.store.latest_deletes(SESSION_PREFIX)
+        self._deleted = max(self._deleted, max(deletes.values(), default=0))
+        self._reaper = asyncio.create_task(self._reap_forever(), name="accord-session-reaper")
+
+    async def aclose(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+
+    # ----- reads --------------------------------------------------------------------------------
+
+    def index(self) -> int:
+        newest = max((e.mod_revision for e in self.replica.entries(SESSION_PREFIX)), default=0)
+        return max(newest, self._deleted, 1)
+
+    def get(self, session_id: str) -> Session | None:
+        entry = self.replica.entry(session_key(session_id))
+        return Session.from_entry(entry) if entry else None
+
+    def exists(self, session_id: str) -> bool:
+        return self.replica.entry(session_key(session_id)) is not None
+
+    def all(self) -> list[Session]:
+        return sorted(
+            (Session.from_entry(e) for e in self.replica.entries(SESSION_PREFIX)),
+            key=lambda s: s.entry.create_revision if s.entry else 0,
+        )
+
+    # ----- writes -------------------------------------------------------------------------------
+
+    async def create(self, session: Session, *, ctx: WriteContext | None = None) -> Session:
+        key = session_key(session.id)
+        await self.replica.put_keys([PutItem(key, session.stored(), 0)], ctx=ctx)
+        created = self.get(session.id)
+        return created or session
+
+    async def renew(self, session_id: str, *, ctx: WriteContext | None = None) -> Session | None:
+        """The renewed session, or None when it does not exist (anymore)."""
+        for _attempt in range(5):
+            current = self.get(session_id)
+            if current is None or current.entry is None:
+                return None
+            renewed = Session(
+                current.id,
+                current.name,
+                current.node,
+                current.lock_delay,
+                current.behavior,
+                current.ttl,
+                current.node_checks,
+                current.service_checks,
+                datetime.now(UTC),
+            )
+            item = PutItem(current.entry.key, renewed.stored(), current.entry.version)
+            try:
+                await self.replica.put_keys([item], ctx=ctx)
+            except ConflictError:
+                await self.replica.resync()
+                continue
+            return self.get(session_id)
+        return self.get(session_id)
+
+    async def destroy(self, session_id: str, *, ctx: WriteContext | None = None) -> None:
+        current = self.get(session_id)
+        if current is not None:
+            await self.invalidate(current, ctx=ctx)
+
+    async def invalidate(self, session: Session, *, ctx: WriteContext | None = None) -> bool:
+        """Delete the session on the version read, then release or delete its keys; False if another did it."""
+        if session.entry is None:
+            return False
+        held = self.kv.held_by(session.id)
+        try:
+            await self.replica.delete_key(session.entry.key, expect_version=session.entry.version, ctx=ctx)
+        except (ConflictError, NotFoundError):
+            return False
+        await self._free(held, session.behavior, ctx=ctx)
+        return True
+
+    async def _free(self, held: list[KvItem], behavior: str, *, ctx: WriteContext | None) -> None:
+        for item in held:
+            try:
+                if behavior == "delete":
+                    await self.replica.delete_key(item.store_key, expect_version=item.entry.version, ctx=ctx)
+                else:
+                    meta = KvMeta(item.meta.flags, item.meta.lock_index, "")
+                    await self.replica.put_keys([self.kv.put_item(item.store_key, meta, item.raw, item)], ctx=ctx)
+            except (ConflictError, NotFoundError):
+                continue  # someone changed the key meanwhile; whoever holds it now is not this session
+
+    # ----- the reaper ---------------------------------------------------------------------------
+
+    async def reap_once(self) -> None:
+        now = time.time()
+        ctx = WriteContext("session-reaper", "session-expire")
+        for session in self.all():
+            expires = session.expires_at()
+            if expires is not None and expires < now and await self.invalidate(session, ctx=ctx):
+                log.info("session %s expired (TTL %ss, renewed at %s)", session.id, session.ttl, session.renewed_at)
+        orphans = [item for item in self.kv.items("") if item.meta.session and not self.exists(item.meta.session)]
+        if orphans:
+            await self._free(orphans, "release", ctx=ctx)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reap_interval)
+            if self.replica.read_only:
+                continue
+            try:
+                await self.reap_once()
+            except Exception as exc:  # the next round retries; a database hiccup must not stop expiry
+                log.warning("session reaper: %s", exc)
+
+    # ----- replica listeners --------------------------------------------------------------------
+
+    def _on_entry(self, key: str, entry: Entry | None) -> None:
+        if key.startswith(SESSION_PREFIX):
+            if entry is not None:
+                self._sessions[key] = Session.from_entry(entry)
+        elif key.startswith(KV_PREFIX):
+            holder = ""
+            if entry is not None:
+                with contextlib.suppress(ValidationFailedError):
+                    holder = self.kv.meta_of(entry).session
+            if holder:
+                self._holders[key] = holder
+            else:
+                self._holders.pop(key, None)
+
+    def _on_change(self, change: Change) -> None:
+        if not change.key.startswith(SESSION_PREFIX) or change.op != "delete":
+            return
+        self._deleted = max(self._deleted, change.revision)
+        gone = self._sessions.pop(change.key, None)
+        if gone is None or gone.lock_delay <= 0:
+            return
+        at = change.at.timestamp() if change.at else time.time()
+        for kv_key, holder in self._holders.items():
+            if holder == gone.id:
+                self.kv.arm_lock_delay(kv_key, at + gone.lock_delay)
