@@ -10,8 +10,17 @@ from accord.registry.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("10s", 10.0), ("1m30s", 90.0), ("0.5h", 1800.0), ("0", 0.0), ("120000ms", 120.0), ("-1.5s", -1.5),
-     ("1\u00b5s", 1e-6), ("20ns", 2e-8), (".5s", 0.5)],
+    [
+        ("10s", 10.0),
+        ("1m30s", 90.0),
+        ("0.5h", 1800.0),
+        ("0", 0.0),
+        ("120000ms", 120.0),
+        ("-1.5s", -1.5),
+        ("1\u00b5s", 1e-6),
+        ("20ns", 2e-8),
+        (".5s", 0.5),
+    ],
 )
 def test_go_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

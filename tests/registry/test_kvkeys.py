@@ -42,7 +42,13 @@ def test_the_store_prefix_of_a_prefix_covers_every_key_that_starts_with_it(prefi
 
 @pytest.mark.parametrize(
     ("key", "stored"),
-    [("app/db/url", "kv/app/db/url"), ("dir/", "kv/dir/_"), ("a//b", "kv/a/_/b"), ("x_y", "kv/x_5Fy"), ("..", "kv/_2E_2E")],
+    [
+        ("app/db/url", "kv/app/db/url"),
+        ("dir/", "kv/dir/_"),
+        ("a//b", "kv/a/_/b"),
+        ("x_y", "kv/x_5Fy"),
+        ("..", "kv/_2E_2E"),
+    ],
 )
 def test_ordinary_keys_keep_their_spelling_and_odd_ones_are_escaped(key: str, stored: str) -> None:
     assert encode_key(key) == stored

@@ -100,6 +100,11 @@ class _View:
     create_revision: int
     mod_revision: int
     version: int | None  # the stored version it was read at; None once the txn wrote it
+    slot: int | None = None  # the batch item that wrote it (its indexes are known after the commit)
+
+
+_Pending = tuple[int, str, KvMeta, int | None, bytes | None]
+"""A result filled after the commit: batch slot, key, metadata, create revision, value (None: not shown)."""
 
 
 class _FailedError(Exception):
@@ -133,11 +138,11 @@ class TxnService:
 
     def _evaluate(
         self, ops: list[TxnOp], can_read: Access, can_write: Access
-    ) -> TxnOutcome | tuple[list[BatchItem], dict[int, tuple[int, str, KvMeta, int | None]], list[dict[str, Any]]]:
+    ) -> TxnOutcome | tuple[list[BatchItem], dict[int, _Pending], list[dict[str, Any]]]:
         views: dict[str, _View | None] = {}
         batch: list[BatchItem] = []
         results: list[dict[str, Any]] = []
-        pending: dict[int, tuple[int, str, KvMeta, int | None]] = {}  # result slot -> (batch slot, key, meta, create)
+        pending: dict[int, _Pending] = {}  # result slot -> (batch slot, key, meta, create)
         for position, op in enumerate(ops):
             try:
                 self._one(op, views, batch, results, pending, can_read, can_write)
@@ -170,7 +175,7 @@ class TxnService:
         views: dict[str, _View | None],
         batch: list[BatchItem],
         results: list[dict[str, Any]],
-        pending: dict[int, tuple[int, str, KvMeta, int | None]],
+        pending: dict[int, _Pending],
         can_read: Access,
         can_write: Access,
     ) -> None:
@@ -193,16 +198,19 @@ class TxnService:
             return
         view = self._view(key, views)
         if op.verb in READ_VERBS:
-            self._read(op, view, results)
+            self._read(op, view, results, pending)
         else:
             self._write(op, view, views, batch, results, pending)
 
-    def _read(self, op: TxnOp, view: _View | None, results: list[dict[str, Any]]) -> None:
+    def _read(self, op: TxnOp, view: _View | None, results: list[dict[str, Any]], pending: dict[int, _Pending]) -> None:
         key = op.key
         if op.verb in ("get", "get-or-empty"):
             if view is None and op.verb == "get":
                 raise _FailedError(f'key "{key}" doesn\'t exist')
-            if view is not None:
+            if view is not None and view.slot is not None:
+                pending[len(results)] = (view.slot, key, view.meta, view.create_revision or None, view.raw)
+                results.append({})
+            elif view is not None:
                 results.append(_entry(key, view, with_value=True))
         elif op.verb == "check-index":
             if view is None:
@@ -230,7 +238,7 @@ class TxnService:
         views: dict[str, _View | None],
         batch: list[BatchItem],
         results: list[dict[str, Any]],
-        pending: dict[int, tuple[int, str, KvMeta, int | None]],
+        pending: dict[int, _Pending],
     ) -> None:
         key = op.key
         if op.verb in ("delete", "delete-cas"):
@@ -242,9 +250,9 @@ class TxnService:
             meta = self._write_meta(op, view)
             slot = len(batch)
             batch.append(self._put(key, meta, op.value, view))
-            pending[len(results)] = (slot, key, meta, view.create_revision if view else None)
+            pending[len(results)] = (slot, key, meta, view.create_revision if view else None, None)
             results.append({})
-            views[key] = _View(meta, op.value, view.create_revision if view else 0, 0, None)
+            views[key] = _View(meta, op.value, view.create_revision if view else 0, 0, None, slot)
 
     def _write_meta(self, op: TxnOp, view: _View | None) -> KvMeta:
         key = op.key
@@ -294,11 +302,9 @@ def _entry(key: str, view: _View, *, with_value: bool) -> dict[str, Any]:
     return {"KV": out}
 
 
-def _fill(
-    results: list[dict[str, Any]], pending: dict[int, tuple[int, str, KvMeta, int | None]], changes: list[Change]
-) -> list[dict[str, Any]]:
-    for slot, (batch_slot, key, meta, create) in pending.items():
+def _fill(results: list[dict[str, Any]], pending: dict[int, _Pending], changes: list[Change]) -> list[dict[str, Any]]:
+    for slot, (batch_slot, key, meta, create, raw) in pending.items():
         revision = changes[batch_slot].revision
-        view = _View(meta, b"", create or revision, revision, None)
-        results[slot] = _entry(key, view, with_value=False)
+        view = _View(meta, raw or b"", create or revision, revision, None)
+        results[slot] = _entry(key, view, with_value=raw is not None)
     return results

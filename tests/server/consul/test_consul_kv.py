@@ -1,6 +1,7 @@
 """Consul's KV API through the real py-consul client against a real `accord serve` (reference §2.1-2.3)."""
 
 import base64
+import sqlite3
 import threading
 from typing import Any
 
@@ -237,6 +238,9 @@ def test_secrets_are_sealed_and_need_reveal_rights(kv_server: AccordServer, admi
         history = http_admin.get("/api/audit", params={"prefix": "kv/secrets/"})
     assert history.status_code == 200 and history.json(), history.text
     assert b"hunter2" not in history.content and b"aHVudGVyMg" not in history.content
+    with sqlite3.connect(kv_server.db_url.removeprefix("sqlite+aiosqlite:///")) as db:
+        (stored,) = db.execute("SELECT value FROM accord_kv WHERE key = 'kv/secrets/db-password'").fetchone()
+    assert b"hunter2" not in stored
     with pytest.raises(consul.ACLPermissionDenied):
         client_for(kv_server, plain).kv.get("secrets/db-password")
     _, listing = client_for(kv_server, plain).kv.get("secrets/", recurse=True)
@@ -262,6 +266,7 @@ def test_txn_applies_atomically_or_rolls_back_with_409(kv_server: AccordServer, 
         assert [r["KV"]["Key"] for r in body["Results"]] == ["txn/a", "txn/existing", "txn/existing"]
         assert body["Results"][0]["KV"]["Value"] is None
         assert base64.b64decode(body["Results"][2]["KV"]["Value"]) == b"new"
+        assert body["Results"][2]["KV"]["ModifyIndex"] == body["Results"][1]["KV"]["ModifyIndex"] > 0
         bad_ops = [
             {"KV": {"Verb": "set", "Key": "txn/never", "Value": b64(b"x").decode()}},
             {"KV": {"Verb": "delete", "Key": "txn/a"}},
@@ -271,11 +276,11 @@ def test_txn_applies_atomically_or_rolls_back_with_409(kv_server: AccordServer, 
         assert bad.status_code == 409, bad.text
         errors = bad.json()
         assert errors["Results"] is None
-        current = admin.kv.get("txn/existing")[1]
+        modify = admin.kv.get("txn/existing")[1]["ModifyIndex"]
         assert errors["Errors"] == [
             {
                 "OpIndex": 2,
-                "What": f'failed index check for key "txn/existing", current modify index {current["ModifyIndex"]} != 1',
+                "What": f'failed index check for key "txn/existing", current modify index {modify} != 1',
             }
         ]
         too_many = http.put("/v1/txn", json=[{"KV": {"Verb": "get", "Key": "txn/a"}}] * 129)

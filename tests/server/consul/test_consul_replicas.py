@@ -3,8 +3,6 @@
 import threading
 from typing import Any
 
-import consul
-
 from tests.harness import AccordServers, wait_until
 from tests.server.consul.conftest import client_for
 
@@ -45,9 +43,7 @@ def test_a_blocking_query_on_one_replica_is_woken_by_a_write_through_the_other(
     assert wait_until(lambda: b.kv.put("cross/lock", "b", acquire=rival), timeout=20)
 
 
-def test_both_replicas_reap_an_expired_session_once(
-    pg_url: str, redis_url: str, accord_servers: AccordServers
-) -> None:
+def test_both_replicas_reap_an_expired_session_once(pg_url: str, redis_url: str, accord_servers: AccordServers) -> None:
     first = accord_servers.start(pg_url, redis_url, expect_token=True)
     second = accord_servers.start(pg_url, redis_url)
     a, b = client_for(first, first.token), client_for(second, first.token)
