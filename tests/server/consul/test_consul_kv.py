@@ -74,6 +74,15 @@ def test_recurse_keys_and_separator(admin: consul.Consul) -> None:
     assert cut == ["tree/a", "tree/b/", "tree/dir/"]
     assert admin.kv.get("nothing-here/", keys=True)[1] is None
     assert admin.kv.get("nothing-here/", recurse=True)[1] is None
+    assert admin.kv.delete("tree/b", recurse=True) is True
+    _, left = admin.kv.get("tree", keys=True)
+    assert left == ["tree/a", "tree/dir/", "treehouse"]
+
+
+def test_a_none_value_creates_a_directory_key(admin: consul.Consul) -> None:
+    assert admin.kv.put("folder/", None) is True
+    _, entry = admin.kv.get("folder/")
+    assert entry is not None and entry["Key"] == "folder/" and entry["Value"] is None
 
 
 def test_the_misspelled_seperator_is_accepted(kv_server: AccordServer, admin: consul.Consul) -> None:
