@@ -235,8 +235,9 @@ class KvService:
 
     # ----- locks --------------------------------------------------------------------------------
 
-    def held_by(self, session: str) -> list[KvItem]:
-        return [item for item in self.items("") if item.meta.session == session]
+    def item_at(self, store_key: str) -> KvItem | None:
+        entry = self.replica.entry(store_key)
+        return self._item(entry) if entry else None
 
     def arm_lock_delay(self, store_key: str, until: float) -> None:
         if until > self._lock_delays.get(store_key, 0.0):

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -160,7 +161,7 @@ def _check_ids(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def parse_create(body: Any, *, node: str, check_exists: Any) -> Session:
+def parse_create(body: Any, *, node: str, check_exists: Callable[[str], bool]) -> Session:
     """A new session from Consul's create body (field names case-insensitive), validated as Consul does."""
     fields = _fields(body)
     given_node = fields.get("node") or node
@@ -216,7 +217,11 @@ class SessionService:
         self._holders: dict[str, str] = {}  # kv store key -> session holding it
         self._deleted = 0  # revision of the newest session delete
         self._reaper: asyncio.Task[None] | None = None
-        self._unsubscribe = [replica.on_entry(self._on_entry), replica.on_change(self._on_change)]
+        self._unsubscribe = [
+            replica.on_entry(self._on_entry),
+            replica.on_change(self._on_change),
+            replica.on_reload(self._on_reload),
+        ]
         for entry in replica.entries(SESSION_PREFIX):
             self._on_entry(entry.key, entry)
         for entry in replica.entries(KV_PREFIX):
@@ -297,13 +302,19 @@ class SessionService:
         """Delete the session on the version read, then release or delete its keys; False if another did it."""
         if session.entry is None:
             return False
-        held = self.kv.held_by(session.id)
+        held = self._held(lambda holder: holder == session.id)
         try:
             await self.replica.delete_key(session.entry.key, expect_version=session.entry.version, ctx=ctx)
         except (ConflictError, NotFoundError):
             return False
         await self._free(held, session.behavior, ctx=ctx)
         return True
+
+    def _held(self, which: Callable[[str], bool]) -> list[KvItem]:
+        """The KV entries held by sessions ``which`` selects (from the holder map, without opening every value)."""
+        keys = [key for key, holder in self._holders.items() if which(holder)]
+        found = (self.kv.item_at(key) for key in keys)
+        return [item for item in found if item is not None and item.meta.session and which(item.meta.session)]
 
     async def _free(self, held: list[KvItem], behavior: str, *, ctx: WriteContext | None) -> None:
         for item in held:
@@ -325,7 +336,7 @@ class SessionService:
             expires = session.expires_at()
             if expires is not None and expires < now and await self.invalidate(session, ctx=ctx):
                 log.info("session %s expired (TTL %ss, renewed at %s)", session.id, session.ttl, session.renewed_at)
-        orphans = [item for item in self.kv.items("") if item.meta.session and not self.exists(item.meta.session)]
+        orphans = self._held(lambda holder: not self.exists(holder))
         if orphans:
             await self._free(orphans, "release", ctx=ctx)
 
@@ -354,6 +365,14 @@ class SessionService:
                 self._holders[key] = holder
             else:
                 self._holders.pop(key, None)
+
+    def _on_reload(self, revision: int, fire: bool) -> None:
+        """After a full reload, forget what no longer exists; deletes in the gap are under the reload's revision."""
+        if not fire:
+            return
+        self._deleted = max(self._deleted, revision)
+        self._sessions = {key: s for key, s in self._sessions.items() if self.replica.entry(key) is not None}
+        self._holders = {key: h for key, h in self._holders.items() if self.replica.entry(key) is not None}
 
     def _on_change(self, change: Change) -> None:
         if not change.key.startswith(SESSION_PREFIX) or change.op != "delete":
