@@ -34,7 +34,7 @@ from accord.registry.kvkeys import KV_PREFIX, KvMeta, encode_segment
 from accord.replica.replica import Replica
 from accord.store.types import Change, Entry, PutItem, WriteContext
 
-__all__ = ["SESSION_PREFIX", "Session", "SessionService", "parse_create"]
+__all__ = ["SESSION_PREFIX", "CheckStatus", "Session", "SessionService", "parse_create"]
 
 log = logging.getLogger("accord.registry.sessions")
 SESSION_PREFIX = "registry/session/"
@@ -47,6 +47,7 @@ MAX_LOCK_DELAY_S = 60.0
 LOCK_DELAY_MIN_THRESHOLD_NS = 1000  # Consul: a LockDelay below 1000 (ns) is read as seconds
 REAP_INTERVAL_S = 1.0
 SERF_HEALTH = "serfHealth"
+CheckStatus = Callable[[str], str | None]  # a check's Status, None when it is not registered
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,31 @@ def _check_ids(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def parse_create(body: Any, *, node: str, check_exists: Callable[[str], bool]) -> Session:
+def _linked_checks(fields: dict[str, Any], check_status: CheckStatus) -> tuple[list[str], list[dict[str, str]] | None]:
+    """The node and service checks a session is bound to; each must be registered and not critical."""
+    checks = fields.get("checks")
+    node_checks = fields.get("nodechecks")
+    if checks is None and node_checks is None:
+        ids = [SERF_HEALTH]
+    else:
+        ids = _check_ids(checks, "Checks") + _check_ids(node_checks, "NodeChecks")
+    raw_service = fields.get("servicechecks")
+    if raw_service is not None and not isinstance(raw_service, list):
+        raise ConsulApiError(400, "Request decode failed: ServiceChecks must be a list")
+    service_ids = [str(_fields(item).get("id") or "") for item in raw_service or []]
+    for check in [*ids, *service_ids]:
+        if check == SERF_HEALTH:
+            continue
+        status = check_status(check)
+        if status is None:
+            raise ConsulApiError(500, f"Missing check '{check}' registration")
+        if status == "critical":
+            raise ConsulApiError(500, f"Check '{check}' is in critical state")
+    service = None if raw_service is None else [{"ID": ident, "Namespace": ""} for ident in service_ids]
+    return list(dict.fromkeys(ids)), service
+
+
+def parse_create(body: Any, *, node: str, check_status: CheckStatus) -> Session:
     """A new session from Consul's create body (field names case-insensitive), validated as Consul does."""
     fields = _fields(body)
     given_node = fields.get("node") or node
@@ -170,26 +195,7 @@ def parse_create(body: Any, *, node: str, check_exists: Callable[[str], bool]) -
     behavior = fields.get("behavior") or "release"
     if behavior not in ("release", "delete"):
         raise ConsulApiError(500, f"Invalid Behavior setting '{behavior}'")
-    checks = fields.get("checks")
-    node_checks = fields.get("nodechecks")
-    if checks is None and node_checks is None:
-        ids = [SERF_HEALTH]
-    else:
-        ids = _check_ids(checks, "Checks") + _check_ids(node_checks, "NodeChecks")
-    for check in ids:
-        if check != SERF_HEALTH and not check_exists(check):
-            raise ConsulApiError(500, f"Missing check '{check}' registration")
-    service_checks = fields.get("servicechecks")
-    if service_checks is not None:
-        if not isinstance(service_checks, list):
-            raise ConsulApiError(400, "Request decode failed: ServiceChecks must be a list")
-        normalised = []
-        for item in service_checks:
-            ident = _fields(item).get("id")
-            if not isinstance(ident, str) or not check_exists(ident):
-                raise ConsulApiError(500, f"Missing check '{ident}' registration")
-            normalised.append({"ID": ident, "Namespace": ""})
-        service_checks = normalised
+    node_checks, service_checks = _linked_checks(fields, check_status)
     name = fields.get("name") or ""
     if not isinstance(name, str):
         raise ConsulApiError(400, "Request decode failed: Name must be a string")
@@ -200,7 +206,7 @@ def parse_create(body: Any, *, node: str, check_exists: Callable[[str], bool]) -
         _lock_delay(fields.get("lockdelay")),
         behavior,
         _ttl(fields.get("ttl")),
-        list(dict.fromkeys(ids)),
+        node_checks,
         service_checks,
         datetime.now(UTC),
     )
@@ -249,6 +255,24 @@ class SessionService:
     def get(self, session_id: str) -> Session | None:
         entry = self.replica.entry(session_key(session_id))
         return Session.from_entry(entry) if entry else None
+
+    def check_status(self, check_id: str) -> str | None:
+        """The Status of check ``check_id`` (``registry/check/<id>``, written by the catalog); None if missing."""
+        if check_id == SERF_HEALTH:
+            return "passing"  # synthesised for the one node, never stored
+        entry = self.replica.entry(CHECK_PREFIX + encode_segment(check_id))
+        if entry is None:
+            return None
+        try:
+            status = json.loads(entry.value).get("Status")
+        except (ValueError, AttributeError):
+            return "critical"
+        return str(status or "critical")
+
+    def broken(self, session: Session) -> bool:
+        """Whether a check the session is bound to is critical or gone (Consul invalidates it then)."""
+        linked = [*session.node_checks, *(c["ID"] for c in session.service_checks or [])]
+        return any(self.check_status(check) in (None, "critical") for check in linked)
 
     def exists(self, session_id: str) -> bool:
         return self.replica.entry(session_key(session_id)) is not None
@@ -334,8 +358,10 @@ class SessionService:
         ctx = WriteContext("session-reaper", "session-expire")
         for session in self.all():
             expires = session.expires_at()
-            if expires is not None and expires < now and await self.invalidate(session, ctx=ctx):
-                log.info("session %s expired (TTL %ss, renewed at %s)", session.id, session.ttl, session.renewed_at)
+            expired = expires is not None and expires < now
+            if (expired or self.broken(session)) and await self.invalidate(session, ctx=ctx):
+                why = f"TTL {session.ttl}s, renewed at {session.renewed_at}" if expired else "a linked check failed"
+                log.info("session %s invalidated (%s)", session.id, why)
         orphans = self._held(lambda holder: not self.exists(holder))
         if orphans:
             await self._free(orphans, "release", ctx=ctx)

@@ -12,7 +12,6 @@ from starlette.routing import BaseRoute, Route
 from accord.auth.tokens import Token
 from accord.core import environ
 from accord.core.errors import ConsulApiError
-from accord.registry.kvkeys import encode_segment
 from accord.registry.sessions import SESSION_PREFIX, parse_create, session_key
 from accord.server.consul.kv_routes import read_body, write_context
 from accord.server.consul.state import ConsulState
@@ -29,8 +28,6 @@ from accord.server.consul.wire import (
 )
 
 __all__ = ["session_routes"]
-
-CHECK_PREFIX = "registry/check/"
 
 
 def _state(request: Request) -> ConsulState:
@@ -62,11 +59,7 @@ async def create(request: Request) -> Response:
             body = json.loads(raw)
         except ValueError as exc:
             raise ConsulApiError(400, f"Request decode failed: {exc}") from None
-
-    def check_exists(check_id: str) -> bool:
-        return state.replica.entry(CHECK_PREFIX + encode_segment(check_id)) is not None
-
-    session = parse_create(body, node=environ.current().node_name, check_exists=check_exists)
+    session = parse_create(body, node=environ.current().node_name, check_status=state.sessions.check_status)
     await state.sessions.create(session, ctx=write_context(request, token, "session-create"))
     return json_response({"ID": session.id})
 
