@@ -307,3 +307,11 @@ def test_py_consul_txn_put(kv_server: AccordServer) -> None:
     assert result["Errors"] is None
     answer = anonymous.txn.put([{"KV": {"Verb": "get", "Key": "pytxn/k"}}])
     assert base64.b64decode(answer["Results"][0]["KV"]["Value"]) == b"v"
+
+
+def test_an_undeclared_method_is_consuls_405(kv_server: AccordServer) -> None:
+    with raw_client(kv_server) as http:
+        kv = http.post("/v1/kv/m/k", content=b"v")
+        session = http.get("/v1/session/create")
+    assert (kv.status_code, kv.text, kv.headers["allow"]) == (405, "method POST not allowed", "OPTIONS,GET,PUT,DELETE")
+    assert (session.status_code, session.headers["allow"]) == (405, "OPTIONS,PUT")

@@ -28,11 +28,12 @@ from accord.server.consul.wire import (
     query_index,
     query_wait,
     require,
+    text_error,
     token_secret,
 )
 from accord.store.types import WriteContext
 
-__all__ = ["kv_routes", "read_body", "write_context"]
+__all__ = ["kv_routes", "read_body", "with_allowed", "write_context"]
 
 
 def consul_state(request: Request) -> ConsulState:
@@ -241,10 +242,25 @@ async def txn(request: Request) -> Response:
     return json_response({"Results": None, "Errors": outcome.errors}, status=409, index=index)
 
 
+_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+
+
+def with_allowed(path: str, endpoints: dict[str, Any]) -> list[BaseRoute]:
+    """``path``'s routes, and Consul's 405 (``Allow: OPTIONS,...``) for the methods it does not declare."""
+    allowed = ",".join(["OPTIONS", *endpoints])
+
+    async def not_allowed(request: Request) -> Response:
+        response = text_error(405, f"method {request.method} not allowed")
+        response.headers["Allow"] = allowed
+        return response
+
+    routes: list[BaseRoute] = [Route(path, endpoint, methods=[method]) for method, endpoint in endpoints.items()]
+    others = [method for method in _METHODS if method not in endpoints]
+    return [*routes, Route(path, not_allowed, methods=others)]
+
+
 def kv_routes() -> list[BaseRoute]:
     return [
-        Route("/v1/kv/{key:path}", kv_get, methods=["GET"]),
-        Route("/v1/kv/{key:path}", kv_put, methods=["PUT"]),
-        Route("/v1/kv/{key:path}", kv_delete, methods=["DELETE"]),
-        Route("/v1/txn", txn, methods=["PUT"]),
+        *with_allowed("/v1/kv/{key:path}", {"GET": kv_get, "PUT": kv_put, "DELETE": kv_delete}),
+        *with_allowed("/v1/txn", {"PUT": txn}),
     ]

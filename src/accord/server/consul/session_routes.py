@@ -7,13 +7,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from accord.auth.tokens import Token
 from accord.core import environ
 from accord.core.errors import ConsulApiError
 from accord.registry.sessions import SESSION_PREFIX, parse_create, session_key
-from accord.server.consul.kv_routes import read_body, write_context
+from accord.server.consul.kv_routes import read_body, with_allowed, write_context
 from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import (
     check_consistency,
@@ -113,10 +113,10 @@ async def node(request: Request) -> Response:
 
 def session_routes() -> list[BaseRoute]:
     return [
-        Route("/v1/session/create", create, methods=["PUT"]),
-        Route("/v1/session/destroy/{id:path}", destroy, methods=["PUT"]),
-        Route("/v1/session/renew/{id:path}", renew, methods=["PUT"]),
-        Route("/v1/session/info/{id:path}", info, methods=["GET"]),
-        Route("/v1/session/list", session_list, methods=["GET"]),
-        Route("/v1/session/node/{node:path}", node, methods=["GET"]),
+        *with_allowed("/v1/session/create", {"PUT": create}),
+        *with_allowed("/v1/session/destroy/{id:path}", {"PUT": destroy}),
+        *with_allowed("/v1/session/renew/{id:path}", {"PUT": renew}),
+        *with_allowed("/v1/session/info/{id:path}", {"GET": info}),
+        *with_allowed("/v1/session/list", {"GET": session_list}),
+        *with_allowed("/v1/session/node/{node:path}", {"GET": node}),
     ]
