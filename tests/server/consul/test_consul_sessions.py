@@ -1,6 +1,8 @@
 """Consul sessions and locks through py-consul against a real `accord serve` (reference §2.5)."""
 
+import threading
 import time
+from typing import Any
 
 import consul
 import httpx
@@ -142,3 +144,21 @@ def test_session_acl(kv_server: AccordServer) -> None:
         limited.session.create()
     with httpx.Client(base_url=kv_server.url) as http:
         assert http.put("/v1/session/create").status_code == 403
+
+
+def test_a_blocking_session_list_is_woken_by_a_new_session(admin: consul.Consul) -> None:
+    index, _ = admin.session.list()
+    out: dict[str, Any] = {}
+
+    def watch() -> None:
+        out["answer"] = admin.session.list(index=index, wait="30s")
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive()
+    session = admin.session.create(checks=[])
+    thread.join(20)
+    assert not thread.is_alive()
+    new_index, sessions = out["answer"]
+    assert int(new_index) > int(index) and session in {s["ID"] for s in sessions}
