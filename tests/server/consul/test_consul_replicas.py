@@ -31,6 +31,11 @@ def test_a_blocking_query_on_one_replica_is_woken_by_a_write_through_the_other(
     new_index, entries = out["answer"]
     assert int(new_index) > int(index) and {e["Key"] for e in entries} == {"cross/k", "cross/other"}
 
+    # a full-size value (512 KiB, too big for a bus message) reaches the other replica through the database
+    big = b"x" * (512 * 1024)
+    assert a.kv.put("cross/big", big) is True
+    assert wait_until(lambda: (b.kv.get("cross/big")[1] or {}).get("Value") == big, timeout=20)
+
     # a lock taken on one replica holds on the other; its lock-delay, armed where it was destroyed, too
     holder = a.session.create(lock_delay=5, checks=[])
     rival = b.session.create(lock_delay=0, checks=[])
