@@ -1,5 +1,6 @@
 """Consul sessions and locks through py-consul against a real `accord serve` (reference §2.5)."""
 
+import base64
 import threading
 import time
 from typing import Any
@@ -162,3 +163,54 @@ def test_a_blocking_session_list_is_woken_by_a_new_session(admin: consul.Consul)
     assert not thread.is_alive()
     new_index, sessions = out["answer"]
     assert int(new_index) > int(index) and session in {s["ID"] for s in sessions}
+
+
+def test_txn_lock_check_session_and_unlock(kv_server: AccordServer, admin: consul.Consul) -> None:
+    session = admin.session.create(lock_delay=0, checks=[])
+    other = admin.session.create(lock_delay=0, checks=[])
+    value = base64.b64encode(b"leader").decode()
+    with kv_server.admin() as http:
+        locked = http.put(
+            "/v1/txn", json=[{"KV": {"Verb": "lock", "Key": "txnlock/k", "Value": value, "Session": session}}]
+        )
+        assert locked.status_code == 200, locked.text
+        assert locked.json()["Results"][0]["KV"]["Session"] == session
+        assert locked.json()["Results"][0]["KV"]["LockIndex"] == 1
+        stolen = http.put("/v1/txn", json=[{"KV": {"Verb": "lock", "Key": "txnlock/k", "Session": other}}])
+        assert stolen.status_code == 409
+        assert stolen.json()["Errors"][0]["What"] == 'failed to lock key "txnlock/k", lock is already held'
+        wrong = http.put("/v1/txn", json=[{"KV": {"Verb": "check-session", "Key": "txnlock/k", "Session": other}}])
+        assert wrong.status_code == 409
+        assert wrong.json()["Errors"] == [
+            {
+                "OpIndex": 0,
+                "What": f'failed session check for key "txnlock/k", current session "{session}" != "{other}"',
+            }
+        ]
+        unlocked = http.put(
+            "/v1/txn",
+            json=[
+                {"KV": {"Verb": "check-session", "Key": "txnlock/k", "Session": session}},
+                {"KV": {"Verb": "unlock", "Key": "txnlock/k", "Session": session}},
+            ],
+        )
+        assert unlocked.status_code == 200, unlocked.text
+    _, entry = admin.kv.get("txnlock/k")
+    assert entry is not None and "Session" not in entry and entry["LockIndex"] == 1
+
+
+def test_txn_ops_a_token_may_not_perform_roll_back(kv_server: AccordServer, admin: consul.Consul) -> None:
+    with kv_server.admin() as http:
+        limited = create_token(http, "txn-limited", ["kv/txnacl/ok/=write"])
+    value = base64.b64encode(b"v").decode()
+    with httpx.Client(base_url=kv_server.url, headers={"X-Consul-Token": limited}) as http:
+        answer = http.put(
+            "/v1/txn",
+            json=[
+                {"KV": {"Verb": "set", "Key": "txnacl/ok/a", "Value": value}},
+                {"KV": {"Verb": "set", "Key": "txnacl/denied", "Value": value}},
+            ],
+        )
+    assert answer.status_code == 409
+    assert answer.json()["Errors"] == [{"OpIndex": 1, "What": "Permission denied"}]
+    assert admin.kv.get("txnacl/ok/a")[1] is None
