@@ -30,6 +30,7 @@ __all__ = [
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 512 * 1024
+ENVELOPE_HEADROOM = 1024  # Consul KV entries (kv/...) carry their metadata envelope and seal beside a full value
 MAX_JSON_DEPTH = 32
 CONFIG_PREFIX = "config/"
 SCHEMA_PREFIX = "schema/"  # one entry per declared setting (dotted path): its stored schema, so declarations propagate
@@ -96,7 +97,8 @@ def _dot_segment_problem(text: str, *, prefix: bool) -> str | None:
 def check_value_size(key: str, data: bytes | str) -> None:
     """Refuse oversized values up front; the limit applies to the UTF-8 bytes that are stored."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-    if size > MAX_VALUE_BYTES:
+    limit = MAX_VALUE_BYTES + (ENVELOPE_HEADROOM if key.startswith("kv/") else 0)
+    if size > limit:
         raise ValueTooLargeError(f"value for key {_preview(key)} is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes")
 
 

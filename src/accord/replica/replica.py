@@ -27,7 +27,7 @@ from accord.replica.boot import InitialSnapshot, initial_snapshot
 from accord.replica.status import ReplicaStatus
 from accord.store.engine import create_engine, resolve_db_url
 from accord.store.kv import SqlKVStore
-from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
+from accord.store.types import BatchItem, Change, Entry, KVStore, PutItem, WriteContext
 
 log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
@@ -211,6 +211,14 @@ class Replica:
         """Write raw entries in one transaction, apply them here, announce them."""
         self.check_writable()
         changes = await self._store.put_many(items, ctx=self._context(ctx, "set"))
+        for change in changes:
+            await self._after_write(change)
+        return changes
+
+    async def write_batch(self, items: Sequence[BatchItem], *, ctx: WriteContext | None = None) -> list[Change]:
+        """Puts and deletes in one transaction, applied here and announced (Consul's /v1/txn)."""
+        self.check_writable()
+        changes = await self._store.write_batch(items, ctx=self._context(ctx, "set"))
         for change in changes:
             await self._after_write(change)
         return changes

@@ -79,8 +79,7 @@ def create_app(
         address = environ.current().advertise_addr or listen_addr or DEFAULT_ADDRESS
         app.state.consul = consul = ConsulState(live.replica, address)
         metrics.watch(RegistryCollector(live.replica, consul.signal))
-        if not embedded:
-            await consul.start()
+        await consul.start(background=not embedded)
         try:
             yield
         finally:

@@ -11,9 +11,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accord.core.errors import BodyTooLargeError, RequestTooLargeError
+from accord.core.keys import MAX_VALUE_BYTES
 from accord.server.metrics import Metrics
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # above the 512 KiB value limit, so a full-size Consul KV value gets through
+CONSUL_KV_PATH = "/v1/kv/"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -29,6 +31,10 @@ class AccordMiddleware:
             return
         request_id, declared_length = _scan_headers(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        consul_kv = scope.get("path", "").startswith(CONSUL_KV_PATH)
+        if consul_kv and declared_length > MAX_VALUE_BYTES:
+            await _consul_too_large(send, request_id, declared_length)
+            return
         if declared_length > self.max_body:
             await _too_large(send, request_id, self.max_body)
             return
@@ -54,7 +60,10 @@ class AccordMiddleware:
             await self.app(scope, limited_receive, tagged_send)
         except BodyTooLargeError:
             status["code"] = RequestTooLargeError.http_status
-            await _too_large(send, request_id, self.max_body)
+            if consul_kv:
+                await _consul_too_large(send, request_id, received["bytes"])
+            else:
+                await _too_large(send, request_id, self.max_body)
         finally:
             self._observe(scope, status["code"], time.perf_counter() - started)
 
@@ -94,4 +103,16 @@ async def _too_large(send: Send, request_id: str, limit: int) -> None:
             "headers": [*headers, (b"x-request-id", request_id.encode())],
         }
     )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _consul_too_large(send: Send, request_id: str, size: int) -> None:
+    """Consul's own 413 for a KV value over ``kv_max_value_size``: plain text, clients match it."""
+    payload = (
+        f"Request body({size} bytes) too large, max size: {MAX_VALUE_BYTES} bytes. See "
+        "https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size."
+    ).encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(payload)).encode())]
+    headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

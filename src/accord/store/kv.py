@@ -26,7 +26,19 @@ from accord.store.engine import conflict_error, create_engine, read_tx, redact, 
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
 from accord.store.timers import SqlTimers
-from accord.store.types import AuditFilter, AuditRow, Change, Deployment, Entry, KVStore, Op, PutItem, WriteContext
+from accord.store.types import (
+    AuditFilter,
+    AuditRow,
+    BatchItem,
+    Change,
+    DeleteItem,
+    Deployment,
+    Entry,
+    KVStore,
+    Op,
+    PutItem,
+    WriteContext,
+)
 
 _PG_PUT_MANY = sa.text(
     "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
@@ -187,15 +199,39 @@ class SqlKVStore:
         validate_key(key)
         context = ctx or WriteContext(actor)
         async with write_tx(self.engine) as conn:
-            revision = await _bump_revision(conn)
-            current = await _current(conn, key)
-            if current is None:
-                raise NotFoundError(f"key {key!r} does not exist")
-            _check_expected(key, expect_version, current)
-            await conn.execute(sa.delete(t.kv).where(t.kv.c.key == key))
-            change = _change_of(revision, key, "delete", current.version + 1, None, current.secret, context)
-            await _append_history(conn, change)
-        return change
+            return await _delete_one(conn, DeleteItem(key, expect_version), context)
+
+    async def write_batch(self, items: Sequence[BatchItem], *, ctx: WriteContext | None = None) -> list[Change]:
+        """Puts and deletes in one transaction, one revision per item; a failed compare-and-set writes nothing.
+
+        Mixed batches take the SQLAlchemy path on both dialects (PostgreSQL's ``accord_put_many`` covers puts
+        only). Deleting a missing key is a ``NotFoundError``, and nothing of the batch is written.
+        """
+        for item in items:
+            validate_key(item.key)
+            if isinstance(item, PutItem):
+                check_value_size(item.key, item.value)
+        context = ctx or WriteContext()
+        async with write_tx(self.engine) as conn:
+            changes: list[Change] = []
+            for item in items:
+                if isinstance(item, PutItem):
+                    changes.append(await _put_one(conn, item, context))
+                else:
+                    changes.append(await _delete_one(conn, item, context))
+            return changes
+
+    async def latest_deletes(self, prefix: str) -> dict[str, int]:
+        h = t.kv_history.c
+        query = (
+            sa.select(h.key, sa.func.max(h.revision))
+            .where(h.key.startswith(validate_prefix(prefix), autoescape=True), h.op == "delete")
+            .where(h.key.not_in(sa.select(t.kv.c.key)))
+            .group_by(h.key)
+        )
+        async with read_tx(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(key): int(revision) for key, revision in rows}
 
     async def history(self, key: str, *, limit: int | None = None) -> list[Change]:
         """Mutations of ``key``, newest first."""
@@ -328,6 +364,18 @@ async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> C
         await conn.execute(sa.insert(t.kv).values(key=item.key, create_revision=revision, **fields))
     else:
         await conn.execute(sa.update(t.kv).where(t.kv.c.key == item.key).values(**fields))
+    await _append_history(conn, change)
+    return change
+
+
+async def _delete_one(conn: AsyncConnection, item: DeleteItem, ctx: WriteContext) -> Change:
+    revision = await _bump_revision(conn)
+    current = await _current(conn, item.key)
+    if current is None:
+        raise NotFoundError(f"key {item.key!r} does not exist")
+    _check_expected(item.key, item.expect_version, current)
+    await conn.execute(sa.delete(t.kv).where(t.kv.c.key == item.key))
+    change = _change_of(revision, item.key, "delete", current.version + 1, None, current.secret, ctx)
     await _append_history(conn, change)
     return change
 

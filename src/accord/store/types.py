@@ -78,6 +78,17 @@ class PutItem:
     secret: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteItem:
+    """One delete of a mixed batch (``write_batch``)."""
+
+    key: str
+    expect_version: int | None = None
+
+
+BatchItem = PutItem | DeleteItem
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Which history rows an audit query returns (newest first, at most ``limit``)."""
@@ -174,6 +185,14 @@ class KVStore(Protocol):
     async def delete(
         self, key: str, *, expect_version: int | None = None, actor: str = "", ctx: WriteContext | None = None
     ) -> Change: ...
+
+    async def write_batch(self, items: Sequence[BatchItem], *, ctx: WriteContext | None = None) -> list[Change]:
+        """Puts and deletes in one transaction (one revision each): all of them or, on any error, none."""
+        ...
+
+    async def latest_deletes(self, prefix: str) -> dict[str, int]:
+        """For each key under ``prefix`` that does not exist now, the revision of its last delete (tombstones)."""
+        ...
 
     async def history(self, key: str, *, limit: int | None = None) -> list[Change]: ...
 

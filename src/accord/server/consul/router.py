@@ -7,6 +7,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from accord.server.consul import check_routes, status_routes
+from accord.server.consul.kv_routes import kv_routes
+from accord.server.consul.session_routes import session_routes
 from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import text_error
 
@@ -22,7 +24,7 @@ async def _unknown(_request: Request) -> Response:
 
 def consul_routes() -> list[BaseRoute]:
     """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
-    modules: list[list[BaseRoute]] = [check_routes.routes(), status_routes.routes()]
+    modules: list[list[BaseRoute]] = [kv_routes(), session_routes(), check_routes.routes(), status_routes.routes()]
     return [
         *(route for routes in modules for route in routes),
         Route("/v1/{rest:path}", _unknown, methods=["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"]),

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from accord.core import environ
 from accord.registry.blocking import ChangeSignal
+from accord.registry.kv import KvService
 from accord.registry.leader import LeaderLease
 from accord.registry.scheduler import CheckScheduler
+from accord.registry.sessions import SessionService
 from accord.replica.replica import Replica
 from accord.store.types import Timers
 
@@ -23,17 +25,29 @@ class ConsulState:
     timers: Timers = field(init=False)
     checks: CheckScheduler = field(init=False)
     leader: LeaderLease = field(init=False)
+    _background: bool = field(init=False, default=False)
+    kv: KvService = field(init=False)
+    sessions: SessionService = field(init=False)
 
     def __post_init__(self) -> None:
         self.signal = ChangeSignal(self.replica, REGISTRY_PREFIXES)
         self.timers = self.replica.store.timers()
         self.checks = CheckScheduler(self.replica, self.timers, reap_interval_s=environ.current().check_reap_interval)
         self.leader = LeaderLease(self.replica, self.timers, self.checks, address=self.address)
+        self.kv = KvService(self.replica)
+        self.sessions = SessionService(self.replica, self.kv)
 
-    async def start(self) -> None:
-        """Start background work (leases, checks); each part adds its own here."""
-        await self.leader.start()
+    async def start(self, *, background: bool = True) -> None:
+        """Load what the routes need; with ``background`` (a server, not an embedded CLI app) run leases and reapers."""
+        await self.kv.start()
+        if background:
+            await self.sessions.start()
+            await self.leader.start()
+            self._background = True
 
     async def aclose(self) -> None:
-        await self.leader.aclose()
+        if self._background:
+            await self.leader.aclose()
+            await self.sessions.aclose()
+        self.kv.close()
         self.signal.close()
