@@ -83,8 +83,8 @@ class LiveConfig:
         """Every known setting whose dotted path starts with ``prefix``, sorted by path."""
         return [self.meta(path) for path in sorted(self._registry.by_path) if path.startswith(prefix)]
 
-    def spec(self, path: str) -> SettingSpec:
-        return self._registry.spec(path)
+    def spec(self, path: str, *, visible: Callable[[str], bool] | None = None) -> SettingSpec:
+        return self._registry.spec(path, visible=visible)
 
     @property
     def registry(self) -> SettingRegistry:
