@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from accord.core.times import iso_utc
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -31,7 +33,7 @@ def note(text: str) -> None:
 
 def _default(value: object) -> object:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso_utc(value)
     if isinstance(value, set):
         return sorted(value)
     return str(value)
@@ -107,8 +109,8 @@ def tokens_table(rows: list[dict[str, Any]]) -> Table:
 
 def when(value: object) -> str:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value or "")[:19]
+        return iso_utc(value, timespec="seconds")
+    return str(value or "")
 
 
 def as_text(value: object) -> str:

@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import pkgutil
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 from accord.config.settings import SettingsGroup
@@ -15,6 +16,7 @@ from accord.config.spec import SettingSpec, StoredSetting
 from accord.core.errors import AccordError, UnknownSettingError
 
 log = logging.getLogger("accord.config")
+_QUOTED_KEY = re.compile(r"(key )?'(config/[A-Za-z0-9_./-]+)'")
 
 
 class SettingRegistry:
@@ -62,6 +64,14 @@ class SettingRegistry:
             return self.by_path[path]
         except KeyError:
             raise unknown_setting(path, self.by_path, visible) from None
+
+    def name_paths(self, text: str) -> str:
+        """``text`` with every quoted store key of a known setting (``key 'config/llm/model'``) as its dotted path."""
+        return _QUOTED_KEY.sub(lambda m: self._path_of(m.group(2)) or m.group(0), text)
+
+    def _path_of(self, key: str) -> str | None:
+        spec = self.by_key.get(key)
+        return spec.path if spec is not None else None
 
     def spec_for_key(self, key: str) -> SettingSpec | None:
         return self.by_key.get(key)
