@@ -63,11 +63,11 @@ def test_create_use_list_revoke_over_http(server: AccordServer) -> None:
 
 def test_token_input_errors_are_the_same_both_ways(server: AccordServer) -> None:
     cases = [
-        (("token", "create", "--name", "x", "--rule", "config=nope"), 2, "invalid rule 'config=nope'"),
+        (("token", "create", "--name", "x", "--rule", "config=nope"), 2, 'invalid rule "config=nope"'),
         (("token", "create", "--name", "x", "--ttl", "5 parsecs"), 2, "invalid --ttl"),
         (("token", "create", "--name", "bad name!"), 2, "invalid token name"),
         (("token", "create", "--name", "management"), 2, "already exists"),
-        (("token", "revoke", "nobody"), 4, "no token named 'nobody'"),
+        (("token", "revoke", "nobody"), 4, 'no token named "nobody"'),
     ]
     for args, code, needle in cases:
         direct, http = both(server.db_url, server.addr, server.token, *args, code=code)

@@ -6,6 +6,7 @@ otherwise they work on the database directly. Both ways print the same thing.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -121,7 +122,7 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(
-            f"invalid --since {text!r}: use an ISO time such as 2025-01-31 or 2025-01-31T12:00:00Z"
+            f"invalid --since {json.dumps(text)}: use an ISO time such as 2025-01-31 or 2025-01-31T12:00:00Z"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 

@@ -53,7 +53,7 @@ class ConfigAdmin:
 
     def settings(self, *, prefix: str = "", category: str | None = None, readable: KeyFilter = _everything) -> Rows:
         if category is not None and category not in self.categories():
-            raise UnknownSettingError(f"unknown category {category!r}")
+            raise UnknownSettingError(f"unknown category {json.dumps(category)}")
         wanted = f"{category}." if category is not None else prefix
         specs = [self.live.spec(meta.path) for meta in self.live.all(wanted)]
         for spec in specs:

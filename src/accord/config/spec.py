@@ -8,8 +8,8 @@ rebuild a ``StoredSetting`` from that schema and validate exactly as the applica
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jsonschema

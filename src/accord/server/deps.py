@@ -6,6 +6,7 @@ which costs more than the work these do (a dict lookup) on every request.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -57,14 +58,14 @@ Context = Annotated[WriteContext, Depends(write_context)]
 
 def require_read(caller: Token, key: str) -> None:
     if not caller.policy.can_read(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not read {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not read {json.dumps(key)}")
 
 
 def require_write(caller: Token, key: str) -> None:
     if not caller.policy.can_write(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not write {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not write {json.dumps(key)}")
 
 
 def require_reveal(caller: Token, key: str) -> None:
     if not caller.policy.can_reveal(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not reveal secrets under {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not reveal secrets under {json.dumps(key)}")
