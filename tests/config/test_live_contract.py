@@ -1,6 +1,7 @@
 """The LiveConfig contract on every backend: SQLite, PostgreSQL, and PostgreSQL + Redis (real servers)."""
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -286,7 +287,7 @@ async def test_stored_schema_serves_processes_without_declarations(contract_back
         assert tool.spec("embedding.api_key").secret
         revision = await tool.store.current_revision()
         for path, value, rule in [
-            ("embedding.batch_size", 0, "minimum"),
+            ("embedding.batch_size", 0, "must be >= 1"),
             ("embedding.batch_size", "many", "integer"),
             ("embedding.batch_size", 5.0, "integer"),
             ("embedding.batch_size", True, "integer"),
@@ -296,8 +297,9 @@ async def test_stored_schema_serves_processes_without_declarations(contract_back
             with pytest.raises(accord.ValidationFailedError) as info:
                 await tool.set(path, value)
             assert path in info.value.detail and json.dumps(value) in info.value.detail and rule in info.value.detail
-            with pytest.raises(accord.ValidationFailedError):  # the declaring application agrees
+            with pytest.raises(accord.ValidationFailedError) as declared:  # the declaring application agrees
                 await app.set(path, value)
+            assert declared.value.detail == info.value.detail  # word for word
         assert await tool.store.current_revision() == revision
         with pytest.raises(accord.UnknownSettingError):
             await tool.set("embedding.nope", 1)

@@ -70,7 +70,8 @@ def changes_table(rows: list[dict[str, Any]], *, revision: bool = False) -> Tabl
     """Diff and import rows: path, old and new value (masked), and the revision of the change if known."""
     table = _table(("path", "old", "new", *(("revision",) if revision else ())))
     for row in rows:
-        cells = [row["path"], optional(row["old"]), optional(row["new"])]
+        new = optional(row["new"]) + (f" ({row['note']})" if row.get("note") else "")
+        cells = [row["path"], optional(row["old"]), new]
         table.add_row(*cells, *((str(row["revision"]),) if revision else ()))
     return table
 

@@ -74,7 +74,8 @@ def _grammar_problem(text: object, *, prefix: bool) -> str | None:
         return f"is {size} bytes long; the limit is {MAX_KEY_BYTES} bytes"
     bad = _FORBIDDEN_CHAR.search(text)
     if bad:
-        return f"contains {json.dumps(bad.group(), ensure_ascii=False)} at position {bad.start()}; only A-Z a-z 0-9 _ . - / are allowed"
+        shown = json.dumps(bad.group(), ensure_ascii=False)
+        return f"contains {shown} at position {bad.start()}; only A-Z a-z 0-9 _ . - / are allowed"
     if text.startswith("/"):
         return "must not start with '/'"
     if "//" in text:

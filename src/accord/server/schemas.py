@@ -127,6 +127,7 @@ class ImportRow(BaseModel):
     path: str
     old: JsonValue
     new: JsonValue
+    note: str | None = Field(None, description="Why a secret was not compared (the caller may not reveal it).")
 
 
 class ImportOut(BaseModel):
@@ -140,6 +141,9 @@ class MigrateOut(BaseModel):
     migrated: dict[str, JsonValue]
     unchanged: list[str]
     skipped_unknown: list[str]
+    not_compared: list[str] = Field(
+        default_factory=list, description="Secrets the caller may not reveal: written as given, never compared."
+    )
 
 
 class AuditRow(BaseModel):

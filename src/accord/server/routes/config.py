@@ -83,7 +83,9 @@ async def migrate(
     check_depth("the request body", legacy, BODY_DEPTH)
     for path in state.admin.migration_paths(legacy):
         require_write(caller, path_to_key(path))
-    report = await state.admin.migrate(legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"))
+    report = await state.admin.migrate(
+        legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"), revealable=caller.policy.can_reveal
+    )
     if not dry_run:
         state.metrics.writes.labels("migrate").inc(len(report["migrated"]))
     return s.MigrateOut(**report)
