@@ -149,6 +149,8 @@ class StoredSetting:
 
     def validate(self, value: object) -> object:
         check_rules(self._validator, value, self, self.type_name)
+        if self.schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # a float setting holds 1.0 for 1, as the declaring process stores it
         return value
 
     def parse_input(self, raw: str) -> object:
