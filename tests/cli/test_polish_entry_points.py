@@ -93,13 +93,13 @@ def _cli_answer(db_url: str, path: str, text: str) -> dict[str, object]:
     return {"error": done.stderr.strip().splitlines()[0].removeprefix("error: ")}
 
 
+def _put(server: AccordServer, path: str, body: dict[str, object]) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    return httpx.put(f"{server.addr}/api/config/{path}", json=body, headers=headers, timeout=10)
+
+
 def _http_answer(server: AccordServer, path: str, text: str) -> dict[str, object]:
-    answer = httpx.put(
-        f"{server.addr}/api/config/{path}",
-        json={"input": text},
-        headers={"Authorization": f"Bearer {server.token}"},
-        timeout=10,
-    )
+    answer = _put(server, path, {"input": text})
     if answer.status_code == 200:
         return {"value": answer.json()["value"]}
     assert answer.status_code == 422, answer.text
@@ -150,12 +150,7 @@ async def test_a_mistyped_path_gets_did_you_mean_everywhere(knobs_server: Accord
     assert hint in cli.stderr and '"knobs.wokers"' in cli.stderr
     over = run_cli("config", "get", "knobs.wokers", addr=knobs_server.addr, token=knobs_server.token, code=2)
     assert hint in over.stderr
-    answer = httpx.put(
-        f"{knobs_server.addr}/api/config/knobs.wokers",
-        json={"value": 3},
-        headers={"Authorization": f"Bearer {knobs_server.token}"},
-        timeout=10,
-    )
+    answer = _put(knobs_server, "knobs.wokers", {"value": 3})
     assert answer.status_code == 404 and hint in answer.json()["detail"]
     async with await accord.connect(knobs_server.db_url, "", groups=[Knobs], watch=False, use_env=False) as cfg:
         with pytest.raises(accord.UnknownSettingError, match=hint):
@@ -202,7 +197,9 @@ def test_errors_name_dotted_paths_and_quote_values_as_json(knobs_server: AccordS
 
 def test_times_print_in_one_style_both_ways(knobs_server: AccordServer) -> None:
     run_cli("config", "set", "knobs.workers", "12", db=knobs_server.db_url)
-    direct, http = both(knobs_server.db_url, knobs_server.addr, knobs_server.token, "config", "history", "knobs.workers", "--json")
+    direct, http = both(
+        knobs_server.db_url, knobs_server.addr, knobs_server.token, "config", "history", "knobs.workers", "--json"
+    )
     assert direct.stdout == http.stdout
     at = json.loads(direct.stdout)[0]["at"]
     assert at.endswith("Z") and "+00:00" not in at, at

@@ -102,4 +102,4 @@ def test_the_cli_reports_a_bad_variable_in_one_line(tmp_path: Path) -> None:
         [str(accord_exe), "config", "list"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == "error: ACCORD_START_TIMEOUT=\"ten\" is not a number of seconds (e.g. 30 or 2.5)"
+    assert done.stderr.strip() == 'error: ACCORD_START_TIMEOUT="ten" is not a number of seconds (e.g. 30 or 2.5)'
