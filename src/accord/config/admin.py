@@ -192,7 +192,7 @@ class ConfigAdmin:
             return valid, {"path": path, "old": show(spec, current.value), "new": "****", "note": NOT_COMPARED}
         if current.source == "stored" and current.value == valid:
             return None
-        return valid, {"path": path, "old": show(spec, current.value), "new": show(spec, valid)}
+        return valid, {"path": path, "old": show(spec, current.value), "new": show(spec, valid), "note": None}
 
     def _unseal(self, spec: SettingSpec, value: object) -> object:
         assert isinstance(value, dict)
