@@ -80,7 +80,7 @@ def test_bad_input_is_one_line_and_changes_nothing(db: str) -> None:
         (("config", "set", "llm.timeout_s", "601"), 2, "llm.timeout_s"),
         (("config", "set", "llm.timeout_s", "soon"), 2, "llm.timeout_s"),
         (("config", "set", "llm.stop", "[1, 2]"), 2, "llm.stop"),
-        (("config", "set", "llm.nope", "1"), 2, "unknown setting 'llm.nope'"),
+        (("config", "set", "llm.nope", "1"), 2, 'unknown setting "llm.nope"'),
         (("config", "set", "not-a-path", "1"), 2, "not-a-path"),
         (("config", "set", "llm.timeout_s", "40", "--expect-version", "7"), 3, "conflict"),
         (("config", "rollback", "llm.timeout_s", "--to-version", "9"), 4, "version 9"),

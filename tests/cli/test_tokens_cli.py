@@ -44,7 +44,7 @@ def test_create_use_list_revoke_over_http(server: AccordServer) -> None:
     reader = {"addr": server.addr, "token": secret}
     assert json.loads(run_cli("config", "get", "llm.timeout_s", "--json", **reader).stdout)["value"] == 45
     denied = run_cli("config", "set", "llm.timeout_s", "50", **reader, code=7)
-    assert "may not write 'config/llm/timeout_s'" in one_line_error(denied)
+    assert 'may not write llm.timeout_s (store key "config/llm/timeout_s")' in one_line_error(denied)
     assert "llm.api_key" not in run_cli("config", "list", **reader).stdout  # deny beats the shorter read rule
     plain = run_cli("token", "create", "--name", "writer", "--rule", "config/llm/=write", **over)
     assert plain.stdout.count("\n") == 1 and plain.stdout.startswith("acc_") and "shown once" in plain.stderr
@@ -63,11 +63,11 @@ def test_create_use_list_revoke_over_http(server: AccordServer) -> None:
 
 def test_token_input_errors_are_the_same_both_ways(server: AccordServer) -> None:
     cases = [
-        (("token", "create", "--name", "x", "--rule", "config=nope"), 2, "invalid rule 'config=nope'"),
+        (("token", "create", "--name", "x", "--rule", "config=nope"), 2, 'invalid rule "config=nope"'),
         (("token", "create", "--name", "x", "--ttl", "5 parsecs"), 2, "invalid --ttl"),
         (("token", "create", "--name", "bad name!"), 2, "invalid token name"),
         (("token", "create", "--name", "management"), 2, "already exists"),
-        (("token", "revoke", "nobody"), 4, "no token named 'nobody'"),
+        (("token", "revoke", "nobody"), 4, 'no token named "nobody"'),
     ]
     for args, code, needle in cases:
         direct, http = both(server.db_url, server.addr, server.token, *args, code=code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_unset_and_empty_mean_the_one_default() -> None:
 def test_a_bad_start_timeout_names_the_variable_and_the_value(text: str) -> None:
     with pytest.raises(EnvironError) as caught:
         Environ.from_mapping({"ACCORD_START_TIMEOUT": text})
-    assert "ACCORD_START_TIMEOUT" in caught.value.detail and repr(text) in caught.value.detail
+    assert "ACCORD_START_TIMEOUT" in caught.value.detail and json.dumps(text) in caught.value.detail
     assert caught.value.variable == "ACCORD_START_TIMEOUT"
     assert caught.value.exit_code == 2
 
@@ -65,7 +66,7 @@ def test_env_override_flags(text: str, flag: bool) -> None:
 
 
 def test_a_bad_flag_names_the_variable_and_the_value() -> None:
-    with pytest.raises(EnvironError, match=r"ACCORD_ENV_OVERRIDE='maybe'"):
+    with pytest.raises(EnvironError, match=r'ACCORD_ENV_OVERRIDE="maybe"'):
         Environ.from_mapping({"ACCORD_ENV_OVERRIDE": "maybe"})
 
 
@@ -101,4 +102,4 @@ def test_the_cli_reports_a_bad_variable_in_one_line(tmp_path: Path) -> None:
         [str(accord_exe), "config", "list"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == "error: ACCORD_START_TIMEOUT='ten' is not a number of seconds (e.g. 30 or 2.5)"
+    assert done.stderr.strip() == 'error: ACCORD_START_TIMEOUT="ten" is not a number of seconds (e.g. 30 or 2.5)'

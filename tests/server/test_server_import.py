@@ -45,7 +45,8 @@ def test_dry_run_returns_the_diff_and_changes_nothing(admin: httpx.Client) -> No
     assert body["dry_run"] is True
     changes = {row["path"]: row for row in body["changes"]}
     assert set(changes) == set(batch)
-    assert changes["llm.model"] == {"path": "llm.model", "old": before_values["llm.model"], "new": batch["llm.model"]}
+    expected = {"path": "llm.model", "old": before_values["llm.model"], "new": batch["llm.model"], "note": None}
+    assert changes["llm.model"] == expected
     assert changes["llm.org_id"]["new"] != batch["llm.org_id"] and "****" in changes["llm.org_id"]["new"]
     assert revision(admin) == before_revision
     assert _values(admin) == before_values

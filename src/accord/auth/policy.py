@@ -6,6 +6,7 @@ open under another policy as under this one, which is what creating or revoking 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,7 +88,8 @@ def boundary_warnings(rules: tuple[Rule, ...]) -> list[str]:
     """Rules whose prefix stops mid-segment: ``config/app`` also matches ``config/application/``."""
     return [
         f"rule {rule} does not end at a segment boundary: it also matches every key that merely starts with "
-        f"{rule.prefix!r} (e.g. {rule.prefix + '2/'!r}); end the prefix with '/' to mean that folder only"
+        f"{json.dumps(rule.prefix)} (e.g. {json.dumps(rule.prefix + '2/')}); "
+        "end the prefix with '/' to mean that folder only"
         for rule in rules
         if rule.prefix and not rule.prefix.endswith("/")
     ]
@@ -100,6 +102,6 @@ def parse_rule(text: str) -> Rule:
     """``PREFIX=read|write|deny``; an empty prefix matches every key."""
     match = _RULE.match(text.strip())
     if not match:
-        raise PolicyError(f"invalid rule {text!r}: expected PREFIX=read|write|deny, e.g. config/llm/=write")
+        raise PolicyError(f"invalid rule {json.dumps(text)}: expected PREFIX=read|write|deny, e.g. config/llm/=write")
     access: Access = match["access"]  # type: ignore[assignment]
     return Rule(match["prefix"], access)

@@ -57,7 +57,7 @@ class Token:
 def check_token_name(name: str) -> str:
     """Names become store keys (acl/tokens/<name>) and CLI arguments: keep them plain."""
     if not _NAME.match(name):
-        raise TokenError(f"invalid token name {name!r}: use 1-100 of [A-Za-z0-9_.-]")
+        raise TokenError(f"invalid token name {json.dumps(name)}: use 1-100 of [A-Za-z0-9_.-]")
     return name
 
 
@@ -102,7 +102,7 @@ class TokenIndex:
         try:
             return self._by_name[name]
         except KeyError:
-            raise NotFoundError(f"no token named {name!r}") from None
+            raise NotFoundError(f"no token named {json.dumps(name)}") from None
 
     async def create(
         self,
@@ -131,7 +131,7 @@ class TokenIndex:
         try:
             await self._replica.put_keys([item], ctx=_ctx(ctx, "token.create"))
         except ConflictError:
-            raise TokenError(f"a token named {name!r} already exists") from None
+            raise TokenError(f"a token named {json.dumps(name)} already exists") from None
         return token, secret
 
     async def revoke(self, name: str, *, ctx: WriteContext | None = None, granted_by: Token | None = None) -> Token:
@@ -166,7 +166,8 @@ def check_grant(granter: Token, policy: Policy, verb: str) -> None:
     missing = granter.policy.uncovered(policy)
     if missing:
         raise PermissionDeniedError(
-            f"token {granter.name!r} may not {verb} a token with more access than its own: " + "; ".join(missing)
+            f"token {json.dumps(granter.name)} may not {verb} a token with more access than its own: "
+            + "; ".join(missing)
         )
 
 

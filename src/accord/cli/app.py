@@ -6,11 +6,13 @@ otherwise they work on the database directly. Both ways print the same thing.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as click_exceptions  # Typer bundles its own click
 
 import accord
 from accord.cli.backend import AuditQuery, open_backend
@@ -121,7 +123,7 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(
-            f"invalid --since {text!r}: use an ISO time such as 2025-01-31 or 2025-01-31T12:00:00Z"
+            f"invalid --since {json.dumps(text)}: use an ISO time such as 2025-01-31 or 2025-01-31T12:00:00Z"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -130,4 +132,25 @@ def main() -> None:
     # httpx imports its own command line (click, rich.syntax, pygments: ~40 ms) unless that import fails;
     # this process never runs it, so it gets the stub httpx defines for a missing one.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `accord config` alone: its help, as before
+        sys.exit(exc.exit_code)
+    except click_exceptions.UsageError as exc:
+        sys.stderr.write(usage_error_line(exc) + "\n")
+        sys.exit(exc.exit_code)
+    except click_exceptions.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("error: aborted\n")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(exc: click_exceptions.UsageError) -> str:
+    """A usage error as the one line docs/cli.md documents: what is wrong, and where the help is."""
+    message = " ".join(exc.format_message().split())
+    where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+    return f"error: {message}{where}"

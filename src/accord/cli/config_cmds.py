@@ -36,7 +36,7 @@ async def config_list(
     elif rows:
         output.console.print(output.settings_table(rows))
     else:
-        output.note("no settings registered" + (f" under {prefix!r}" if prefix else ""))
+        output.note("no settings registered" + (f" under {json.dumps(prefix)}" if prefix else ""))
 
 
 @config_app.command("get")
@@ -239,7 +239,7 @@ async def config_migrate(
         f"skipped unknown {len(report['skipped_unknown'])}"
     )
     for path, value in report["migrated"].items():
-        output.line(f"  {verb} {path} = {value!r}")
+        output.line(f"  {verb} {path} = {json.dumps(value)}")
     for path in report["skipped_unknown"]:
         output.line(f"  skipped unknown {path}")
 

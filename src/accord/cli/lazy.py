@@ -6,8 +6,10 @@ web stack; ``accord --help`` imports every group to show its summary.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -31,7 +33,7 @@ class LazyCommand:
             holder.command(name)(found)
         command = get_group(holder).commands[name]
         assert isinstance(command, typer.core.TyperCommand | TyperGroup)
-        return command
+        return name_placeholders(command)
 
 
 LAZY_COMMANDS: dict[str, LazyCommand] = {
@@ -58,7 +60,40 @@ class LazyGroup(TyperGroup):
             self.commands[cmd_name] = LAZY_COMMANDS[cmd_name].load(cmd_name)
         found = super().get_command(ctx, cmd_name)
         assert found is None or isinstance(found, typer.core.TyperCommand | TyperGroup)
-        return found
+        return None if found is None else name_placeholders(found)
+
+
+_Command = TypeVar("_Command", bound=typer.core.TyperCommand | TyperGroup)
+
+
+def name_placeholders(command: _Command) -> _Command:
+    """PATH/VALUE-style placeholders in ``--help`` and usage lines, not Typer's ``<str>``/``{path}``.
+
+    An argument is its name in capitals (``PATH VALUE``); an option taking a value is the last word of its
+    name (``--db-url URL``, ``--expect-version VERSION``).
+    """
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        # Typer bundles its own click: the kinds are told by name, not by class
+        if param.param_type_name == "argument":
+            param.metavar = (param.name or "value").upper()
+            param.type = copy.copy(param.type)  # a copy: the STRING type object is shared by every parameter
+            setattr(param.type, "get_metavar", _no_type_column)  # noqa: B010 - an instance, not the class
+        elif param.param_type_name == "option" and not getattr(param, "is_flag", False) and not _is_choice(param):
+            param.metavar = (param.name or "value").rsplit("_", 1)[-1].upper()
+    for sub in getattr(command, "commands", {}).values():
+        name_placeholders(sub)
+    return command
+
+
+def _no_type_column(*_args: object, **_kwargs: object) -> str:
+    """Typer's help prints an argument's type as ``<str>`` unless the type names a placeholder; the name says it."""
+    return ""
+
+
+def _is_choice(param: typer.core.TyperOption | typer.core.TyperArgument | Any) -> bool:
+    return hasattr(param.type, "choices")
 
 
 __all__ = ["LAZY_COMMANDS", "LazyGroup"]

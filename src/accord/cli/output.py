@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from accord.core.times import iso_utc
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -31,7 +33,7 @@ def note(text: str) -> None:
 
 def _default(value: object) -> object:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso_utc(value)
     if isinstance(value, set):
         return sorted(value)
     return str(value)
@@ -73,7 +75,8 @@ def changes_table(rows: list[dict[str, Any]], *, revision: bool = False) -> Tabl
     """Diff and import rows: path, old and new value (masked), and the revision of the change if known."""
     table = _table(("path", "old", "new", *(("revision",) if revision else ())))
     for row in rows:
-        cells = [row["path"], optional(row["old"]), optional(row["new"])]
+        new = optional(row["new"]) + (f" ({row['note']})" if row.get("note") else "")
+        cells = [row["path"], optional(row["old"]), new]
         table.add_row(*cells, *((str(row["revision"]),) if revision else ()))
     return table
 
@@ -112,8 +115,8 @@ def tokens_table(rows: list[dict[str, Any]]) -> Table:
 
 def when(value: object) -> str:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value or "")[:19]
+        return iso_utc(value, timespec="seconds")
+    return str(value or "")
 
 
 def as_text(value: object) -> str:

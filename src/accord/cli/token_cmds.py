@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated
 
@@ -32,7 +33,7 @@ async def token_bootstrap(db_url: DirectDbUrl = None, redis_url: RedisUrl = None
     finally:
         await backend.aclose()
     output.line(secret)
-    output.note(f"created management token {name!r}; it is shown once, only its hash is stored")
+    output.note(f"created management token {json.dumps(name)}; it is shown once, only its hash is stored")
     name_database(backend.database)
     if server_address():
         output.note("(ACCORD_ADDR is ignored here: bootstrap always writes to the database)")
@@ -66,7 +67,8 @@ async def token_create(
         output.note(f"warning: {warning}")
     rules_text = ", ".join(row["rules"]) or "none (denies everything)"
     output.note(
-        f"created token {row['name']!r} with rules: {rules_text}. The secret above is shown once; store it now."
+        f"created token {json.dumps(row['name'])} with rules: {rules_text}. "
+        "The secret above is shown once; store it now."
     )
 
 
@@ -107,7 +109,7 @@ def parse_ttl(text: str) -> int:
     """``30d``, ``12h``, ``90m``, ``3600s`` or plain seconds, up to ten years."""
     match = _TTL.match(text.strip().lower())
     if not match:
-        raise InputError(f"invalid --ttl {text!r}: use a number with s, m, h, d or w, e.g. 30d or 12h")
+        raise InputError(f"invalid --ttl {json.dumps(text)}: use a number with s, m, h, d or w, e.g. 30d or 12h")
     seconds = int(match["n"]) * _UNIT_S[match["unit"]]
     if seconds > MAX_TTL_S:
         raise InputError(f"--ttl {text} is longer than ten years")

@@ -26,6 +26,8 @@ from accord.core.masking import looks_masked
 from accord.store.audit import AuditFilter, AuditRow
 from accord.store.types import Change, WriteContext
 
+NOT_COMPARED = "would be written (not compared: no reveal right)"
+
 KeyFilter = Callable[[str], bool]
 Row = dict[str, Any]
 Rows = list[Row]
@@ -53,7 +55,7 @@ class ConfigAdmin:
 
     def settings(self, *, prefix: str = "", category: str | None = None, readable: KeyFilter = _everything) -> Rows:
         if category is not None and category not in self.categories():
-            raise UnknownSettingError(f"unknown category {category!r}")
+            raise UnknownSettingError(f"unknown category {json.dumps(category)}")
         wanted = f"{category}." if category is not None else prefix
         specs = [self.live.spec(meta.path) for meta in self.live.all(wanted)]
         for spec in specs:
@@ -186,9 +188,11 @@ class ConfigAdmin:
         valid = spec.validate(value)
         current = self.live.meta(path)
         blind = spec.secret and not revealable(spec.key)
-        if current.source == "stored" and current.value == valid and not blind:
+        if blind:  # the same answer whether the guess matches the stored secret or not
+            return valid, {"path": path, "old": show(spec, current.value), "new": "****", "note": NOT_COMPARED}
+        if current.source == "stored" and current.value == valid:
             return None
-        return valid, {"path": path, "old": show(spec, current.value), "new": show(spec, valid)}
+        return valid, {"path": path, "old": show(spec, current.value), "new": show(spec, valid), "note": None}
 
     def _unseal(self, spec: SettingSpec, value: object) -> object:
         assert isinstance(value, dict)
@@ -204,8 +208,16 @@ class ConfigAdmin:
         env_names = {spec.env: path for path, spec in known.items() if spec.env}
         return [path for path in flatten(data, known, env_names) if path in known]
 
-    async def migrate(self, data: Mapping[str, Any], *, dry_run: bool, ctx: WriteContext | None = None) -> Row:
-        return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx)).as_dict()
+    async def migrate(
+        self,
+        data: Mapping[str, Any],
+        *,
+        dry_run: bool,
+        ctx: WriteContext | None = None,
+        revealable: KeyFilter = _everything,
+    ) -> Row:
+        """Like ``import_values``: for a caller who may not reveal a secret, a given secret is never compared."""
+        return (await migrate_legacy(self.live, data, dry_run=dry_run, ctx=ctx, revealable=revealable)).as_dict()
 
     def change_event(self, change: Change) -> Row | None:
         """A stored change as a watch event, or None when it is not a known setting."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from accord.core.errors import SchemaConflictError
+from accord.core.times import iso_utc
 from accord.store.types import Change, KVStore
 
 __all__ = ["conflicts", "register_declarations"]
@@ -119,5 +120,5 @@ def _stamped(form: str, stored: str | None, actor: str) -> str:
         before = json.loads(stored)
         if {k: v for k, v in before.items() if k not in _STAMP} == body and before.get("declared_by"):
             return stored
-    body |= {"declared_by": actor, "declared_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    body |= {"declared_by": actor, "declared_at": iso_utc(datetime.now(UTC), timespec="seconds")}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))

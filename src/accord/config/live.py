@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from accord.config.registry import SettingRegistry
@@ -83,8 +85,8 @@ class LiveConfig:
         """Every known setting whose dotted path starts with ``prefix``, sorted by path."""
         return [self.meta(path) for path in sorted(self._registry.by_path) if path.startswith(prefix)]
 
-    def spec(self, path: str) -> SettingSpec:
-        return self._registry.spec(path)
+    def spec(self, path: str, *, visible: Callable[[str], bool] | None = None) -> SettingSpec:
+        return self._registry.spec(path, visible=visible)
 
     @property
     def registry(self) -> SettingRegistry:
@@ -141,12 +143,15 @@ class LiveConfig:
         self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> SettingMeta:
         """Validate, write a new revision, apply it here, announce it; returns the new state."""
-        await self._replica.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
+        with self._paths_named():
+            await self._replica.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
         return self.meta(path)
 
     async def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Validate every value first, then write them all in one transaction: all or nothing."""
-        await self._replica.put_keys([self._put_item(path, value, None) for path, value in values.items()], ctx=ctx)
+        items = [self._put_item(path, value, None) for path, value in values.items()]
+        with self._paths_named():
+            await self._replica.put_keys(items, ctx=ctx)
         return [self.meta(path) for path in values]
 
     async def set_input(self, path: str, raw: str, *, expect_version: int | None = None) -> SettingMeta:
@@ -156,9 +161,14 @@ class LiveConfig:
     async def delete(
         self, path: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> SettingMeta:
-        """Remove the stored value; the setting falls back to its environment variable or default."""
-        await self._replica.delete_key(self._registry.spec(path).key, expect_version=expect_version, ctx=ctx)
-        return self.meta(path)
+        """Remove the stored value; the setting falls back to its environment variable or default.
+
+        The answer's ``mod_revision`` is the revision the delete committed (``meta()`` says 0 afterwards:
+        nothing is stored), so a caller can tell the write it made."""
+        key = self._registry.spec(path).key
+        with self._paths_named():
+            change = await self._replica.delete_key(key, expect_version=expect_version, ctx=ctx)
+        return replace(self.meta(path), mod_revision=change.revision)
 
     async def rollback(
         self,
@@ -178,7 +188,8 @@ class LiveConfig:
         old = [item for item in await self._store.history(spec.key) if item.version == to_version]
         if old and old[0].value is not None:
             spec.validate(spec.decode(self.stored_text(spec, old[0].value, secret=old[0].secret)))
-        await self._replica.rollback_key(spec.key, to_version, ctx=ctx)
+        with self._paths_named():
+            await self._replica.rollback_key(spec.key, to_version, ctx=ctx)
         return self.meta(path)
 
     async def _version_to_restore(self, spec: SettingSpec, to_version: int | None, to_revision: int | None) -> int:
@@ -217,6 +228,16 @@ class LiveConfig:
         await self.aclose()
 
     # ----- internals ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _paths_named(self) -> Iterator[None]:
+        """The store's errors name keys (``'config/llm/model'``); a settings user reads dotted paths."""
+        try:
+            yield
+        except AccordError as exc:
+            exc.detail = self._registry.name_paths(exc.detail)
+            exc.args = (exc.detail,)
+            raise
 
     def _put_item(self, path: str, value: object, expect_version: int | None) -> PutItem:
         spec = self._registry.spec(path)

@@ -7,7 +7,7 @@ string...). The un-escaper runs here, on import, and never on reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ class MigrationReport:
     unchanged: list[str] = field(default_factory=list)
     skipped_unknown: list[str] = field(default_factory=list)
     secret_paths: set[str] = field(default_factory=set)
+    not_compared: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with secret values masked."""
@@ -37,6 +38,7 @@ class MigrationReport:
             "migrated": shown,
             "unchanged": self.unchanged,
             "skipped_unknown": self.skipped_unknown,
+            "not_compared": self.not_compared,
         }
 
 
@@ -59,9 +61,18 @@ def parse_legacy(text: str, *, source: str = "config.json") -> dict[str, Any]:
 
 
 async def migrate_legacy(
-    live: LiveConfig, data: Mapping[str, Any], *, dry_run: bool = False, ctx: WriteContext | None = None
+    live: LiveConfig,
+    data: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+    ctx: WriteContext | None = None,
+    revealable: Callable[[str], bool] = lambda _key: True,
 ) -> MigrationReport:
-    """Validate every known value first; then write all changed ones in one transaction, or nothing."""
+    """Validate every known value first; then write all changed ones in one transaction, or nothing.
+
+    A secret the caller may not reveal is never compared with the stored one: it always counts as migrated
+    (listed in ``not_compared``), so a dry run cannot test a guess.
+    """
     report = MigrationReport(dry_run=dry_run)
     errors: list[str] = []
     for path, raw in flatten(data, live.registry.by_path, _env_names(live)).items():
@@ -75,7 +86,10 @@ async def migrate_legacy(
             errors.append(exc.detail)
             continue
         current = live.meta(path)
-        if current.source == "stored" and current.value == value:
+        blind = spec.secret and not revealable(spec.key)
+        if blind:
+            report.not_compared.append(path)
+        if not blind and current.source == "stored" and current.value == value:
             report.unchanged.append(path)
         else:
             report.migrated[path] = value

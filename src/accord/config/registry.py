@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+import json
 import logging
 import pkgutil
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 from accord.config.settings import SettingsGroup
 from accord.config.spec import SettingSpec, StoredSetting
 from accord.core.errors import AccordError, UnknownSettingError
 
 log = logging.getLogger("accord.config")
+_QUOTED_KEY = re.compile(r"(key )?'(config/[A-Za-z0-9_./-]+)'")
 
 
 class SettingRegistry:
@@ -53,11 +57,21 @@ class SettingRegistry:
         self.by_path[spec.path] = spec
         self.by_key[spec.key] = spec
 
-    def spec(self, path: str) -> SettingSpec:
+    def spec(self, path: str, *, visible: Callable[[str], bool] | None = None) -> SettingSpec:
+        """The setting at ``path``; a mistyped one is refused with the closest declared path as a hint
+        (only among the store keys ``visible`` allows, for a caller that may not see them all)."""
         try:
             return self.by_path[path]
         except KeyError:
-            raise UnknownSettingError(f"unknown setting {path!r}: no application has declared it") from None
+            raise unknown_setting(path, self.by_path, visible) from None
+
+    def name_paths(self, text: str) -> str:
+        """``text`` with every quoted store key of a known setting (``key 'config/llm/model'``) as its dotted path."""
+        return _QUOTED_KEY.sub(lambda m: self._path_of(m.group(2)) or m.group(0), text)
+
+    def _path_of(self, key: str) -> str | None:
+        spec = self.by_key.get(key)
+        return spec.path if spec is not None else None
 
     def spec_for_key(self, key: str) -> SettingSpec | None:
         return self.by_key.get(key)
@@ -88,3 +102,13 @@ def discover(package: str) -> list[type[SettingsGroup]]:
             if issubclass(obj, SettingsGroup) and obj is not SettingsGroup and obj.__module__ == module.__name__:
                 found.append(obj)
     return found
+
+
+def unknown_setting(
+    path: str, known: Mapping[str, SettingSpec], visible: Callable[[str], bool] | None = None
+) -> UnknownSettingError:
+    """The one "unknown setting" message every entry point gives: the path as JSON, and "did you mean"."""
+    candidates = [p for p, spec in known.items() if visible is None or visible(spec.key)]
+    close = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return UnknownSettingError(f"unknown setting {json.dumps(path)}: no application has declared it{hint}")

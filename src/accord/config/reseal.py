@@ -7,6 +7,8 @@ cache holds the old blobs, so after a rotation it is invalidated and rebuilt fro
 
 from __future__ import annotations
 
+import json
+
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,7 +31,7 @@ class ConfigSecrets:
         count = ResealCount(self.name, {"kv": 0, "history": 0})
         current = (await conn.execute(sa.select(t.kv.c.key, t.kv.c.value).where(t.kv.c.secret))).all()
         for row in current:
-            what = f"current value of {row.key!r}"
+            what = f"current value of {json.dumps(row.key)}"
             blob = reseal_blob(cipher, bytes(row.value), aad=row.key.encode(), count=count, part="kv", what=what)
             if blob is not None and not dry_run:
                 await conn.execute(sa.update(t.kv).where(t.kv.c.key == row.key).values(value=blob))
@@ -38,7 +40,7 @@ class ConfigSecrets:
             await conn.execute(sa.select(h.revision, h.key, h.value).where(h.secret, h.value.is_not(None)))
         ).all()
         for old in history:
-            what = f"{old.key!r} at revision {old.revision}"
+            what = f"{json.dumps(old.key)} at revision {old.revision}"
             blob = reseal_blob(cipher, bytes(old.value), aad=old.key.encode(), count=count, part="history", what=what)
             if blob is not None and not dry_run:
                 await conn.execute(sa.update(t.kv_history).where(h.revision == old.revision).values(value=blob))

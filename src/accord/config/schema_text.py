@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from accord.core.codec import is_non_string_json
+from accord.core.flags import flag_value
 
 __all__ = ["NOT_TEXT", "admits_string", "parse_typed", "read_text"]
 
@@ -58,14 +59,31 @@ def read_text(text: str, schema: Mapping[str, Any], is_valid: Callable[[object],
 
 
 def parse_typed(raw: str, schema: Mapping[str, Any], is_valid: Callable[[object], bool]) -> object:
-    """What a person typed, read leniently (surrounding whitespace allowed around JSON); validated by the caller."""
+    """What a person typed, the one reading every entry point uses (CLI, HTTP ``input``, ``set_input``,
+    a setting's environment variable); validated by the caller.
+
+    JSON first (surrounding whitespace allowed; no NaN/Infinity), then a yes/no spelling for a schema that
+    takes a boolean but no string (``yes``, ``OFF``, ``1``: :mod:`accord.core.flags`), then the text itself
+    when a string is admitted. Numbers are JSON numbers: ``5`` and ``-2.5e3``, not ``0x10``, ``1_000`` or ``+5``.
+    """
     try:
-        parsed: object = json.loads(raw)
-    except ValueError:
+        parsed: object = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        parsed = NOT_TEXT
+    json_value = parsed is not NOT_TEXT and not isinstance(parsed, str)
+    if json_value and is_valid(parsed):
+        return parsed
+    takes_text = admits_string(schema)
+    flag = flag_value(raw)
+    if flag is not None and not takes_text and is_valid(flag):
+        return flag
+    if takes_text or not json_value:
         return raw
-    if isinstance(parsed, str) or (not is_valid(parsed) and admits_string(schema)):
-        return raw if admits_string(schema) else parsed
     return parsed
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-finite number {name}")
 
 
 def _resolve(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -6,18 +6,20 @@ is a non-data descriptor, so a read such as ``cfg.embedding.model`` is a plain a
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from accord.config.spec import failed, secret_by_name, stored_spec_json
+from accord.config.schema_text import parse_typed
+from accord.config.spec import check_rules, failed, schema_checker, secret_by_name, stored_spec_json
 from accord.core import codec
-from accord.core.errors import AccordError, CodecError, ValidationFailedError
+from accord.core.errors import AccordError, CodecError
 from accord.core.keys import path_to_key
 
 _CATEGORY = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -122,7 +124,28 @@ class DeclaredSetting:
     def encode(self, value: object) -> str:
         return codec.encode(value)
 
+    @cached_property
+    def _schema(self) -> dict[str, Any]:
+        try:
+            return self._adapter.json_schema()
+        except PydanticUserError:
+            return {}  # a type JSON Schema cannot describe: pydantic alone checks it
+
+    @cached_property
+    def _checker(self) -> Any:
+        return schema_checker(self._schema)
+
+    def _is_valid(self, value: object) -> bool:
+        return bool(self._checker.is_valid(value))
+
     def validate(self, value: object) -> object:
+        """The stored schema's rules first, so the message is the one the CLI and server give; then pydantic."""
+        try:
+            data = codec.to_data(value)
+        except CodecError:
+            data = None
+        else:
+            check_rules(self._checker, data, self, self.type_name)
         try:
             return self._adapter.validate_python(value, strict=True)
         except PydanticValidationError as exc:
@@ -130,13 +153,16 @@ class DeclaredSetting:
             raise failed(self.path, value, f"{rule} (expected {self.type_name})", secret=self.secret) from None
 
     def parse_input(self, raw: str) -> object:
+        """Typed text read exactly as a process without this class reads it (``StoredSetting.parse_input``),
+        then made the declared Python type."""
+        value = parse_typed(raw, self._schema, self._is_valid)
+        check_rules(self._checker, value, self, self.type_name)
         try:
-            value = codec.parse_input(raw, self.annotation)
-        except (CodecError, ValidationFailedError) as exc:
-            if self.secret:
-                raise failed(self.path, raw, f"not a valid {self.type_name}", secret=True) from None
-            raise ValidationFailedError(f"invalid value for {self.path}: {exc.detail}") from None
-        return self.validate(value)
+            typed = self._adapter.validate_json(json.dumps(value), strict=True)
+        except PydanticValidationError as exc:
+            rule = "; ".join(e["msg"] + _at(e["loc"]) for e in exc.errors())
+            raise failed(self.path, raw, f"{rule} (expected {self.type_name})", secret=self.secret) from None
+        return self.validate(typed)
 
     def to_stored(self) -> str:
         schema = self._adapter.json_schema()

@@ -8,6 +8,7 @@ rebuild a ``StoredSetting`` from that schema and validate exactly as the applica
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -147,16 +148,9 @@ class StoredSetting:
         return codec.encode(value)
 
     def validate(self, value: object) -> object:
-        error = best_match(self._validator.iter_errors(value))
-        if error is not None:
-            # jsonschema's message quotes the value itself, so a secret gets the rule alone
-            rule = (
-                f"fails {error.validator}={json.dumps(error.validator_value, default=str)}"
-                if self.secret
-                else error.message
-            )
-            where = f" at {error.json_path}" if error.path else ""
-            raise failed(self.path, value, f"{rule}{where} (expected {self.type_name})", secret=self.secret)
+        check_rules(self._validator, value, self, self.type_name)
+        if self.schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # a float setting holds 1.0 for 1, as the declaring process stores it
         return value
 
     def parse_input(self, raw: str) -> object:
@@ -180,5 +174,58 @@ def stored_spec_json(schema: dict[str, Any], default_text: str | None, spec: Set
 
 
 def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
+    """A value as messages quote it: JSON (never Python repr), cut short."""
+    try:
+        text = json.dumps(codec.to_data(value), ensure_ascii=False, default=str)
+    except (CodecError, ValueError, TypeError):
+        text = json.dumps(str(value), ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def schema_checker(schema: Mapping[str, Any]) -> Any:
+    """The validator for a setting's JSON Schema, the same for a declaring process and for the CLI and server."""
+    return _StrictValidator(schema, format_checker=_FORMATS)
+
+
+def check_rules(validator: Any, value: object, spec: SettingSpec, type_name: str) -> None:
+    """Refuse ``value`` if it breaks the schema, with the one message every entry point gives."""
+    error = best_match(validator.iter_errors(value))
+    if error is not None:
+        where = f" at {error.json_path}" if error.path else ""
+        raise failed(spec.path, value, f"{describe_rule(error)}{where} (expected {type_name})", secret=spec.secret)
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false (or yes/no, on/off, 1/0 typed as text)",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def describe_rule(error: Any) -> str:
+    """A broken JSON Schema rule in words; it never quotes the value itself (a secret stays unshown)."""
+    rule, limit = str(error.validator), error.validator_value
+    shown = json.dumps(limit, ensure_ascii=False, default=str)
+    words = {
+        "minimum": f"must be >= {shown}",
+        "maximum": f"must be <= {shown}",
+        "exclusiveMinimum": f"must be > {shown}",
+        "exclusiveMaximum": f"must be < {shown}",
+        "multipleOf": f"must be a multiple of {shown}",
+        "minLength": f"must be at least {shown} character(s) long",
+        "maxLength": f"must be at most {shown} character(s) long",
+        "minItems": f"must have at least {shown} item(s)",
+        "maxItems": f"must have at most {shown} item(s)",
+        "pattern": f"must match the pattern {shown}",
+        "enum": f"must be one of {shown}",
+        "const": f"must be {shown}",
+        "format": f"must be a valid {limit}",
+    }
+    if rule == "type":
+        kinds = limit if isinstance(limit, list) else [limit]
+        return "must be " + " or ".join(_TYPE_WORDS.get(str(kind), json.dumps(kind)) for kind in kinds)
+    return words.get(rule, f"fails {rule}={shown}")

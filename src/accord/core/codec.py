@@ -38,6 +38,7 @@ __all__ = [
     "encode",
     "is_non_string_json",
     "parse_input",
+    "to_data",
     "unescape_legacy",
     "validate",
 ]
@@ -63,6 +64,11 @@ def encode(value: object) -> str:
     text = data if isinstance(data, str) else _dump_json(data, value)
     _require_utf8(text, value)
     return text
+
+
+def to_data(value: object) -> object:
+    """``value`` as JSON-able data (secrets revealed), as :func:`encode` sees it before writing text."""
+    return _jsonable(value)
 
 
 def _jsonable(value: object) -> object:

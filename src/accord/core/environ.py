@@ -11,12 +11,14 @@ is seen at once, and reading a dozen variables costs microseconds.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from accord.core.errors import EnvironError
+from accord.core.flags import FALSE_WORDS, TRUE_WORDS, flag_value
 
 __all__ = [
     "ADDR",
@@ -45,8 +47,6 @@ SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_CHECK_REAP_INTERVAL_S = 30.0  # Consul's CheckReapInterval
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise EnvironError(f"{name}={text!r} is not a number of seconds (e.g. 30 or 2.5)", variable=name)
+        raise EnvironError(f"{name}={json.dumps(text)} is not a number of seconds (e.g. 30 or 2.5)", variable=name)
     return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "")
-    text = raw.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
+    if not raw.strip():
         return False
-    raise EnvironError(f"{name}={raw!r} is not a yes/no flag: use 1, true, yes, on or 0, false, no, off", variable=name)
+    value = flag_value(raw)
+    if value is None:
+        words = ", ".join(TRUE_WORDS) + " or " + ", ".join(FALSE_WORDS)
+        raise EnvironError(f"{name}={json.dumps(raw)} is not a yes/no flag: use {words}", variable=name)
+    return value

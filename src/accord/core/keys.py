@@ -10,6 +10,7 @@ Settings declared in code use dotted paths ``<category>.<name>``; each maps to e
 
 from __future__ import annotations
 
+import json
 import re
 
 from accord.core.errors import InvalidKeyError, ValidationFailedError, ValueTooLargeError
@@ -74,7 +75,8 @@ def _grammar_problem(text: object, *, prefix: bool) -> str | None:
         return f"is {size} bytes long; the limit is {MAX_KEY_BYTES} bytes"
     bad = _FORBIDDEN_CHAR.search(text)
     if bad:
-        return f"contains {bad.group()!r} at position {bad.start()}; only A-Z a-z 0-9 _ . - / are allowed"
+        shown = json.dumps(bad.group(), ensure_ascii=False)
+        return f"contains {shown} at position {bad.start()}; only A-Z a-z 0-9 _ . - / are allowed"
     if text.startswith("/"):
         return "must not start with '/'"
     if "//" in text:
@@ -90,7 +92,7 @@ def _dot_segment_problem(text: str, *, prefix: bool) -> str | None:
         segments = segments[:-1]  # the last piece of a prefix is a partial segment
     for segment in segments:
         if segment in {".", ".."}:
-            return f"must not contain a {segment!r} segment"
+            return f"must not contain a {json.dumps(segment)} segment"
     return None
 
 
@@ -138,9 +140,9 @@ def _path_problem(path: object) -> str | None:
     if not dot or "." in name:
         return "must be '<category>.<name>' with exactly one dot"
     if not _CATEGORY.fullmatch(category):
-        return f"category {category!r} must match [a-z_][a-z0-9_]*"
+        return f"category {json.dumps(category)} must match [a-z_][a-z0-9_]*"
     if not _NAME.fullmatch(name):
-        return f"name {name!r} must match [A-Za-z_][A-Za-z0-9_]*"
+        return f"name {json.dumps(name)} must match [A-Za-z_][A-Za-z0-9_]*"
     return None
 
 

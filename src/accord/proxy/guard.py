@@ -8,6 +8,7 @@ access to ``vault/<scope>/``, since masking creates mappings there.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -48,8 +49,8 @@ class ProxyAuth:
             raise AuthenticationError("the accord token is unknown, revoked or expired")
         if not token.policy.can_write(self.key):
             raise PermissionDeniedError(
-                f"token {token.name!r} may not mask through this proxy: it needs a rule granting write on "
-                f"{self.key!r} (e.g. vault/=write)"
+                f"token {json.dumps(token.name)} may not mask through this proxy: it needs a rule granting write on "
+                f"{json.dumps(self.key)} (e.g. vault/=write)"
             )
 
     async def aclose(self) -> None:

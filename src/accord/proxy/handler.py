@@ -8,6 +8,7 @@ vault, so they issue the same token for the same value.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
@@ -79,7 +80,7 @@ class MaskingProxy:
         self.upstream = check_upstream(upstream)
         self.scope = check_scope(scope)
         if not timeout > 0:
-            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+            raise InvalidInputError(f"timeout must be > 0 seconds, got {json.dumps(timeout)}")
         self.timeout = timeout
         self.max_body = max_body
         if max_answer < 1 or max_mappings < 1:
@@ -323,7 +324,9 @@ def check_upstream(url: str) -> str:
     """The upstream's base URL (``https://api.openai.com``; a trailing ``/v1`` is fine too)."""
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidInputError(f"upstream must be an http(s) URL such as https://api.openai.com, got {url!r}")
+        raise InvalidInputError(
+            f"upstream must be an http(s) URL such as https://api.openai.com, got {json.dumps(url)}"
+        )
     return url.rstrip("/")
 
 

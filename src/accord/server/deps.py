@@ -6,12 +6,14 @@ which costs more than the work these do (a dict lookup) on every request.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from accord.auth.tokens import Token
 from accord.core.errors import AuthenticationError, PermissionDeniedError
+from accord.core.keys import key_to_path
 from accord.server.state import ServerState
 from accord.store.types import WriteContext
 
@@ -57,14 +59,20 @@ Context = Annotated[WriteContext, Depends(write_context)]
 
 def require_read(caller: Token, key: str) -> None:
     if not caller.policy.can_read(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not read {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not read {_named(key)}")
 
 
 def require_write(caller: Token, key: str) -> None:
     if not caller.policy.can_write(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not write {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not write {_named(key)}")
 
 
 def require_reveal(caller: Token, key: str) -> None:
     if not caller.policy.can_reveal(key):
-        raise PermissionDeniedError(f"token {caller.name!r} may not reveal secrets under {key!r}")
+        raise PermissionDeniedError(f"token {json.dumps(caller.name)} may not reveal secrets under {_named(key)}")
+
+
+def _named(key: str) -> str:
+    """A setting by its dotted path, with the store key its token rules are written against."""
+    path = key_to_path(key)
+    return f"{path} (store key {json.dumps(key)})" if path else json.dumps(key)

@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, model_validator
 from pydantic_core import to_json
 from starlette.responses import JSONResponse
 
+from accord.core.times import iso_utc
+
 _STRICT = ConfigDict(extra="forbid")
 MAX_INT64 = 2**63 - 1  # revisions and versions are BIGINT columns: larger numbers can never match
+
+# every time in an answer: ISO 8601 UTC with "Z", as the CLI prints it (accord.core.times)
+UtcTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str)]
 
 
 class RowResponse(JSONResponse):
@@ -96,7 +101,7 @@ class HistoryOut(BaseModel):
     op: str
     value: JsonValue
     actor: str
-    at: datetime | None
+    at: UtcTime | None
     action: str | None = None
 
 
@@ -122,6 +127,7 @@ class ImportRow(BaseModel):
     path: str
     old: JsonValue
     new: JsonValue
+    note: str | None = Field(None, description="Why a secret was not compared (the caller may not reveal it).")
 
 
 class ImportOut(BaseModel):
@@ -135,11 +141,14 @@ class MigrateOut(BaseModel):
     migrated: dict[str, JsonValue]
     unchanged: list[str]
     skipped_unknown: list[str]
+    not_compared: list[str] = Field(
+        default_factory=list, description="Secrets the caller may not reveal: written as given, never compared."
+    )
 
 
 class AuditRow(BaseModel):
     revision: int
-    at: datetime | None
+    at: UtcTime | None
     actor: str
     action: str | None
     request_id: str | None
@@ -168,9 +177,9 @@ class TokenOut(BaseModel):
     accessor: str
     rules: list[str]
     reveal_secrets: bool
-    created_at: datetime
+    created_at: UtcTime
     created_by: str
-    expires_at: datetime | None
+    expires_at: UtcTime | None
     expired: bool
 
 

@@ -8,6 +8,7 @@ digit is dropped, because its token's digits would run into it and could not be 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -149,7 +150,9 @@ def _check_head(name: str, pattern: str, head: str, width: int, triggers: tuple[
     wrapped = f"(?i:{head})" if ignore_case else head
     lower = not ignore_case or head == head.lower()
     if not (pattern.startswith(wrapped) and lower and triggers and width >= max(map(len, triggers))):
-        raise AccordError(f"detector {name!r}: the pattern must begin with its head, which must hold a trigger")
+        raise AccordError(
+            f"detector {json.dumps(name)}: the pattern must begin with its head, which must hold a trigger"
+        )
 
 
 def _occurrences(hay: str, needles: tuple[str, ...]) -> list[int]:
@@ -310,7 +313,7 @@ def custom_detectors(patterns: Mapping[str, str], *, quiet: bool = False) -> tup
             found.append(Detector.build(f"custom:{token_type}", token_type, pattern, priority=CUSTOM_PRIORITY))
         except (AccordError, re.error) as exc:
             detail = exc.detail if isinstance(exc, AccordError) else f"not a valid regex: {exc}"
-            problems.append(f"custom pattern {token_type!r}: {detail}")
+            problems.append(f"custom pattern {json.dumps(token_type)}: {detail}")
     for problem in [] if quiet else problems:
         log.error("vault: ignoring %s", problem)
     return found, problems

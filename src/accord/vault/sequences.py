@@ -9,6 +9,8 @@ database is written once per lease, not once per number (accord.vault._redis.seq
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.bus.redis_conn import resolve_redis_url
@@ -73,7 +75,7 @@ class Sequences:
         """``count`` consecutive numbers of ``name``, none ever issued before."""
         check_sequence_name(name)
         if not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
-            raise InvalidInputError(f"count must be an int from 1 to {MAX_BATCH}, got {count!r}")
+            raise InvalidInputError(f"count must be an int from 1 to {MAX_BATCH}, got {json.dumps(count)}")
         return await self._counters.take(name, count)
 
     async def reserved(self, name: str) -> int:

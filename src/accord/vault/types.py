@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -33,20 +34,20 @@ _TOKEN_TYPE = re.compile(TOKEN_TYPE_PATTERN)
 
 def check_scope(scope: object) -> str:
     if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
-        raise InvalidInputError(f"invalid scope {scope!r}: use 1-128 characters of [A-Za-z0-9_.:-]")
+        raise InvalidInputError(f"invalid scope {json.dumps(scope)}: use 1-128 characters of [A-Za-z0-9_.:-]")
     return scope
 
 
 def check_sequence_name(name: object) -> str:
     if not isinstance(name, str) or not _SEQUENCE_NAME.fullmatch(name):
-        raise InvalidInputError(f"invalid sequence name {name!r}: use 1-64 characters of [A-Za-z0-9_.:-]")
+        raise InvalidInputError(f"invalid sequence name {json.dumps(name)}: use 1-64 characters of [A-Za-z0-9_.:-]")
     return name
 
 
 def check_token_type(name: object) -> str:
     if not isinstance(name, str) or len(name) > MAX_TYPE_CHARS or not _TOKEN_TYPE.fullmatch(name):
         raise InvalidInputError(
-            f"invalid token type {name!r}: use UPPER_SNAKE_CASE of at most {MAX_TYPE_CHARS} characters, "
+            f"invalid token type {json.dumps(name)}: use UPPER_SNAKE_CASE of at most {MAX_TYPE_CHARS} characters, "
             "no all-digit word (for example INTERNAL_HOST)"
         )
     return name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Callable, Collection, Mapping
@@ -235,7 +236,7 @@ class Vault:
 
     def set_mapping_ttl(self, seconds: int) -> None:
         if not isinstance(seconds, int) or seconds < 0:
-            raise InvalidInputError(f"mapping_ttl_seconds must be an int >= 0, got {seconds!r}")
+            raise InvalidInputError(f"mapping_ttl_seconds must be an int >= 0, got {json.dumps(seconds)}")
         self._ttl = seconds
         # a tenth of the retention at most, so a held token never outlives its mapping (see HotOriginals)
         self._mappings.hot.hold = min(HOT_HOLD_S, seconds / 10) if seconds else HOT_HOLD_S

@@ -16,7 +16,7 @@ import accord
 from accord.cli.backend.types import HISTORY_FIELDS, AuditQuery, Row, Rows, TokenRequest, pick
 from accord.core.environ import ADDR as ADDR_ENV
 from accord.core.environ import TOKEN as TOKEN_ENV
-from accord.core.errors import AccordError, InputError, RemoteError, ServerUnreachableError, decode
+from accord.core.errors import AccordError, EnvironError, InputError, RemoteError, ServerUnreachableError, decode
 
 if TYPE_CHECKING:
     from accord.cli.progress import Meter
@@ -28,14 +28,33 @@ _TIMES = ("at", "created_at", "expires_at")
 
 
 def normalize_addr(addr: str) -> str:
-    """``host:port`` gets ``http://``; anything but http(s) is refused. Credentials in the URL are kept, never shown."""
+    """``host:port`` gets ``http://``; anything but http(s)://host[:port] is refused naming the value and
+    the variable (exit 2). Credentials in the URL are kept, never shown."""
     text = addr.strip().rstrip("/")
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"{ADDR_ENV}={shown_addr(addr)} is not a server address: use http://host:port or https://...")
+    hint = "use http://host:port or https://host[:port]"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise EnvironError(
+            f"{ADDR_ENV}={_quoted(addr)} is not a server address: the port must be a number from 1 to 65535; {hint}",
+            variable=ADDR_ENV,
+        ) from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in text):
+        raise EnvironError(f"{ADDR_ENV}={_quoted(addr)} is not a server address: {hint}", variable=ADDR_ENV)
+    if port == 0:
+        raise EnvironError(
+            f"{ADDR_ENV}={_quoted(addr)} is not a server address: the port must be a number from 1 to 65535",
+            variable=ADDR_ENV,
+        )
     return text
+
+
+def _quoted(addr: str) -> str:
+    return json.dumps(shown_addr(addr), ensure_ascii=False)
 
 
 def shown_addr(addr: str) -> str:

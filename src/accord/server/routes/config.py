@@ -83,7 +83,9 @@ async def migrate(
     check_depth("the request body", legacy, BODY_DEPTH)
     for path in state.admin.migration_paths(legacy):
         require_write(caller, path_to_key(path))
-    report = await state.admin.migrate(legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"))
+    report = await state.admin.migrate(
+        legacy, dry_run=dry_run, ctx=replace(ctx, action="migrate"), revealable=caller.policy.can_reveal
+    )
     if not dry_run:
         state.metrics.writes.labels("migrate").inc(len(report["migrated"]))
     return s.MigrateOut(**report)
@@ -91,7 +93,7 @@ async def migrate(
 
 @router.get("/{path}", summary="One setting", response_model=s.SettingOut)
 async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: Reveal = False) -> s.RowResponse:
-    key = _key(state, path)
+    key = _key(state, caller, path)
     require_read(caller, key)
     if reveal:
         require_reveal(caller, key)
@@ -100,7 +102,7 @@ async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: R
 
 @router.put("/{path}", summary="Set a value (validated, versioned, propagated)", response_model=s.ChangeOut)
 async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.PutIn) -> s.RowResponse:
-    require_write(caller, _key(state, path))
+    require_write(caller, _key(state, caller, path))
     try:
         if body.input is not None:
             row = await state.admin.set_input(path, body.input, expect_version=body.expect_version, ctx=ctx)
@@ -121,7 +123,7 @@ async def delete_setting(
     path: SettingPath,
     expect_version: Annotated[int | None, Query(ge=0, le=s.MAX_INT64)] = None,
 ) -> s.ChangeOut:
-    require_write(caller, _key(state, path))
+    require_write(caller, _key(state, caller, path))
     row = await state.admin.unset(path, expect_version=expect_version, ctx=ctx)
     state.metrics.writes.labels("delete").inc()
     return s.ChangeOut(**row)
@@ -135,7 +137,7 @@ async def history(
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     reveal: Reveal = False,
 ) -> list[s.HistoryOut]:
-    key = _key(state, path)
+    key = _key(state, caller, path)
     require_read(caller, key)
     if reveal:
         require_reveal(caller, key)
@@ -144,12 +146,13 @@ async def history(
 
 @router.post("/{path}/rollback", summary="Restore an earlier version's value as a new version")
 async def rollback(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.RollbackIn) -> s.ChangeOut:
-    require_write(caller, _key(state, path))
+    require_write(caller, _key(state, caller, path))
     action = replace(ctx, action="rollback")
     row = await state.admin.rollback(path, body.to_version, to_revision=body.to_revision, ctx=action)
     state.metrics.writes.labels("rollback").inc()
     return s.ChangeOut(**row)
 
 
-def _key(state: State, path: str) -> str:
-    return state.live.spec(path).key
+def _key(state: State, caller: Token, path: str) -> str:
+    """The setting's store key; a mistyped path's "did you mean" names only settings the caller may read."""
+    return state.live.spec(path, visible=caller.policy.can_read).key
