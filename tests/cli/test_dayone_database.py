@@ -79,7 +79,10 @@ async def test_a_plain_path_in_accord_db_url_is_a_sqlite_file(tmp_path: Path) ->
         assert done.stderr.strip().splitlines()[-1] == f"database: sqlite+aiosqlite:///{target}"
     by_option = accord_in(tmp_path, "config", "set", "llm.timeout_s", "50", "--db-url", "x.db")
     assert by_option.returncode == 0, by_option.stderr
-    assert accord_in(tmp_path, "config", "get", "llm.timeout_s", "--json", db=str(target)).stdout.count("50") == 1
+    assert (
+        json.loads(accord_in(tmp_path, "config", "get", "llm.timeout_s", "--json", db=str(target)).stdout)["value"]
+        == 50
+    )
 
 
 async def test_every_command_names_its_database(tmp_path: Path, pg_url: str) -> None:
