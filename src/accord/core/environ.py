@@ -37,6 +37,8 @@ ENV_OVERRIDE = "ACCORD_ENV_OVERRIDE"
 MASTER_KEY = "ACCORD_MASTER_KEY"
 MASTER_KEYS_RETIRED = "ACCORD_MASTER_KEYS_RETIRED"
 PROXY_REQUIRE_TOKEN = "ACCORD_PROXY_REQUIRE_TOKEN"
+SERVICE = "ACCORD_SERVICE"
+PROFILE = "ACCORD_ENV"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -59,6 +61,8 @@ class Environ:
     master_key: str | None = field(default=None, repr=False)
     master_keys_retired: tuple[str, ...] = field(default=(), repr=False)
     proxy_require_token: bool = False
+    service: str | None = None
+    profile: str | None = None
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -74,6 +78,8 @@ class Environ:
             master_key=env.get(MASTER_KEY) or None,
             master_keys_retired=tuple(p for p in env.get(MASTER_KEYS_RETIRED, "").split(",") if p.strip()),
             proxy_require_token=_flag(env, PROXY_REQUIRE_TOKEN),
+            service=env.get(SERVICE, "").strip() or None,
+            profile=_profile(env),
         )
 
 
@@ -121,3 +127,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if text in _FALSE:
         return False
     raise EnvironError(f"{name}={raw!r} is not a yes/no flag: use 1, true, yes, on or 0, false, no, off", variable=name)
+
+
+def _profile(env: Mapping[str, str]) -> str | None:
+    """ACCORD_ENV: one store-key segment naming the environment profile (``production``), or None."""
+    text = env.get(PROFILE, "").strip()
+    if not text:
+        return None
+    if not all(c.isalnum() or c in "_.-" for c in text) or text in {".", ".."}:
+        raise EnvironError(f"{PROFILE}={text!r} is not a profile name: use letters, digits, _ . -", variable=PROFILE)
+    return text

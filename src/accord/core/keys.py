@@ -19,7 +19,9 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "PROFILE_PREFIX",
     "SCHEMA_PREFIX",
+    "profile_key",
     "check_depth",
     "check_value_size",
     "key_to_path",
@@ -32,6 +34,7 @@ MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 512 * 1024
 MAX_JSON_DEPTH = 32
 CONFIG_PREFIX = "config/"
+PROFILE_PREFIX = "env/"  # env/<profile>/config/...: an environment profile's layer over the base keys
 SCHEMA_PREFIX = "schema/"  # one entry per declared setting (dotted path): its stored schema, so declarations propagate
 
 _FORBIDDEN_CHAR = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -157,3 +160,8 @@ def _preview(text: object) -> str:
     if len(shown) <= _PREVIEW_CHARS:
         return shown
     return f"{shown[:_PREVIEW_CHARS]}... ({len(shown)} chars)"
+
+
+def profile_key(profile: str | None, key: str) -> str:
+    """The store key of ``key`` in environment profile ``profile`` (``env/<profile>/<key>``), or ``key``."""
+    return key if profile is None else f"{PROFILE_PREFIX}{profile}/{key}"

@@ -1,0 +1,1 @@
+"""The registry capability: service discovery, health checks, sessions, the fleet view."""
