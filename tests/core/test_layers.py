@@ -21,13 +21,20 @@ LAYERS = {
     "config": 4,
     "auth": 4,
     "vault": 4,
+    "registry": 4,
     "keys": 5,  # rotation reseals what every capability sealed
     "server": 6,
     "proxy": 6,
     "cli": 7,
 }
-CAPABILITIES = {"config", "auth", "vault"}
-PUBLIC = {"accord.config.settings", "accord.config.connect", "accord.config.live", "accord.config.values"}
+CAPABILITIES = {"config", "auth", "vault", "registry"}
+PUBLIC = {
+    "accord.config.settings",
+    "accord.config.connect",
+    "accord.config.live",
+    "accord.config.values",
+    "accord.registry.fleet",  # every watching LiveConfig announces itself in the fleet view
+}
 
 
 def _imports(path: Path) -> list[str]:

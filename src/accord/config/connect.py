@@ -81,7 +81,9 @@ async def connect(
     try:
         first = await replica.first_snapshot(budget_s=budget, prepare=register)
         registry = await _registry(declared, replica.store, first.read_only)
-        live = LiveConfig(replica, registry, use_env=use_env, profile=env.profile)  # subscribes to the replica before it loads
+        live = LiveConfig(
+            replica, registry, use_env=use_env, profile=env.profile
+        )  # subscribes to the replica before it loads
         await live.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
         require_master_key(live)  # a missing ACCORD_MASTER_KEY or key file fails here, not at the first secret
         if watch and not first.read_only:

@@ -22,7 +22,7 @@ from accord.config.values import (
 from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
 from accord.core.errors import AccordError, CodecError, InvalidInputError, NotFoundError
-from accord.core.keys import PROFILE_PREFIX, SCHEMA_PREFIX, check_depth, profile_key
+from accord.core.keys import PROFILE_PREFIX, SCHEMA_PREFIX, check_depth, check_profile, profile_key
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
 from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
@@ -169,8 +169,8 @@ class LiveConfig:
 
     async def set_profile(self, profile: str, path: str, value: object, *, ctx: WriteContext | None = None) -> Change:
         """Write ``value`` to ``profile``'s key of ``path`` (validated and sealed like the base setting)."""
-        item = self._put_item(path, value, None, profile)
-        return (await self._replica.store.put_many([item], ctx=ctx or WriteContext(self._replica.actor)))[0]
+        check_profile(profile)
+        return (await self._replica.put_keys([self._put_item(path, value, None, profile)], ctx=ctx))[0]
 
     def profile_value(self, profile: str, path: str) -> tuple[object, Entry] | None:
         """The value stored in ``profile``'s layer of ``path`` (from this replica when it holds the profile)."""

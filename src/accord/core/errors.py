@@ -207,12 +207,12 @@ class CompactedError(NotFoundError):
         return cls(detail, compacted_revision=-1)
 
 
-
 class NotAppliedError(AccordError):
     """The change was written, but some live instances had not applied it when the wait ran out."""
 
     http_status = 504
     exit_code = 8
+
 
 class UnknownSettingError(AccordError):
     """A dotted path that no application has declared as a setting."""

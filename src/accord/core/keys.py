@@ -21,11 +21,12 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "PROFILE_PREFIX",
     "SCHEMA_PREFIX",
-    "profile_key",
     "check_depth",
+    "check_profile",
     "check_value_size",
     "key_to_path",
     "path_to_key",
+    "profile_key",
     "validate_key",
     "validate_prefix",
 ]
@@ -165,3 +166,10 @@ def _preview(text: object) -> str:
 def profile_key(profile: str | None, key: str) -> str:
     """The store key of ``key`` in environment profile ``profile`` (``env/<profile>/<key>``), or ``key``."""
     return key if profile is None else f"{PROFILE_PREFIX}{profile}/{key}"
+
+
+def check_profile(profile: str) -> str:
+    """An environment profile name is one key segment: letters, digits, ``_ . -``."""
+    if not profile or profile in {".", ".."} or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in profile):
+        raise InvalidKeyError(f"{profile!r} is not an environment profile name: use letters, digits, _ . -")
+    return profile

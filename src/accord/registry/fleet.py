@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import accord
 from accord.core import environ
-from accord.core.errors import AccordError, NotAppliedError
+from accord.core.errors import AccordError, InputError, NotAppliedError
 from accord.store.instances import InstanceRow, InstanceStore, instance_store
 
 if TYPE_CHECKING:
@@ -40,9 +40,27 @@ __all__ = [
     "Announcer",
     "InstanceView",
     "list_instances",
+    "parse_wait",
     "service_name",
     "wait_applied",
 ]
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+MAX_WAIT_S = 55.0  # under the CLI's 60 s HTTP timeout
+
+
+def parse_wait(text: str) -> float:
+    """``5s``, ``500ms`` or a plain number of seconds, at most 55 s."""
+    raw = text.strip().lower()
+    unit = next((u for u in ("ms", "s", "m") if raw.endswith(u)), "")
+    try:
+        seconds = float(raw.removesuffix(unit) if unit else raw) * _UNITS.get(unit, 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not (0 < seconds <= MAX_WAIT_S):
+        raise InputError(f"wait {text!r} is not a duration up to 55s such as 5s or 500ms")
+    return seconds
 
 
 def service_name() -> str:
@@ -106,7 +124,8 @@ async def wait_applied(
         if time.monotonic() >= deadline:
             names = "; ".join(v.named() for v in behind)
             raise NotAppliedError(
-                f"revision {revision} not applied within {timeout_s:g}s by {len(behind)} instance(s): {names}"
+                f"the change was written (revision {revision}) but {len(behind)} live instance(s) had not applied "
+                f"it within {timeout_s:g}s: {names}"
             )
         await asyncio.sleep(poll_s)
 

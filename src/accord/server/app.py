@@ -21,7 +21,7 @@ from accord.server import errors
 from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
-from accord.server.routes import audit, config, health, tokens, watch
+from accord.server.routes import audit, config, health, instances, tokens, watch
 from accord.server.state import ServerState
 from accord.store.types import WriteContext
 
@@ -93,7 +93,8 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    return [route for module in (config, watch, audit, tokens, health) for route in module.router.routes]
+    modules = (config, watch, audit, tokens, health, instances)
+    return [route for module in modules for route in module.router.routes]
 
 
 async def _bootstrap_if_empty(index: TokenIndex, announce: Callable[[str], None]) -> None:
