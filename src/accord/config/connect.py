@@ -22,6 +22,7 @@ from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
 from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX
+from accord.registry.fleet import Announcer
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
@@ -89,7 +90,9 @@ async def connect(
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
         if (watch if announce is None else announce) and not first.read_only:
-            await live.attach_announcer()
+            announcer = Announcer(replica)
+            await announcer.start()
+            live.adopt_announcer(announcer)
     except BaseException:
         await replica.aclose()
         raise

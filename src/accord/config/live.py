@@ -181,12 +181,8 @@ class LiveConfig:
         text = self.stored_text(spec, entry.value, secret=entry.secret, key=entry.key)
         return spec.decode(text), entry
 
-    async def attach_announcer(self) -> None:
-        """Announce this process in the fleet view until ``aclose()`` (see docs/fleet.md)."""
-        from accord.registry.fleet import Announcer
-
-        announcer = Announcer(self._replica)
-        await announcer.start()
+    def adopt_announcer(self, announcer: Announcer) -> None:
+        """Keep ``announcer`` (this process's fleet row, docs/fleet.md) until ``aclose()``, which removes it."""
         self.announcer = announcer
         self._closers.append(announcer.aclose)
 

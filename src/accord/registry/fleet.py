@@ -16,10 +16,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import accord
 from accord.core import environ
 from accord.core.errors import AccordError, InputError, NotAppliedError
 from accord.store.instances import InstanceRow, InstanceStore, instance_store
@@ -61,6 +61,13 @@ def parse_wait(text: str) -> float:
     if not (0 < seconds <= MAX_WAIT_S):
         raise InputError(f"wait {text!r} is not a duration up to 55s such as 5s or 500ms")
     return seconds
+
+
+def _accord_version() -> str:
+    try:
+        return version("accord")
+    except PackageNotFoundError:  # running from a source tree without metadata
+        return "0.0.0"
 
 
 def service_name() -> str:
@@ -166,7 +173,7 @@ class Announcer:
             self._service[:200],
             socket.gethostname()[:255],
             os.getpid(),
-            accord.__version__,
+            _accord_version(),
             self._replica.last_revision,
             self._started,
             datetime.now(UTC),
