@@ -33,6 +33,7 @@ HEARTBEAT_S = 3.0
 REPORT_DEBOUNCE_S = 0.2
 STALE_AFTER_S = 30.0
 EXPIRE_AFTER_S = 300.0
+OP_TIMEOUT_S = 2.0
 FLEET_ACL_KEY = "fleet/"
 
 __all__ = [
@@ -164,7 +165,10 @@ class Announcer:
         ]
 
     async def start(self) -> None:
-        await self._report()
+        try:  # announcing never holds up or fails the process's start
+            await asyncio.wait_for(self._report(), OP_TIMEOUT_S)
+        except (TimeoutError, AccordError) as exc:
+            log.warning("could not announce instance %s yet: %s", self.id, getattr(exc, "detail", "timed out"))
         self._task = asyncio.create_task(self._run(), name=f"accord-fleet-{self.id}")
 
     def _row(self) -> InstanceRow:
@@ -205,6 +209,6 @@ class Announcer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
-            await self._store.remove(self.id)
-        except AccordError as exc:
-            log.warning("could not remove fleet row %s: %s", self.id, exc.detail)
+            await asyncio.wait_for(self._store.remove(self.id), OP_TIMEOUT_S)
+        except (TimeoutError, AccordError) as exc:  # the row then goes stale and expires
+            log.warning("could not remove fleet row %s: %s", self.id, getattr(exc, "detail", "timed out"))
