@@ -28,7 +28,13 @@ LAYERS = {
     "cli": 7,
 }
 CAPABILITIES = {"config", "auth", "vault", "registry"}
-PUBLIC = {"accord.config.settings", "accord.config.connect", "accord.config.live", "accord.config.values"}
+PUBLIC = {
+    "accord.config.settings",
+    "accord.config.connect",
+    "accord.config.live",
+    "accord.config.values",
+    "accord.registry.fleet",  # every watching LiveConfig announces itself in the fleet view
+}
 
 
 def _imports(path: Path) -> list[str]:

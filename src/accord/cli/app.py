@@ -90,6 +90,22 @@ async def status(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Jso
 
 @app.command()
 @run
+async def instances(db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
+    """List the running instances (applications, server replicas) with the revision each applied and its lag."""
+    from accord.cli import output
+
+    async with open_backend(db_url, redis_url, read_only=True) as backend:
+        rows = await backend.instances()
+    if json_out:
+        output.print_json(rows)
+    elif rows:
+        output.console.print(output.instances_table(rows))
+    else:
+        output.note("no running instances")
+
+
+@app.command()
+@run
 async def audit(
     prefix: Annotated[str, typer.Option("--prefix", "-p", help="Store key prefix, e.g. config/llm/ or acl/.")] = "",
     actor: Annotated[str | None, typer.Option("--actor", help="Only changes by this actor (token name).")] = None,

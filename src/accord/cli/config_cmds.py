@@ -17,6 +17,11 @@ from accord.cli.errors import InputError, run
 from accord.cli.options import DbUrl, Json, RedisUrl
 from accord.cli.progress import ProgressOpt, meter
 
+EnvProfile = Annotated[
+    str | None,
+    typer.Option("--env", help="An environment profile: its layer (store key env/<profile>/config/...) over the base."),
+]
+
 config_app = typer.Typer(help="Read and change typed settings (the store's config/ namespace).", no_args_is_help=True)
 
 
@@ -46,15 +51,18 @@ async def config_get(
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Show a secret in full (over HTTP: reveal_secrets).")
     ] = False,
+    env: EnvProfile = None,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
     json_out: Json = False,
 ) -> None:
-    """Show one setting (PATH is category.name)."""
+    """Show one setting (PATH is category.name); with --env, its value in that environment profile."""
     async with open_backend(db_url, redis_url, read_only=True) as backend:
-        row = await backend.setting(path, reveal=reveal)
+        row = await backend.setting(path, reveal=reveal, env=env)
     if json_out:
         output.print_json(row)
+    elif env is not None:
+        _report_profile(row)
     else:
         output.console.print(output.settings_table([row]))
 
@@ -67,13 +75,25 @@ async def config_set(
     expect_version: Annotated[
         int | None, typer.Option("--expect-version", help="Only write if the stored version is this (0: create only).")
     ] = None,
+    env: EnvProfile = None,
+    wait_applied: Annotated[
+        str | None,
+        typer.Option(
+            "--wait-applied",
+            help="Return once every live instance has applied the change (e.g. 5s); else exit 8 naming the rest.",
+        ),
+    ] = None,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
     json_out: Json = False,
 ) -> None:
     """Validate and store a new value; every running instance sees it."""
     async with open_backend(db_url, redis_url) as backend:
-        _report(await backend.set_input(path, value, expect_version=expect_version), json_out)
+        row = await backend.set_input(path, value, expect_version=expect_version, env=env, wait_applied=wait_applied)
+    if env is not None and not json_out:
+        _report_profile(row)
+    else:
+        _report(row, json_out)
 
 
 @config_app.command("unset")
@@ -274,4 +294,11 @@ def _report(row: Row, json_out: bool) -> None:
     output.line(
         f"{row['path']} = {output.as_text(row['value'])}  (version {row['version']}, "
         f"revision {row['mod_revision']}, source {row['source']})"
+    )
+
+
+def _report_profile(row: Row) -> None:
+    output.line(
+        f"{row['path']} = {output.as_text(row['value'])}  (env {row['env']}, key {row['key']}, "
+        f"version {row['version']}, revision {row['mod_revision']})"
     )

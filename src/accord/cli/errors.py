@@ -20,7 +20,7 @@ P = ParamSpec("P")
 EXIT_HELP = (
     "Exit codes: 0 ok; 1 other error; 2 invalid input (value, path, rule, file); 3 version conflict; "
     "4 not found; 5 database or server unreachable; 6 token missing, unknown or expired (HTTP 401); "
-    "7 token not allowed to do this (HTTP 403). "
+    "7 token not allowed to do this (HTTP 403); 8 --wait-applied ran out with live instances behind (HTTP 504). "
     "With ACCORD_ADDR set (e.g. http://127.0.0.1:8500) commands go to that server with ACCORD_TOKEN as bearer "
     "token; otherwise straight to the database (ACCORD_DB_URL, default ./accord.db)."
 )

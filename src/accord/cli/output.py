@@ -63,6 +63,15 @@ def settings_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def instances_table(rows: list[dict[str, Any]]) -> Table:
+    table = _table(("service", "host", "pid", "applied", "lag", "state", "heartbeat", "version", "id"))
+    for row in rows:
+        state = "stale" if row["stale"] else "live"
+        cells = (row["host"], str(row["pid"]), str(row["applied_revision"]), str(row["lag"]), state)
+        table.add_row(row["service"], *cells, when(row["heartbeat_at"]), row["version"], row["id"])
+    return table
+
+
 def history_table(rows: list[dict[str, Any]]) -> Table:
     table = _table(("version", "revision", "op", "value", "actor", "at"))
     for row in rows:

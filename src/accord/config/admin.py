@@ -21,10 +21,11 @@ from accord.config.sealing import require_readable, secrets_problem
 from accord.config.spec import SettingSpec, show
 from accord.config.values import HistoryItem, SettingChange, SettingMeta
 from accord.core.errors import AccordError, CryptoError, NotFoundError, UnknownSettingError, ValidationFailedError
-from accord.core.keys import key_to_path
+from accord.core.keys import check_profile, key_to_path, profile_key
 from accord.core.masking import looks_masked
 from accord.store.audit import AuditFilter, AuditRow
-from accord.store.types import Change, WriteContext
+from accord.store.instances import instance_store
+from accord.store.types import Change, Entry, WriteContext
 
 NOT_COMPARED = "would be written (not compared: no reveal right)"
 
@@ -78,6 +79,50 @@ class ConfigAdmin:
         self, path: str, raw: str, *, expect_version: int | None = None, ctx: WriteContext | None = None
     ) -> Row:
         return await self.set(path, self.live.spec(path).parse_input(raw), expect_version=expect_version, ctx=ctx)
+
+    async def set_profile_input(self, profile: str, path: str, raw: str, *, ctx: WriteContext | None = None) -> Row:
+        """Store ``raw`` (parsed and validated like the base setting, sealed the same) in ``profile``'s layer."""
+        check_profile(profile)
+        spec = self.live.spec(path)
+        change = await self.live.set_profile(profile, path, spec.parse_input(raw), ctx=ctx)
+        row = self.profile_row(profile, path, found=await self._profile_entry(profile, path))
+        return {**row, "revision": change.revision}
+
+    async def profile_setting(self, profile: str, path: str, *, reveal: bool = False) -> Row:
+        """``path``'s value in ``profile``'s layer (read from the store: a server serves every profile)."""
+        check_profile(profile)
+        return self.profile_row(profile, path, found=await self._profile_entry(profile, path), reveal=reveal)
+
+    async def _profile_entry(self, profile: str, path: str) -> Entry | None:
+        return await self.live.store.get(profile_key(profile, self.live.spec(path).key))
+
+    def profile_row(self, profile: str, path: str, *, found: Entry | None, reveal: bool = False) -> Row:
+        spec = self.live.spec(path)
+        row: Row = {"path": path, "env": profile, "key": profile_key(profile, spec.key), "secret": spec.secret}
+        if found is None:
+            raise NotFoundError(f"{path} has no value in environment profile {profile!r}")
+        value = spec.decode(self.live.stored_text(spec, found.value, secret=found.secret, key=found.key))
+        return {
+            **row,
+            "value": value if reveal else show(spec, value),
+            "source": "profile",
+            "version": found.version,
+            "mod_revision": found.mod_revision,
+        }
+
+    async def wait_applied(self, timeout_s: float) -> Row:
+        """Wait until every live instance has applied this process's last revision (NotAppliedError names the rest)."""
+        from accord.registry.fleet import wait_applied
+
+        revision = self.live.last_revision
+        await wait_applied(instance_store(self.live.store), revision, timeout_s)
+        return {"applied_revision": revision}
+
+    async def instances(self) -> Rows:
+        from accord.registry.fleet import list_instances
+
+        revision = await self.live.store.current_revision()
+        return [view.as_dict() for view in await list_instances(instance_store(self.live.store), revision)]
 
     async def unset(self, path: str, *, expect_version: int | None = None, ctx: WriteContext | None = None) -> Row:
         old = self.live.meta(path)

@@ -21,7 +21,8 @@ from accord.config.sealing import require_master_key
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
-from accord.core.keys import CONFIG_PREFIX, SCHEMA_PREFIX
+from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX
+from accord.registry.fleet import Announcer
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
@@ -44,6 +45,7 @@ async def connect(
     use_env: bool = True,
     extra_prefixes: tuple[str, ...] = (),
     replace_schema: bool = False,
+    announce: bool | None = None,
 ) -> LiveConfig:
     """Open the shared configuration.
 
@@ -51,7 +53,9 @@ async def connect(
     in the store); with neither it works with every setting any application has registered, as
     the CLI and the server do. A declaration incompatible with the stored one (type changed, rules
     narrowed) raises ``SchemaConflictError`` unless ``replace_schema`` replaces it. URLs default to
-    ACCORD_DB_URL / ACCORD_REDIS_URL, then to the embedded SQLite file.
+    ACCORD_DB_URL / ACCORD_REDIS_URL, then to the embedded SQLite file. A watching process announces
+    itself in the fleet view (docs/fleet.md) unless ``announce=False``; with ACCORD_ENV set its
+    replica also holds ``env/<profile>/`` (docs/config.md, Environments).
     """
     url = resolve_db_url(db_url)
     redis = resolve_redis_url(redis_url)
@@ -63,7 +67,7 @@ async def connect(
     replica = Replica.unstarted(
         url,
         redis,
-        prefixes=(CONFIG_PREFIX, SCHEMA_PREFIX, *extra_prefixes),
+        prefixes=(CONFIG_PREFIX, SCHEMA_PREFIX, *profile_prefixes(env.profile), *extra_prefixes),
         actor=who,
         check_interval=check_interval,
         poll_interval=poll_interval,
@@ -78,15 +82,25 @@ async def connect(
     try:
         first = await replica.first_snapshot(budget_s=budget, prepare=register)
         registry = await _registry(declared, replica.store, first.read_only)
-        live = LiveConfig(replica, registry, use_env=use_env)  # subscribes to the replica before it loads
+        live = LiveConfig(
+            replica, registry, use_env=use_env, profile=env.profile
+        )  # subscribes to the replica before it loads
         await live.start(snapshot=first.snapshot, watch=watch, read_only=first.read_only)
         require_master_key(live)  # a missing ACCORD_MASTER_KEY or key file fails here, not at the first secret
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
+        if (watch if announce is None else announce) and not first.read_only:
+            announcer = Announcer(replica)
+            await announcer.start()
+            live.adopt_announcer(announcer)
     except BaseException:
         await replica.aclose()
         raise
     return live
+
+
+def profile_prefixes(profile: str | None) -> tuple[str, ...]:
+    return () if profile is None else (f"{PROFILE_PREFIX}{profile}/",)
 
 
 def default_actor() -> str:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accord.config.registry import SettingRegistry
 from accord.config.settings import SettingsGroup
@@ -24,10 +24,13 @@ from accord.config.values import (
 from accord.core.crypto import Cipher, CryptoError
 from accord.core.environ import process_environ
 from accord.core.errors import AccordError, CodecError, InvalidInputError, NotFoundError
-from accord.core.keys import SCHEMA_PREFIX, check_depth
+from accord.core.keys import PROFILE_PREFIX, SCHEMA_PREFIX, check_depth, check_profile, profile_key
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
 from accord.store.types import Change, Entry, KVStore, PutItem, WriteContext
+
+if TYPE_CHECKING:
+    from accord.registry.fleet import Announcer
 
 log = logging.getLogger("accord.config")
 ChangeCallback = Callable[[SettingChange], Awaitable[None] | None]
@@ -49,8 +52,12 @@ class LiveConfig:
         *,
         environ: dict[str, str] | None = None,
         use_env: bool = True,
+        profile: str | None = None,
     ) -> None:
         self._replica = replica
+        self._profile = profile
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.announcer: Announcer | None = None
         self._store = replica.store
         self._registry = registry
         self._environ = dict(process_environ() if environ is None else environ) if use_env else {}
@@ -79,7 +86,9 @@ class LiveConfig:
 
     def meta(self, path: str) -> SettingMeta:
         spec = self._registry.spec(path)
-        return to_meta(spec, self._resolved[path], self._replica.entry(spec.key))
+        resolved = self._resolved[path]
+        key = profile_key(self._profile, spec.key) if resolved.source == "profile" else spec.key
+        return to_meta(spec, resolved, self._replica.entry(key))
 
     def all(self, prefix: str = "") -> list[SettingMeta]:
         """Every known setting whose dotted path starts with ``prefix``, sorted by path."""
@@ -87,6 +96,11 @@ class LiveConfig:
 
     def spec(self, path: str, *, visible: Callable[[str], bool] | None = None) -> SettingSpec:
         return self._registry.spec(path, visible=visible)
+
+    @property
+    def profile(self) -> str | None:
+        """The environment profile (ACCORD_ENV) whose ``env/<profile>/`` keys win over the base keys."""
+        return self._profile
 
     @property
     def registry(self) -> SettingRegistry:
@@ -140,12 +154,40 @@ class LiveConfig:
     # ----- writes: the store first, then memory, then everyone else -----------------------------
 
     async def set(
-        self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
+        self,
+        path: str,
+        value: object,
+        *,
+        expect_version: int | None = None,
+        ctx: WriteContext | None = None,
+        profile: str | None = None,
     ) -> SettingMeta:
-        """Validate, write a new revision, apply it here, announce it; returns the new state."""
+        """Validate, write a new revision, apply it here, announce it; returns the new state.
+
+        With ``profile`` the value goes to that environment profile's key (``env/<profile>/config/...``).
+        """
         with self._paths_named():
-            await self._replica.put_keys([self._put_item(path, value, expect_version)], ctx=ctx)
+            await self._replica.put_keys([self._put_item(path, value, expect_version, profile)], ctx=ctx)
         return self.meta(path)
+
+    async def set_profile(self, profile: str, path: str, value: object, *, ctx: WriteContext | None = None) -> Change:
+        """Write ``value`` to ``profile``'s key of ``path`` (validated and sealed like the base setting)."""
+        check_profile(profile)
+        return (await self._replica.put_keys([self._put_item(path, value, None, profile)], ctx=ctx))[0]
+
+    def profile_value(self, profile: str, path: str) -> tuple[object, Entry] | None:
+        """The value stored in ``profile``'s layer of ``path`` (from this replica when it holds the profile)."""
+        spec = self._registry.spec(path)
+        entry = self._replica.entry(profile_key(profile, spec.key))
+        if entry is None:
+            return None
+        text = self.stored_text(spec, entry.value, secret=entry.secret, key=entry.key)
+        return spec.decode(text), entry
+
+    def adopt_announcer(self, announcer: Announcer) -> None:
+        """Keep ``announcer`` (this process's fleet row, docs/fleet.md) until ``aclose()``, which removes it."""
+        self.announcer = announcer
+        self._closers.append(announcer.aclose)
 
     async def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Validate every value first, then write them all in one transaction: all or nothing."""
@@ -217,6 +259,8 @@ class LiveConfig:
         return lambda: self._callbacks.remove(item) if item in self._callbacks else None
 
     async def aclose(self) -> None:
+        while self._closers:
+            await self._closers.pop()()
         for task in list(self._tasks):
             task.cancel()
         await self._replica.aclose()
@@ -239,8 +283,9 @@ class LiveConfig:
             exc.args = (exc.detail,)
             raise
 
-    def _put_item(self, path: str, value: object, expect_version: int | None) -> PutItem:
+    def _put_item(self, path: str, value: object, expect_version: int | None, profile: str | None = None) -> PutItem:
         spec = self._registry.spec(path)
+        key = profile_key(profile, spec.key)
         check_depth(f"the value for {path}", value)
         try:
             data = spec.encode(spec.validate(value)).encode()
@@ -249,8 +294,8 @@ class LiveConfig:
                 raise
             raise CodecError(f"cannot encode the value given for secret setting {path} (not shown)") from None
         if spec.secret:
-            data = self.cipher().encrypt(data, aad=spec.key.encode())
-        return PutItem(spec.key, data, expect_version, spec.secret)
+            data = self.cipher().encrypt(data, aad=key.encode())
+        return PutItem(key, data, expect_version, spec.secret)
 
     def cipher(self) -> Cipher:
         """The shared AES-GCM cipher, loaded on first use so stores without secrets never need a key."""
@@ -258,12 +303,14 @@ class LiveConfig:
             self._cipher = self._store.cipher()
         return self._cipher
 
-    def stored_text(self, spec: SettingSpec, data: bytes, *, secret: bool) -> str:
-        """The canonical text of a stored value, decrypted when it was stored as a secret."""
+    def stored_text(self, spec: SettingSpec, data: bytes, *, secret: bool, key: str | None = None) -> str:
+        """The canonical text of a stored value, decrypted when it was stored as a secret.
+
+        ``key`` is the store key it was sealed under when not the setting's own (a profile's key)."""
         if secret:
             if Cipher.key_id_of(data) not in self.cipher().key_ids:
                 self._cipher = None  # sealed under a key added since we loaded ours (secrets rotate-key): reload once
-            data = self.cipher().decrypt(data, aad=spec.key.encode())
+            data = self.cipher().decrypt(data, aad=(key or spec.key).encode())
         return data.decode()
 
     def stored_value(self, path: str) -> object:
@@ -295,12 +342,15 @@ class LiveConfig:
         if change.key.startswith(SCHEMA_PREFIX):
             self._learn_schema(change.key)
             return
-        spec = self._registry.spec_for_key(change.key)
+        base_key = self._base_key(change.key)
+        if base_key is None:
+            return
+        spec = self._registry.spec_for_key(base_key)
         if spec is None:
             return
         before = self._resolved.get(spec.path)
         self._resolve(spec)
-        entry = self._replica.entry(spec.key)
+        entry = self._replica.entry(change.key)
         version = entry.version if entry else change.version
         old = before.value if before else None
         new = self._resolved[spec.path].value
@@ -317,6 +367,22 @@ class LiveConfig:
             if fire and before is not None and before.value != after:
                 self._fire(SettingChange(spec.path, before.value, after, 0, revision, "put", spec.secret))
 
+    def _base_key(self, key: str) -> str | None:
+        if not key.startswith(PROFILE_PREFIX):
+            return key
+        mine = profile_key(self._profile, "") if self._profile is not None else None
+        return key.removeprefix(mine) if mine is not None and key.startswith(mine) else None
+
+    def _profile_layer(self, spec: SettingSpec) -> tuple[object] | None:
+        if self._profile is None:
+            return None
+        try:
+            found = self.profile_value(self._profile, spec.path)
+            return None if found is None else (spec.validate(found[0]),)
+        except (AccordError, UnicodeDecodeError) as exc:
+            log.error("profile %s value of %s is invalid, ignoring it: %s", self._profile, spec.path, _detail(exc))
+            return None
+
     def _resolve(self, spec: SettingSpec) -> None:
         entry = self._replica.entry(spec.key)
         stored: object | None = None
@@ -326,7 +392,14 @@ class LiveConfig:
             except (AccordError, UnicodeDecodeError) as exc:
                 log.error("stored value of %s is invalid, using the default instead: %s", spec.path, _detail(exc))
                 entry = None
-        resolved = resolve(spec, stored, entry is not None, self._env_values.get(spec.path), override=self._override)
+        resolved = resolve(
+            spec,
+            stored,
+            entry is not None,
+            self._env_values.get(spec.path),
+            override=self._override,
+            profile=self._profile_layer(spec),
+        )
         self._resolved[spec.path] = resolved
         category, name = spec.path.split(".", 1)
         view = self._views.get(category)

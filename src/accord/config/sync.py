@@ -25,12 +25,13 @@ from accord.config.spec import SettingSpec
 from accord.config.values import HistoryItem, SettingMeta
 from accord.core.errors import AccordError
 from accord.replica.status import ReplicaStatus
-from accord.store.types import WriteContext
+from accord.store.types import Change, WriteContext
 
 T = TypeVar("T")
 
 SYNC_COUNTERPARTS = {
     "set": "set",
+    "set_profile": "set_profile",
     "set_many": "set_many",
     "set_input": "set_input",
     "delete": "delete",
@@ -115,9 +116,19 @@ class SyncConfig:
     # ----- writes: block until the store committed them -----------------------------------------
 
     def set(
-        self, path: str, value: object, *, expect_version: int | None = None, ctx: WriteContext | None = None
+        self,
+        path: str,
+        value: object,
+        *,
+        expect_version: int | None = None,
+        ctx: WriteContext | None = None,
+        profile: str | None = None,
     ) -> SettingMeta:
-        return self._run(self._live.set(path, value, expect_version=expect_version, ctx=ctx))
+        return self._run(self._live.set(path, value, expect_version=expect_version, ctx=ctx, profile=profile))
+
+    def set_profile(self, profile: str, path: str, value: object, *, ctx: WriteContext | None = None) -> Change:
+        """Write ``value`` to environment profile ``profile``'s key of ``path``."""
+        return self._run(self._live.set_profile(profile, path, value, ctx=ctx))
 
     def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Every value validated first, then all written in one transaction."""

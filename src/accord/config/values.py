@@ -11,7 +11,7 @@ from accord.config.spec import SettingSpec, show
 from accord.core.environ import Environ, current
 from accord.store.types import Entry
 
-Source = Literal["stored", "env", "default"]
+Source = Literal["profile", "stored", "env", "default"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +82,22 @@ def env_override_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def resolve(
-    spec: SettingSpec, stored: object | None, has_stored: bool, env_value: object | None, *, override: bool
+    spec: SettingSpec,
+    stored: object | None,
+    has_stored: bool,
+    env_value: object | None,
+    *,
+    override: bool,
+    profile: tuple[object] | None = None,
 ) -> Resolved:
-    """Stored wins over the environment unless the setting is pinned (``pin_env`` or ACCORD_ENV_OVERRIDE)."""
+    """Stored wins over the environment unless the setting is pinned (``pin_env`` or ACCORD_ENV_OVERRIDE);
+    a value stored in the process's environment profile (``profile``, a one-tuple) wins over the base one."""
     env_name = spec.env if env_value is not None else None
     pinned = env_value is not None and (spec.pin_env or override)
     if pinned:
         return Resolved(env_value, "env", True, None)
+    if profile is not None:
+        return Resolved(profile[0], "profile", False, env_name)
     if has_stored:
         return Resolved(stored, "stored", False, env_name)
     if env_value is not None:

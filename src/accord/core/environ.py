@@ -43,6 +43,8 @@ DATACENTER = "ACCORD_DATACENTER"
 NODE_NAME = "ACCORD_NODE_NAME"
 ADVERTISE_ADDR = "ACCORD_ADVERTISE_ADDR"
 CHECK_REAP_INTERVAL = "ACCORD_CHECK_REAP_INTERVAL"
+SERVICE = "ACCORD_SERVICE"
+PROFILE = "ACCORD_ENV"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -68,6 +70,8 @@ class Environ:
     node_name: str = "accord"  # the one logical Consul node every server replica presents
     advertise_addr: str | None = None  # host:port other replicas and /v1/status/leader name for this process
     check_reap_interval: float = DEFAULT_CHECK_REAP_INTERVAL_S  # seconds between deregister-after sweeps
+    service: str | None = None
+    profile: str | None = None
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -87,6 +91,8 @@ class Environ:
             node_name=env.get(NODE_NAME, "").strip() or "accord",
             advertise_addr=env.get(ADVERTISE_ADDR, "").strip() or None,
             check_reap_interval=_seconds(env, CHECK_REAP_INTERVAL, DEFAULT_CHECK_REAP_INTERVAL_S),
+            service=env.get(SERVICE, "").strip() or None,
+            profile=_profile(env),
         )
 
 
@@ -135,3 +141,15 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         words = ", ".join(TRUE_WORDS) + " or " + ", ".join(FALSE_WORDS)
         raise EnvironError(f"{name}={json.dumps(raw)} is not a yes/no flag: use {words}", variable=name)
     return value
+
+
+def _profile(env: Mapping[str, str]) -> str | None:
+    """ACCORD_ENV: one store-key segment naming the environment profile (``production``), or None."""
+    text = env.get(PROFILE, "").strip()
+    if not text:
+        return None
+    if not all(c.isalnum() or c in "_.-" for c in text) or text in {".", ".."}:
+        raise EnvironError(
+            f"{PROFILE}={json.dumps(text)} is not a profile name: use letters, digits, _ . -", variable=PROFILE
+        )
+    return text

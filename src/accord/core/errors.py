@@ -29,6 +29,7 @@ the HTTP CLI's decoding of an error answer are all read from here, so they canno
     ├── StoreUnavailableError        503  exit 5   the database could not be reached
     │   ├── ReadOnlyError            503  exit 5   running from a cache or snapshot
     │   └── ServerUnreachableError   503  exit 5   the server named by ACCORD_ADDR did not answer
+    ├── NotAppliedError              504  exit 8   --wait-applied: live instances had not applied the change in time
     ├── CryptoError                  400  exit 1
     │   ├── MasterKeyError           503  exit 1   the master key is missing or malformed (a misconfigured server)
     │   └── DecryptionError          503  exit 1
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidRequestError",
     "MasterKeyError",
+    "NotAppliedError",
     "NotFoundError",
     "PermissionDeniedError",
     "PolicyError",
@@ -211,6 +213,13 @@ class CompactedError(NotFoundError):
 
 class ServiceNotFoundError(NotFoundError):
     """Discovery found neither a pinned URL nor a healthy instance of the service it was asked for."""
+
+
+class NotAppliedError(AccordError):
+    """The change was written, but some live instances had not applied it when the wait ran out."""
+
+    http_status = 504
+    exit_code = 8
 
 
 class UnknownSettingError(AccordError):

@@ -20,11 +20,14 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "PROFILE_PREFIX",
     "SCHEMA_PREFIX",
     "check_depth",
+    "check_profile",
     "check_value_size",
     "key_to_path",
     "path_to_key",
+    "profile_key",
     "validate_key",
     "validate_prefix",
 ]
@@ -34,6 +37,7 @@ MAX_VALUE_BYTES = 512 * 1024
 ENVELOPE_HEADROOM = 1024  # Consul KV entries (kv/...) carry their metadata envelope and seal beside a full value
 MAX_JSON_DEPTH = 32
 CONFIG_PREFIX = "config/"
+PROFILE_PREFIX = "env/"  # env/<profile>/config/...: an environment profile's layer over the base keys
 SCHEMA_PREFIX = "schema/"  # one entry per declared setting (dotted path): its stored schema, so declarations propagate
 
 _FORBIDDEN_CHAR = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -161,3 +165,15 @@ def _preview(text: object) -> str:
     if len(shown) <= _PREVIEW_CHARS:
         return shown
     return f"{shown[:_PREVIEW_CHARS]}... ({len(shown)} chars)"
+
+
+def profile_key(profile: str | None, key: str) -> str:
+    """The store key of ``key`` in environment profile ``profile`` (``env/<profile>/<key>``), or ``key``."""
+    return key if profile is None else f"{PROFILE_PREFIX}{profile}/{key}"
+
+
+def check_profile(profile: str) -> str:
+    """An environment profile name is one key segment: letters, digits, ``_ . -``."""
+    if not profile or profile in {".", ".."} or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in profile):
+        raise InvalidKeyError(f"{profile!r} is not an environment profile name: use letters, digits, _ . -")
+    return profile

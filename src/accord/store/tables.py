@@ -71,5 +71,18 @@ timer = sa.Table(
     sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
 )
 
+instance = sa.Table(
+    "accord_instance",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("service", sa.String(200), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("applied_revision", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 REVISION_ROW = "revision"
 COMPACTED_ROW = "compacted_revision"

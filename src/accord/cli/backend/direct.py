@@ -15,7 +15,8 @@ from accord.config.connect import connect, default_actor
 from accord.config.export import export_document
 from accord.config.live import LiveConfig
 from accord.core import environ
-from accord.core.errors import NotFoundError
+from accord.core.errors import InputError, NotFoundError
+from accord.registry.fleet import parse_wait
 from accord.store.audit import AuditFilter
 from accord.store.engine import resolve_db_url, sqlite_file
 from accord.store.types import WriteContext
@@ -63,11 +64,33 @@ class DirectBackend:
     async def settings(self, prefix: str) -> Rows:
         return self.admin.settings(prefix=prefix)
 
-    async def setting(self, path: str, *, reveal: bool = False) -> Row:
+    async def setting(self, path: str, *, reveal: bool = False, env: str | None = None) -> Row:
+        if env is not None:
+            return await self.admin.profile_setting(env, path, reveal=reveal)
         return self.admin.setting_row(path, reveal=reveal)
 
-    async def set_input(self, path: str, raw: str, *, expect_version: int | None) -> Row:
-        return await self.admin.set_input(path, raw, expect_version=expect_version, ctx=self._ctx)
+    async def set_input(
+        self,
+        path: str,
+        raw: str,
+        *,
+        expect_version: int | None,
+        env: str | None = None,
+        wait_applied: str | None = None,
+    ) -> Row:
+        wait = parse_wait(wait_applied) if wait_applied is not None else None
+        if env is not None:
+            if expect_version is not None:
+                raise InputError("--expect-version applies to the base setting, not with --env")
+            row = await self.admin.set_profile_input(env, path, raw, ctx=self._ctx)
+        else:
+            row = await self.admin.set_input(path, raw, expect_version=expect_version, ctx=self._ctx)
+        if wait is not None:
+            row = {**row, **await self.admin.wait_applied(wait)}
+        return row
+
+    async def instances(self) -> Rows:
+        return await self.admin.instances()
 
     async def unset(self, path: str) -> Row:
         return await self.admin.unset(path, ctx=self._ctx)

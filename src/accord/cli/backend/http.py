@@ -105,17 +105,32 @@ class HttpBackend:
         listing = await self._call("GET", "/api/config")
         return [row for row in listing["settings"] if row["path"].startswith(prefix)]
 
-    async def setting(self, path: str, *, reveal: bool = False) -> Row:
-        params = {"reveal": "true"} if reveal else None
-        row: Row = await self._call("GET", f"/api/config/{_seg(path)}", params=params)
+    async def setting(self, path: str, *, reveal: bool = False, env: str | None = None) -> Row:
+        params = {"reveal": "true"} if reveal else {}
+        if env is not None:
+            params["env"] = env
+        row: Row = await self._call("GET", f"/api/config/{_seg(path)}", params=params or None)
         return row
 
-    async def set_input(self, path: str, raw: str, *, expect_version: int | None) -> Row:
+    async def set_input(
+        self,
+        path: str,
+        raw: str,
+        *,
+        expect_version: int | None,
+        env: str | None = None,
+        wait_applied: str | None = None,
+    ) -> Row:
         body: dict[str, Any] = {"input": raw}
         if expect_version is not None:
             body["expect_version"] = expect_version
-        row: Row = await self._call("PUT", f"/api/config/{_seg(path)}", json_body=body)
+        params = {k: v for k, v in (("env", env), ("wait_applied", wait_applied)) if v is not None}
+        row: Row = await self._call("PUT", f"/api/config/{_seg(path)}", json_body=body, params=params or None)
         return row
+
+    async def instances(self) -> Rows:
+        rows: Rows = await self._call("GET", "/api/instances")
+        return rows
 
     async def unset(self, path: str) -> Row:
         row: Row = await self._call("DELETE", f"/api/config/{_seg(path)}")

@@ -11,8 +11,9 @@ from fastapi.responses import Response
 
 from accord.auth.tokens import Token
 from accord.config.export import export_bytes
-from accord.core.errors import ConflictError
-from accord.core.keys import MAX_JSON_DEPTH, check_depth, path_to_key
+from accord.core.errors import ConflictError, InvalidInputError
+from accord.core.keys import MAX_JSON_DEPTH, check_depth, check_profile, path_to_key, profile_key
+from accord.registry.fleet import parse_wait
 from accord.server import schemas as s
 from accord.server.deps import Caller, Context, State, require_read, require_reveal, require_write
 
@@ -91,17 +92,54 @@ async def migrate(
     return s.MigrateOut(**report)
 
 
+Profile = Annotated[
+    str | None,
+    Query(
+        description="An environment profile: the value in its layer, store key env/<profile>/config/...",
+        examples=["production"],
+    ),
+]
+WaitApplied = Annotated[
+    str | None,
+    Query(
+        description="Answer once every live instance has applied the write (504 naming those that have not).",
+        examples=["5s"],
+    ),
+]
+
+
 @router.get("/{path}", summary="One setting", response_model=s.SettingOut)
-async def get_setting(state: State, caller: Caller, path: SettingPath, reveal: Reveal = False) -> s.RowResponse:
-    key = _key(state, caller, path)
+async def get_setting(
+    state: State, caller: Caller, path: SettingPath, reveal: Reveal = False, env: Profile = None
+) -> s.RowResponse:
+    key = _key(state, caller, path) if env is None else profile_key(check_profile(env), _key(state, caller, path))
     require_read(caller, key)
     if reveal:
         require_reveal(caller, key)
+    if env is not None:
+        return s.RowResponse(await state.admin.profile_setting(env, path, reveal=reveal))
     return s.RowResponse(state.admin.setting_row(path, reveal=reveal))
 
 
 @router.put("/{path}", summary="Set a value (validated, versioned, propagated)", response_model=s.ChangeOut)
-async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingPath, body: s.PutIn) -> s.RowResponse:
+async def put_setting(
+    state: State,
+    caller: Caller,
+    ctx: Context,
+    path: SettingPath,
+    body: s.PutIn,
+    env: Profile = None,
+    wait_applied: WaitApplied = None,
+) -> s.RowResponse:
+    wait = parse_wait(wait_applied) if wait_applied is not None else None
+    if env is not None:
+        require_write(caller, profile_key(check_profile(env), _key(state, caller, path)))
+        if body.input is None or body.expect_version is not None:
+            raise InvalidInputError("a profile value is given as input text, without expect_version")
+        row = await state.admin.set_profile_input(env, path, body.input, ctx=ctx)
+        if wait is not None:
+            row = {**row, **await state.admin.wait_applied(wait)}
+        return s.RowResponse(row)
     require_write(caller, _key(state, caller, path))
     try:
         if body.input is not None:
@@ -112,6 +150,8 @@ async def put_setting(state: State, caller: Caller, ctx: Context, path: SettingP
         state.metrics.conflicts.inc()
         raise
     state.metrics.writes.labels("set").inc()
+    if wait is not None:
+        row = {**row, **await state.admin.wait_applied(wait)}
     return s.RowResponse(row)
 
 

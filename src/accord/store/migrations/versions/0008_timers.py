@@ -4,7 +4,7 @@ A timer is liveness, not state: arming one writes no revision, no history row an
 so a heartbeat every few seconds costs one row update and wakes no watcher.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
