@@ -40,6 +40,7 @@ PROXY_REQUIRE_TOKEN = "ACCORD_PROXY_REQUIRE_TOKEN"
 DATACENTER = "ACCORD_DATACENTER"
 NODE_NAME = "ACCORD_NODE_NAME"
 ADVERTISE_ADDR = "ACCORD_ADVERTISE_ADDR"
+ENABLE_SCRIPT_CHECKS = "ACCORD_ENABLE_SCRIPT_CHECKS"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -65,6 +66,7 @@ class Environ:
     datacenter: str = "dc1"  # the Consul datacenter name this deployment answers to
     node_name: str = "accord"  # the one logical Consul node every server replica presents
     advertise_addr: str | None = None  # host:port other replicas and /v1/status/leader name for this process
+    enable_script_checks: bool = False  # accept Consul script checks (Args) over /v1/agent; stored, never run
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -83,6 +85,7 @@ class Environ:
             datacenter=env.get(DATACENTER, "").strip() or "dc1",
             node_name=env.get(NODE_NAME, "").strip() or "accord",
             advertise_addr=env.get(ADVERTISE_ADDR, "").strip() or None,
+            enable_script_checks=_flag(env, ENABLE_SCRIPT_CHECKS),
         )
 
 

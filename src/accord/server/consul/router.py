@@ -21,7 +21,9 @@ async def _unknown(_request: Request) -> Response:
 
 def consul_routes() -> list[BaseRoute]:
     """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
-    modules: list[list[BaseRoute]] = []
+    from accord.server.consul import agent_routes, catalog_routes, health_routes  # they import consul_state
+
+    modules: list[list[BaseRoute]] = [agent_routes.routes(), catalog_routes.routes(), health_routes.routes()]
     return [
         *(route for routes in modules for route in routes),
         Route("/v1/{rest:path}", _unknown, methods=["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from accord.registry.blocking import ChangeSignal
+from accord.registry.catalog import Catalog
 from accord.replica.replica import Replica
 
 REGISTRY_PREFIXES = ("kv/", "registry/")  # the server's replica holds these beside config/ and acl/
@@ -14,12 +15,15 @@ REGISTRY_PREFIXES = ("kv/", "registry/")  # the server's replica holds these bes
 class ConsulState:
     replica: Replica
     signal: ChangeSignal = field(init=False)
+    catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
         self.signal = ChangeSignal(self.replica, REGISTRY_PREFIXES)
+        self.catalog = Catalog(self.replica)
 
     async def start(self) -> None:
         """Start background work (leases, checks); each part adds its own here."""
 
     async def aclose(self) -> None:
+        self.catalog.close()
         self.signal.close()
