@@ -217,11 +217,11 @@ def _check_kind(
     kinds = [kind for kind, present in (("http", http), ("tcp", tcp), ("script", script)) if present]
     if ttl is not None and ttl > 0:
         kinds.append("ttl")
+    if (interval or 0) > 0 and (ttl or 0) > 0:
+        raise ConsulApiError(400, "Invalid check: Interval and TTL cannot both be specified")
     if len(kinds) > 1:
         raise ConsulApiError(400, "Invalid check: only one of HTTP, TCP, TTL or Args may be given")
     interval_check = bool(kinds) and kinds[0] != "ttl"
-    if (interval or 0) > 0 and (ttl or 0) > 0:
-        raise ConsulApiError(400, "Invalid check: Interval and TTL cannot both be specified")
     if interval_check and (interval or 0) <= 0:
         raise ConsulApiError(
             400, "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
@@ -576,16 +576,24 @@ class Catalog:
         authorize(service_key(sid))
         for spec in specs:
             authorize(check_key(spec.check_id))
+        stale: list[str] = []
+        if replace_checks:
+            keep = {spec.check_id for spec in specs}
+            stale = [
+                item.key
+                for item in self.checks()
+                if item.value.get("ServiceID") == sid
+                and item.value.get("Node") == self.node_name
+                and item.value.get("CheckID") not in keep
+            ]
+        for key in stale:
+            authorize(key)  # every refusal comes before the first write
         items = [PutItem(service_key(sid), _dump(service))]
         for spec in specs:
             items.append(PutItem(check_key(spec.check_id), _dump(self._keep_state(spec.entry))))
         await self.replica.put_keys(items, ctx=ctx)
-        if replace_checks:
-            keep = {spec.check_id for spec in specs}
-            for item in self.checks():
-                if item.value.get("ServiceID") == sid and item.value.get("CheckID") not in keep:
-                    authorize(item.key)
-                    await self._delete(item.key, ctx)
+        for key in stale:
+            await self._delete(key, ctx)
 
     def _keep_state(self, entry: dict[str, Any]) -> dict[str, Any]:
         """A re-registered check keeps the status and output it had (Consul's snapshot restore)."""
@@ -628,7 +636,7 @@ class Catalog:
 
     async def deregister_service(self, service_id: str, *, ctx: WriteContext, authorize: Callable[[str], None]) -> None:
         found = self.service(service_id)
-        if found is None:
+        if found is None or found.value.get("Node") != self.node_name:
             raise ConsulApiError(
                 404, f'Unknown service ID "{service_id}". Ensure that the service ID is passed, not the service name.'
             )
@@ -645,7 +653,7 @@ class Catalog:
 
     async def deregister_check(self, check_id: str, *, ctx: WriteContext, authorize: Callable[[str], None]) -> None:
         found = self.check(check_id)
-        if found is None:
+        if found is None or found.value.get("Node") != self.node_name:
             raise ConsulApiError(
                 404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.'
             )

@@ -196,6 +196,21 @@ def test_other_datacenter_is_500(c: consul.Consul, http: httpx.Client) -> None:
     assert c.catalog.datacenters() == ["dc1"]
 
 
+def test_ids_outside_the_store_grammar(http: httpx.Client) -> None:
+    svc = name("odd")
+    sid = f"{svc} a/b:c"
+    body = {"Name": svc, "ID": sid, "Check": {"TTL": "10s"}}
+    assert http.put("/v1/agent/service/register", json=body).status_code == 200
+    assert sid in http.get("/v1/agent/services").json()
+    assert f"service:{sid}" in http.get("/v1/agent/checks").json()
+    entries = http.get(f"/v1/health/service/{svc}").json()
+    assert [e["Service"]["ID"] for e in entries] == [sid]
+    quoted = sid.replace(" ", "%20").replace("/", "%2F")
+    assert http.put(f"/v1/agent/service/deregister/{quoted}").status_code == 200
+    assert sid not in http.get("/v1/agent/services").json()
+    assert f"service:{sid}" not in http.get("/v1/agent/checks").json()
+
+
 # ----- listings and filters ---------------------------------------------------------------------
 
 
@@ -237,7 +252,7 @@ def test_agent_self_and_members(c: consul.Consul, http: httpx.Client) -> None:
     assert bogus.status_code == 403 and bogus.text == "ACL not found"
 
 
-def test_catalog_services_nodes_register_deregister(c: consul.Consul) -> None:
+def test_catalog_services_nodes_register_deregister(c: consul.Consul, http: httpx.Client) -> None:
     node, svc = name("node"), name("ext")
     index, services = c.catalog.services()
     assert services["consul"] == []
@@ -247,8 +262,10 @@ def test_catalog_services_nodes_register_deregister(c: consul.Consul) -> None:
         service={"Service": svc, "ID": svc, "Port": 1, "Tags": ["t2", "t1", "t2"]},
         check={"CheckID": "ext-" + svc, "Name": "ext", "Status": "passing", "ServiceID": svc},
     )
-    index2, services = c.catalog.services()
+    index2, services = c.catalog.services(index=int(index), wait="30s")
     assert services[svc] == ["t1", "t2"] and int(index2) > int(index)
+    # not the agent's service: the agent does not know it
+    assert http.put(f"/v1/agent/service/deregister/{svc}").status_code == 404
     _, nodes = c.catalog.nodes()
     assert {n["Node"] for n in nodes} >= {"accord", node}
     assert all(isinstance(v, str) for n in nodes for v in n["TaggedAddresses"].values())
@@ -280,6 +297,9 @@ def test_health_service_passing_tags_and_state(c: consul.Consul, http: httpx.Cli
     assert [e["Service"]["ID"] for e in entries] == [f"{svc}-0", f"{svc}-1"]
     _, entries = c.health.service(svc, tag=["blue", "x"])
     assert [e["Service"]["ID"] for e in entries] == [f"{svc}-0"]
+    entries = http.get(f"/v1/health/service/{svc}", params={"filter": '"x" not in Service.Tags'}).json()
+    assert [e["Service"]["ID"] for e in entries] == [f"{svc}-1", f"{svc}-2"]
+    assert http.get(f"/v1/health/service/{svc}", params={"filter": "Service.Tags =="}).status_code == 400
     assert http.get(f"/v1/health/service/{svc}", params={"passing": "maybe"}).status_code == 400
     _, warning = c.health.state("warning")
     assert f"service:{svc}-2" in {chk["CheckID"] for chk in warning}
