@@ -591,6 +591,22 @@ class Catalog:
         items = [PutItem(service_key(sid), _dump(service))]
         for spec in specs:
             items.append(PutItem(check_key(spec.check_id), _dump(self._keep_state(spec.entry))))
+        written = {spec.check_id for spec in specs}
+        for item in self.checks():  # checks kept from before carry the service's new name and tags
+            value = item.value
+            if (
+                value.get("ServiceID") == sid
+                and value.get("Node") == self.node_name
+                and item.key not in stale
+                and value.get("CheckID") not in written
+                and (value.get("ServiceTags") != service["Tags"] or value.get("ServiceName") != service["Service"])
+            ):
+                authorize(item.key)
+                items.append(
+                    PutItem(
+                        item.key, _dump({**value, "ServiceTags": service["Tags"], "ServiceName": service["Service"]})
+                    )
+                )
         await self.replica.put_keys(items, ctx=ctx)
         for key in stale:
             await self._delete(key, ctx)

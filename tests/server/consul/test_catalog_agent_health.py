@@ -122,6 +122,11 @@ def test_reregistration_keeps_status_and_replace_existing_checks_removes_others(
     assert checks["k2-" + svc]["Status"] == "passing"  # not reset to critical
     assert checks["k2-" + svc]["Definition"]["Interval"] == "0s" and checks["k1-" + svc]["Status"] == "critical"
     assert "k1-" + svc in checks  # kept without replace-existing-checks
+    assert (
+        http.put("/v1/agent/service/register", json={"Name": svc, "Tags": ["new"], "Checks": again}).status_code == 200
+    )
+    checks = c.agent.checks()
+    assert checks["k1-" + svc]["ServiceTags"] == ["new"] and checks["k1-" + svc]["Status"] == "critical"
     assert c.agent.service.register(svc, check={"CheckID": "k2-" + svc, "ttl": "20s"}, replace_existing_checks=True)
     checks = c.agent.checks()
     assert "k1-" + svc not in checks and checks["k2-" + svc]["Status"] == "passing"
@@ -365,6 +370,15 @@ def test_acl_refusals_and_filtered_listings(server: AccordServer, http: httpx.Cl
     )
     assert denied.status_code == 403 and denied.text.startswith("Permission denied")
     assert "zz" not in http.get("/v1/agent/checks").json()
+    node = name("secret-node")
+    assert http.put("/v1/catalog/register", json={"Node": node, "Address": "10.9.9.9"}).status_code == 200
+    assert node not in {n["Node"] for n in lc.catalog.nodes()[1]}
+    with pytest.raises(consul.ACLPermissionDenied):
+        lc.catalog.node(node)
+    with pytest.raises(consul.ACLPermissionDenied):
+        lc.catalog.register(node, "10.9.9.8")
+    assert http.get(f"/v1/catalog/node/{node}").json()["Node"]["Address"] == "10.9.9.9"
+    assert http.put("/v1/catalog/deregister", json={"Node": node}).json() is True
     anonymous = httpx.get(f"{server.url}/v1/agent/services")
     assert anonymous.status_code == 200 and anonymous.json() == {}
     assert httpx.put(f"{server.url}/v1/agent/service/register", json={"Name": name("anon")}).status_code == 403
