@@ -18,14 +18,26 @@ import httpx
 import pytest
 from packaging.version import Version
 
-from tests.harness import AccordServer, running
+from tests.harness import AccordServer, PostgresServer, RedisServer, running
 from tests.server.server_harness import create_token
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccordServer]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres_redis"])
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[AccordServer]:
+    """One server per backend for the module: SQLite alone, and PostgreSQL with the Redis bus."""
     workdir: Path = tmp_path_factory.mktemp("catalog-server")
-    with running(AccordServer(f"sqlite:///{workdir}/accord.db", "", workdir, expect_token=True)) as srv:
+    if request.param == "sqlite":
+        with running(AccordServer(f"sqlite:///{workdir}/accord.db", "", workdir, expect_token=True)) as srv:
+            yield srv
+        return
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    if not pg.is_running():
+        pg.start()
+    db_url = pg.create_database(f"catalog_{uuid.uuid4().hex[:8]}")
+    with (
+        running(RedisServer(tmp_path_factory.mktemp("catalog-redis"))) as redis,
+        running(AccordServer(db_url, redis.url, workdir, expect_token=True)) as srv,
+    ):
         yield srv
 
 
