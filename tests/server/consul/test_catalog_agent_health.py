@@ -395,3 +395,15 @@ def test_acl_refusals_and_filtered_listings(server: AccordServer, http: httpx.Cl
     assert anonymous.status_code == 200 and anonymous.json() == {}
     assert httpx.put(f"{server.url}/v1/agent/service/register", json={"Name": name("anon")}).status_code == 403
     assert hidden in http.get("/v1/agent/services").json()
+
+
+def test_wrong_method_and_empty_answers(http: httpx.Client) -> None:
+    answer = http.get("/v1/agent/service/register")
+    assert answer.status_code == 405 and "PUT" in answer.headers.get("allow", "")
+    svc = name("empty")
+    answer = http.put("/v1/agent/service/register", json={"Name": svc})
+    assert answer.status_code == 200 and answer.content == b"" and "content-type" not in answer.headers
+    answer = http.get(f"/v1/health/service/{name('none')}")
+    assert answer.json() == [] and int(answer.headers["X-Consul-Index"]) >= 1
+    assert answer.headers["content-type"] == "application/json"
+    assert http.get(f"/v1/catalog/service/{name('none')}").json() == []

@@ -15,7 +15,16 @@ def consul_state(request: Request) -> ConsulState:
     return state
 
 
-async def _unknown(_request: Request) -> Response:
+async def _unknown(request: Request) -> Response:
+    """404 for a path no route declares; 405 (with ``Allow``) for a declared path asked with another method."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path != "/v1/{rest:path}" and route.path_regex.match(request.url.path):
+            allowed |= route.methods or set()
+    if allowed:
+        answer = text_error(405, f"method {request.method} not allowed")
+        answer.headers["Allow"] = ",".join(["OPTIONS", *sorted(allowed - {"HEAD", "OPTIONS"})])
+        return answer
     return text_error(404, "Invalid URL path: not a recognized HTTP API endpoint")
 
 
