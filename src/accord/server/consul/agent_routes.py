@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 import accord
+from accord.core import environ
 from accord.registry.catalog import Catalog, agent_service_json, health_check_json
 from accord.server.consul.catalog_routes import (
     body_of,
@@ -26,8 +27,6 @@ __all__ = ["routes", "self_address"]
 
 def self_address(request: Request) -> str:
     """The address this process answers on: ``ACCORD_ADVERTISE_ADDR``, else the socket it was reached on."""
-    from accord.core import environ
-
     advertised = environ.current().advertise_addr
     if advertised:
         return advertised

@@ -22,7 +22,7 @@ from accord.registry.catalog import (
     node_key,
     service_node_json,
 )
-from accord.server.consul.router import consul_state
+from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import (
     check_consistency,
     check_dc,
@@ -40,6 +40,11 @@ __all__ = ["routes"]
 
 
 # ----- helpers the agent and health routes share ---------------------------------------------------
+
+
+def consul_state(request: Request) -> ConsulState:
+    state: ConsulState = request.app.state.consul
+    return state
 
 
 def catalog_of(request: Request) -> Catalog:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from accord.server.consul import agent_routes, catalog_routes, health_routes
 from accord.server.consul.state import ConsulState
 from accord.server.consul.wire import text_error
 
@@ -30,8 +31,6 @@ async def _unknown(request: Request) -> Response:
 
 def consul_routes() -> list[BaseRoute]:
     """The /v1 routes, then the catch-all for unknown /v1 paths (it must come last)."""
-    from accord.server.consul import agent_routes, catalog_routes, health_routes  # they import consul_state
-
     modules: list[list[BaseRoute]] = [agent_routes.routes(), catalog_routes.routes(), health_routes.routes()]
     return [
         *(route for routes in modules for route in routes),
