@@ -45,6 +45,7 @@ ADVERTISE_ADDR = "ACCORD_ADVERTISE_ADDR"
 CHECK_REAP_INTERVAL = "ACCORD_CHECK_REAP_INTERVAL"
 SERVICE = "ACCORD_SERVICE"
 PROFILE = "ACCORD_ENV"
+ENABLE_SCRIPT_CHECKS = "ACCORD_ENABLE_SCRIPT_CHECKS"
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -72,6 +73,7 @@ class Environ:
     check_reap_interval: float = DEFAULT_CHECK_REAP_INTERVAL_S  # seconds between deregister-after sweeps
     service: str | None = None
     profile: str | None = None
+    enable_script_checks: bool = False  # accept Consul script checks (Args) over /v1/agent; stored, never run
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -93,6 +95,7 @@ class Environ:
             check_reap_interval=_seconds(env, CHECK_REAP_INTERVAL, DEFAULT_CHECK_REAP_INTERVAL_S),
             service=env.get(SERVICE, "").strip() or None,
             profile=_profile(env),
+            enable_script_checks=_flag(env, ENABLE_SCRIPT_CHECKS),
         )
 
 

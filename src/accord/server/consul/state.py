@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from accord.core import environ
 from accord.registry.blocking import ChangeSignal
+from accord.registry.catalog import Catalog
 from accord.registry.kv import KvService
 from accord.registry.leader import LeaderLease
 from accord.registry.scheduler import CheckScheduler
@@ -28,6 +29,7 @@ class ConsulState:
     _background: bool = field(init=False, default=False)
     kv: KvService = field(init=False)
     sessions: SessionService = field(init=False)
+    catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
         self.signal = ChangeSignal(self.replica, REGISTRY_PREFIXES)
@@ -36,6 +38,7 @@ class ConsulState:
         self.leader = LeaderLease(self.replica, self.timers, self.checks, address=self.address)
         self.kv = KvService(self.replica)
         self.sessions = SessionService(self.replica, self.kv)
+        self.catalog = Catalog(self.replica)
 
     async def start(self, *, background: bool = True) -> None:
         """Load what the routes need; with ``background`` (a server, not an embedded CLI app) run leases and reapers."""
@@ -50,4 +53,5 @@ class ConsulState:
             await self.leader.aclose()
             await self.sessions.aclose()
         self.kv.close()
+        self.catalog.close()
         self.signal.close()
