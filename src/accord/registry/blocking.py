@@ -64,7 +64,8 @@ class ChangeSignal:
                 if remaining <= 0:
                     return current
                 try:
-                    await asyncio.wait_for(event.wait(), remaining)
+                    async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancel on 3.11
+                        await event.wait()
                 except TimeoutError:
                     return index_of()
         finally:

@@ -190,7 +190,10 @@ class Announcer:
         last_expire = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self._heartbeat_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the event
+                # fires, and this loop would then outlive aclose() forever
+                async with asyncio.timeout(self._heartbeat_s):
+                    await self._changed.wait()
             self._changed.clear()
             try:
                 await self._report()
