@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from accord.core import environ
 from accord.core.errors import AccordError, InputError, NotAppliedError
+from accord.registry.durations import parse_duration
 from accord.store.instances import InstanceRow, InstanceStore, instance_store
 
 if TYPE_CHECKING:
@@ -47,20 +49,18 @@ __all__ = [
 ]
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 MAX_WAIT_S = 55.0  # under the CLI's 60 s HTTP timeout
 
 
 def parse_wait(text: str) -> float:
-    """``5s``, ``500ms`` or a plain number of seconds, at most 55 s."""
-    raw = text.strip().lower()
-    unit = next((u for u in ("ms", "s", "m") if raw.endswith(u)), "")
+    """A Go duration (``5s``, ``500ms``, ``1m``) or a plain number of seconds, at most 55 s."""
+    raw = text.strip()
     try:
-        seconds = float(raw.removesuffix(unit) if unit else raw) * _UNITS.get(unit, 1.0)
-    except ValueError:
+        seconds = float(raw) if raw.replace(".", "", 1).isdigit() else parse_duration(raw)
+    except (ValueError, AccordError):
         seconds = -1.0
     if not (0 < seconds <= MAX_WAIT_S):
-        raise InputError(f"wait {text!r} is not a duration up to 55s such as 5s or 500ms")
+        raise InputError(f"wait {json.dumps(text)} is not a duration up to 55s such as 5s or 500ms")
     return seconds
 
 
