@@ -7,7 +7,9 @@ from a developer's checkout. A failure stays reproducible from the blob Hypothes
 
 import base64
 import os
+from collections.abc import Iterator
 
+import consul
 import pytest
 from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
@@ -16,7 +18,10 @@ pytest_plugins = ["tests.harness.plugin"]
 
 # Every instance of a fleet shares one master key; so do the processes a test starts (they inherit it).
 os.environ.setdefault("ACCORD_MASTER_KEY", base64.b64encode(b"accord-tests-master-key-32-bytes").decode())
-for _name in ("ACCORD_DB_URL", "ACCORD_REDIS_URL", "ACCORD_ENV_OVERRIDE", "ACCORD_SNAPSHOT_FILE"):
+for _name in (
+    "ACCORD_DB_URL", "ACCORD_REDIS_URL", "ACCORD_ENV_OVERRIDE", "ACCORD_SNAPSHOT_FILE", "ACCORD_ENV", "ACCORD_ADDR",
+    "ACCORD_TOKEN", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_ADDR",
+):  # fmt: skip
     os.environ.pop(_name, None)
 
 settings.register_profile("accord", database=InMemoryExampleDatabase(), print_blob=True)
@@ -28,3 +33,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     seed = getattr(config.option, "randomly_seed", None)
     if config.pluginmanager.has_plugin("randomly") and isinstance(seed, int):
         terminalreporter.write_line(f"tests ran in random order: rerun with --randomly-seed={seed}")
+
+
+@pytest.fixture(autouse=True)
+def _close_consul_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close the keep-alive sockets of every py-consul client a test made (a closed one still works: its
+    pools are rebuilt on use), so no socket is left for the garbage collector to warn about later."""
+    made: list[consul.Consul] = []
+    original = consul.Consul.__init__
+
+    def recording(self: consul.Consul, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(consul.Consul, "__init__", recording)
+    yield
+    for client in made:
+        client.http.close()

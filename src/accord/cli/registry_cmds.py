@@ -52,8 +52,8 @@ async def kv_get(key: Key, db_url: DbUrl = None, redis_url: RedisUrl = None, jso
     """Print a key's value (raw bytes on stdout), or the whole entry with --json. Exit 4 if it is missing."""
     async with open_consul(db_url, redis_url, read_only=True) as consul:
         entry = await consul.kv_get(key)
-    if entry is None:
-        raise NotFoundError(f"no KV key {json.dumps(key)}")
+        if entry is None:  # inside: a command that failed names no database, its error stays one line
+            raise NotFoundError(f"no KV key {json.dumps(key)}")
     if json_out:
         output.print_json(_entry_row(entry))
         return
@@ -315,8 +315,8 @@ async def service_url(
         entry = await consul.kv_get(f"{DEFAULT_PIN_PREFIX}{name}/url")
         pin = decoded_value(entry) if entry else b""
         urls = candidate_urls(pin, [] if pin.strip() else await consul.health(name, passing=True))
-    if not urls:
-        raise NotFoundError(
-            f"service {json.dumps(name)}: no URL at {DEFAULT_PIN_PREFIX}{name}/url and no passing instance"
-        )
+        if not urls:
+            raise NotFoundError(
+                f"service {json.dumps(name)}: no URL at {DEFAULT_PIN_PREFIX}{name}/url and no passing instance"
+            )
     output.line(urls[0])

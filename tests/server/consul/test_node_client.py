@@ -94,4 +94,4 @@ def test_watch_key_sees_a_change_made_elsewhere(server: AccordServer) -> None:
     finally:
         if watcher.poll() is None:
             watcher.kill()
-        watcher.wait()
+        watcher.communicate()  # reads and closes both pipes
