@@ -180,6 +180,36 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
+def _check_entry(
+    check_id: str,
+    name: str,
+    node: str,
+    service: dict[str, Any] | None,
+    status: str,
+    fields: Fields,
+    kind: str,
+    definition: dict[str, Any],
+    *,
+    agent: bool,
+) -> dict[str, Any]:
+    """A check entry as the store keeps it (docs/registry.md), for agent and catalog registrations alike."""
+    return {
+        "CheckID": check_id,
+        "Name": name,
+        "Node": node,
+        "ServiceID": service["ID"] if service else "",
+        "ServiceName": service["Service"] if service else "",
+        "ServiceTags": list(service["Tags"]) if service else [],
+        "Status": status,
+        "Output": fields.text("Output"),
+        "Notes": fields.text("Notes"),
+        "Type": kind,
+        "Definition": definition,
+        "CriticalSince": _now() if status == "critical" else None,
+        "Agent": agent,
+    }
+
+
 def _header(fields: Fields) -> dict[str, list[str]]:
     value = fields.raw("Header")
     if value is None:
@@ -266,35 +296,22 @@ def parse_check(
         deregister = MIN_DEREGISTER_S
     if timeout is not None and timeout <= 0:
         timeout = None
-    entry: dict[str, Any] = {
-        "CheckID": check_id,
-        "Name": name,
-        "Node": node,
-        "ServiceID": service["ID"] if service else "",
-        "ServiceName": service["Service"] if service else "",
-        "ServiceTags": list(service["Tags"]) if service else [],
-        "Status": status,
-        "Output": fields.text("Output"),
-        "Notes": fields.text("Notes"),
-        "Type": kind,
-        "Definition": {
-            "HTTP": http,
-            "Method": deff.text("Method"),
-            "Header": _header(deff),
-            "Body": deff.text("Body"),
-            "TCP": tcp,
-            "TTL": ttl if ttl and ttl > 0 else None,
-            "Interval": interval if interval and interval > 0 else None,
-            "Timeout": timeout,
-            "DeregisterCriticalServiceAfter": deregister if deregister and deregister > 0 else None,
-            "TLSSkipVerify": deff.flag("TLSSkipVerify"),
-            "TLSServerName": deff.text("TLSServerName"),
-            "DisableRedirects": deff.flag("DisableRedirects"),
-            "ScriptArgs": script,
-        },
-        "CriticalSince": _now() if status == "critical" else None,
-        "Agent": agent,
+    stored: dict[str, Any] = {
+        "HTTP": http,
+        "Method": deff.text("Method"),
+        "Header": _header(deff),
+        "Body": deff.text("Body"),
+        "TCP": tcp,
+        "TTL": ttl if ttl and ttl > 0 else None,
+        "Interval": interval if interval and interval > 0 else None,
+        "Timeout": timeout,
+        "DeregisterCriticalServiceAfter": deregister if deregister and deregister > 0 else None,
+        "TLSSkipVerify": deff.flag("TLSSkipVerify"),
+        "TLSServerName": deff.text("TLSServerName"),
+        "DisableRedirects": deff.flag("DisableRedirects"),
+        "ScriptArgs": script,
     }
+    entry = _check_entry(check_id, name, node, service, status, fields, kind, stored, agent=agent)
     return CheckSpec(check_id, entry)
 
 
@@ -736,35 +753,24 @@ class Catalog:
         if status not in STATUSES:
             raise ConsulApiError(400, "Bad check status")
         definition = Fields(fields.raw("Definition"), "HealthCheckDefinition")
-        return {
-            "CheckID": check_id,
-            "Name": fields.text("Name") or check_id,
-            "Node": node,
-            "ServiceID": service["ID"] if service else "",
-            "ServiceName": service["Service"] if service else "",
-            "ServiceTags": list(service["Tags"]) if service else [],
-            "Status": status,
-            "Output": fields.text("Output"),
-            "Notes": fields.text("Notes"),
-            "Type": fields.text("Type"),
-            "Definition": {
-                "HTTP": definition.text("HTTP"),
-                "Method": definition.text("Method"),
-                "Header": _header(definition),
-                "Body": definition.text("Body"),
-                "TCP": definition.text("TCP"),
-                "TTL": None,
-                "Interval": definition.duration("Interval"),
-                "Timeout": definition.duration("Timeout"),
-                "DeregisterCriticalServiceAfter": definition.duration("DeregisterCriticalServiceAfter"),
-                "TLSSkipVerify": definition.flag("TLSSkipVerify"),
-                "TLSServerName": definition.text("TLSServerName"),
-                "DisableRedirects": definition.flag("DisableRedirects"),
-                "ScriptArgs": [],
-            },
-            "CriticalSince": _now() if status == "critical" else None,
-            "Agent": False,
+        stored_definition: dict[str, Any] = {
+            "HTTP": definition.text("HTTP"),
+            "Method": definition.text("Method"),
+            "Header": _header(definition),
+            "Body": definition.text("Body"),
+            "TCP": definition.text("TCP"),
+            "TTL": None,
+            "Interval": definition.duration("Interval"),
+            "Timeout": definition.duration("Timeout"),
+            "DeregisterCriticalServiceAfter": definition.duration("DeregisterCriticalServiceAfter"),
+            "TLSSkipVerify": definition.flag("TLSSkipVerify"),
+            "TLSServerName": definition.text("TLSServerName"),
+            "DisableRedirects": definition.flag("DisableRedirects"),
+            "ScriptArgs": [],
         }
+        name = fields.text("Name") or check_id
+        kind = fields.text("Type")
+        return _check_entry(check_id, name, node, service, status, fields, kind, stored_definition, agent=False)
 
     async def catalog_deregister(self, body: Any, *, ctx: WriteContext, authorize: Callable[[str], None]) -> None:
         fields = Fields(body, "DeregisterRequest")
