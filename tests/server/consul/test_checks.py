@@ -266,3 +266,44 @@ def test_deregister_critical_service_after_removes_service_and_checks(server: Ac
     )
     assert store.check("doomed-tcp") is None and store.check("doomed-ttl") is None
     assert store.get(service_key("kept")) is not None and store.check("kept-ttl") is not None
+
+
+def test_checks_registered_through_py_consul_run_and_show_in_health(server: AccordServer, target: CheckTarget) -> None:
+    """The catalog's registration and the leader's probes together, seen the way a Consul client sees them."""
+    c = consul.Consul(host="127.0.0.1", port=server.port, token=server.token)
+    url = target.target("e2e")
+    with Listener() as tcp:
+        c.agent.service.register(
+            "e2e", service_id="e2e-1", port=8080, check=consul.Check.http(url, interval="1s", timeout="2s")
+        )
+        c.agent.service.register(
+            "e2e",
+            service_id="e2e-2",
+            port=8081,
+            check=consul.Check.tcp("127.0.0.1", int(tcp.address.rsplit(":", 1)[1]), "1s"),
+        )
+
+        def passing_ids() -> set[str] | None:
+            _index, nodes = c.health.service("e2e", passing=True)
+            ids = {node["Service"]["ID"] for node in nodes}
+            return ids if ids == {"e2e-1", "e2e-2"} else None
+
+        wait_until(passing_ids, timeout=CHECK_TIMEOUT_S, what="both instances passing through py-consul")
+    target.set("e2e", 503)  # the HTTP target fails and the TCP listener is closed
+
+    def none_passing() -> bool:
+        _index, nodes = c.health.service("e2e", passing=True)
+        return nodes == []
+
+    wait_until(none_passing, timeout=CHECK_TIMEOUT_S, what="both instances critical")
+    _index, checks = c.health.checks("e2e")
+    assert {check["CheckID"]: check["Status"] for check in checks} == {
+        "service:e2e-1": "critical",
+        "service:e2e-2": "critical",
+    }
+    target.set("e2e", 200)
+    wait_until(
+        lambda: [n["Service"]["ID"] for n in c.health.service("e2e", passing=True)[1]] == ["e2e-1"],
+        timeout=CHECK_TIMEOUT_S,
+        what="the HTTP instance passing again",
+    )
