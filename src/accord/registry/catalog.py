@@ -31,7 +31,7 @@ from accord.core.keys import MAX_KEY_BYTES
 from accord.registry.durations import format_duration, parse_duration
 from accord.registry.kvkeys import decode_segment, encode_segment
 from accord.replica.replica import Replica
-from accord.store.types import Change, Entry, PutItem, WriteContext
+from accord.store.types import Change, DeleteItem, Entry, PutItem, WriteContext
 
 __all__ = [
     "CHECK_PREFIX",
@@ -677,12 +677,16 @@ class Catalog:
         await self._remove_service(found, ctx)
 
     async def _remove_service(self, found: Item, ctx: WriteContext) -> None:
-        for item in self.checks():
-            if item.value.get("ServiceID") == found.value.get("ID") and item.value.get("Node") == found.value.get(
-                "Node"
-            ):
-                await self._delete(item.key, ctx)
-        await self._delete(found.key, ctx)
+        """The service and its checks in one transaction, so no watcher sees checks without their service."""
+        owned = [
+            item.key
+            for item in self.checks()
+            if item.value.get("ServiceID") == found.value.get("ID")
+            and item.value.get("Node") == found.value.get("Node")
+        ]
+        doomed = [key for key in (*owned, found.key) if self.replica.entry(key) is not None]
+        if doomed:
+            await self.replica.write_batch([DeleteItem(key) for key in doomed], ctx=ctx)
 
     async def deregister_check(self, check_id: str, *, ctx: WriteContext, authorize: Callable[[str], None]) -> None:
         found = self.check(check_id)
