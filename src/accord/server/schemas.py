@@ -69,6 +69,26 @@ class ChangeOut(SettingOut):
     new: JsonValue = Field(description="The effective value after the write (masked when secret).")
 
 
+class ProfileValueOut(BaseModel):
+    """A value in an environment profile's layer (``?env=<profile>``, docs/config.md "Environments")."""
+
+    path: str = Field(examples=["embedding.batch_size"])
+    env: str = Field(examples=["production"])
+    key: str = Field(examples=["env/production/config/embedding/batch_size"])
+    secret: bool
+    value: JsonValue = Field(description="Masked when the setting is secret (unless revealed).", examples=[512])
+    source: str = Field(examples=["profile"])
+    version: int
+    mod_revision: int
+
+
+class ProfileChangeOut(ProfileValueOut):
+    revision: int
+    applied_revision: int | None = Field(
+        default=None, description="With ?wait_applied: the revision every live instance applied."
+    )
+
+
 class PutIn(BaseModel):
     """Give ``value`` as JSON, or ``input`` as text typed by a person (parsed by the setting's type)."""
 

@@ -35,7 +35,8 @@ def test_checks_by_status_per_service(server: AccordServer) -> None:
     c.agent.check.ttl_pass("service:pay-2")
 
     def scraped() -> str | None:
-        text = server.client().get("/metrics").text
+        with server.client() as http:
+            text = http.get("/metrics").text
         passing = _sample(text, "accord_health_service_status", service="payments", status="passing")
         return text if passing == 1.0 else None
 
@@ -50,7 +51,8 @@ def test_alert_rules_use_exported_metrics(server: AccordServer) -> None:
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     down = next(rule for group in rules["groups"] for rule in group["rules"] if rule["alert"] == "ServiceDown")
     assert down["expr"] == 'accord_health_service_status{status="critical"} > 0'
-    exported = server.client().get("/metrics").text
+    with server.client() as http:
+        exported = http.get("/metrics").text
     for expr in exprs:
         for name in re.findall(r"\b(accord_[a-z_]+)", expr):
             assert f"# TYPE {name} " in exported, f"alert expression {expr!r} names {name}, which /metrics lacks"

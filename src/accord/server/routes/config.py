@@ -108,7 +108,11 @@ WaitApplied = Annotated[
 ]
 
 
-@router.get("/{path}", summary="One setting", response_model=s.SettingOut)
+@router.get(
+    "/{path}",
+    summary="One setting (or, with ?env=, its value in a profile)",
+    response_model=s.SettingOut | s.ProfileValueOut,
+)
 async def get_setting(
     state: State, caller: Caller, path: SettingPath, reveal: Reveal = False, env: Profile = None
 ) -> s.RowResponse:
@@ -121,7 +125,11 @@ async def get_setting(
     return s.RowResponse(state.admin.setting_row(path, reveal=reveal))
 
 
-@router.put("/{path}", summary="Set a value (validated, versioned, propagated)", response_model=s.ChangeOut)
+@router.put(
+    "/{path}",
+    summary="Set a value (validated, versioned, propagated; with ?env=, in a profile)",
+    response_model=s.ChangeOut | s.ProfileChangeOut,
+)
 async def put_setting(
     state: State,
     caller: Caller,
