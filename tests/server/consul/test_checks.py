@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import consul  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from tests.harness import AccordServer, running, wait_until
+from tests.harness import AccordServer, AccordServers, running, wait_until
 from tests.server.consul.checks_harness import (
     CheckTarget,
     Listener,
@@ -268,8 +269,11 @@ def test_deregister_critical_service_after_removes_service_and_checks(server: Ac
     assert store.get(service_key("kept")) is not None and store.check("kept-ttl") is not None
 
 
-def test_checks_registered_through_py_consul_run_and_show_in_health(server: AccordServer, target: CheckTarget) -> None:
+def test_checks_registered_through_py_consul_run_and_show_in_health(
+    accord_servers: AccordServers, tmp_path: Path, target: CheckTarget
+) -> None:
     """The catalog's registration and the leader's probes together, seen the way a Consul client sees them."""
+    server = accord_servers.start(f"sqlite:///{tmp_path}/own.db", "", expect_token=True)
     c = consul.Consul(host="127.0.0.1", port=server.port, token=server.token)
     url = target.target("e2e")
     with Listener() as tcp:
