@@ -118,6 +118,10 @@ class ConfigAdmin:
         await wait_applied(instance_store(self.live.store), revision, timeout_s)
         return {"applied_revision": revision}
 
+    async def applied(self, row: Row, wait_s: float | None) -> Row:
+        """``row`` at once, or with ``wait_s`` once every live instance has applied it (plus the revision)."""
+        return row if wait_s is None else {**row, **await self.wait_applied(wait_s)}
+
     async def instances(self) -> Rows:
         from accord.registry.fleet import list_instances
 

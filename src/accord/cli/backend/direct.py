@@ -85,9 +85,7 @@ class DirectBackend:
             row = await self.admin.set_profile_input(env, path, raw, ctx=self._ctx)
         else:
             row = await self.admin.set_input(path, raw, expect_version=expect_version, ctx=self._ctx)
-        if wait is not None:
-            row = {**row, **await self.admin.wait_applied(wait)}
-        return row
+        return await self.admin.applied(row, wait)
 
     async def instances(self) -> Rows:
         return await self.admin.instances()

@@ -145,9 +145,7 @@ async def put_setting(
         if body.input is None or body.expect_version is not None:
             raise InvalidInputError("a profile value is given as input text, without expect_version")
         row = await state.admin.set_profile_input(env, path, body.input, ctx=ctx)
-        if wait is not None:
-            row = {**row, **await state.admin.wait_applied(wait)}
-        return s.RowResponse(row)
+        return s.RowResponse(await state.admin.applied(row, wait))
     require_write(caller, _key(state, caller, path))
     try:
         if body.input is not None:
@@ -158,9 +156,7 @@ async def put_setting(
         state.metrics.conflicts.inc()
         raise
     state.metrics.writes.labels("set").inc()
-    if wait is not None:
-        row = {**row, **await state.admin.wait_applied(wait)}
-    return s.RowResponse(row)
+    return s.RowResponse(await state.admin.applied(row, wait))
 
 
 @router.delete("/{path}", summary="Remove the stored value (back to env or default)")
