@@ -6,8 +6,10 @@ from a developer's checkout. A failure stays reproducible from the blob Hypothes
 """
 
 import base64
+import faulthandler
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
 
 import consul
 import pytest
@@ -26,6 +28,23 @@ for _name in (
 
 settings.register_profile("accord", database=InMemoryExampleDatabase(), print_blob=True)
 settings.load_profile("accord")
+
+
+# pytest-timeout's signal method fails a test stuck in Python code after `timeout` seconds, but a test stuck
+# inside C (a sqlite3 busy loop, a blocking libpq call) never returns to the interpreter to take the signal.
+# This watchdog runs on its own C thread: past HARD_LIMIT it prints every thread's stack and ends the run, so
+# a hang costs CI minutes and names its place instead of silently using up the whole job.
+HARD_LIMIT = 300.0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    sys.stderr.flush()
+    faulthandler.dump_traceback_later(HARD_LIMIT, exit=True)
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -105,11 +105,11 @@ async def test_a_replica_ahead_of_its_restored_database_reloads_from_it(tmp_path
     async with await accord.connect(url, "", groups=[Knobs], check_interval=0.1) as cfg:
         await cfg.set("knobs.level", 1)
         backup = tmp_path / "backup.db"
-        _copy_sqlite(path, backup)
+        await _copy_sqlite(path, backup)
         await cfg.set("knobs.level", 2)
         await cfg.set("knobs.name", "after-backup")
         ahead = cfg.last_revision
-        _copy_sqlite(backup, path)  # the database is restored: it is now behind this process
+        await _copy_sqlite(backup, path)  # the database is restored: it is now behind this process
         async with await SqlKVStore.from_url(url) as raw:
             assert await raw.current_revision() < ahead
         await eventually(lambda: cfg.knobs.level == 1, "the replica to reload the restored database")
@@ -120,6 +120,13 @@ async def test_a_replica_ahead_of_its_restored_database_reloads_from_it(tmp_path
         assert cfg.knobs.level == 3
 
 
-def _copy_sqlite(source: Path, target: Path) -> None:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
+async def _copy_sqlite(source: Path, target: Path) -> None:
+    """On a thread, bounded: sqlite3's backup retries a busy database forever inside C, so run on this event
+    loop it would wait for a lock that only this loop (the replica's poll) can release, and hang the run."""
+
+    def copy() -> None:
+        with sqlite3.connect(source, timeout=5) as src, sqlite3.connect(target, timeout=5) as dst:
+            src.backup(dst, sleep=0.01)
+
+    async with asyncio.timeout(30):
+        await asyncio.to_thread(copy)
