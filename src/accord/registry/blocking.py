@@ -35,11 +35,18 @@ class ChangeSignal:
         self._prefixes = prefixes
         self._event = asyncio.Event()
         self.waiting = 0
+        self.draining = False
         self._unsubscribe = [replica.on_change(self._on_change), replica.on_reload(self._on_reload)]
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self.drain()
+
+    def drain(self) -> None:
+        """The server is stopping: answer every waiter now, and new queries without blocking. A client retries
+        with the index it got, against this server once it is back or another one, and misses nothing."""
+        self.draining = True
         self._fire()
 
     async def wait_beyond(self, index_of: Callable[[], int], index: int, wait_s: float | None) -> int:
@@ -49,7 +56,7 @@ class ChangeSignal:
         reset store): the answer returns at once so the client resets, as Consul's rule allows.
         """
         current = index_of()
-        if index <= 0 or current > index or index > self._replica.last_revision:
+        if index <= 0 or current > index or index > self._replica.last_revision or self.draining:
             return current
         loop = asyncio.get_running_loop()
         deadline = loop.time() + effective_wait(wait_s)
@@ -58,7 +65,7 @@ class ChangeSignal:
             while True:
                 event = self._event  # armed before reading the index: a change in between still wakes us
                 current = index_of()
-                if current != index:
+                if current != index or self.draining:
                     return current
                 remaining = deadline - loop.time()
                 if remaining <= 0:

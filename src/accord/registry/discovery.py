@@ -99,7 +99,7 @@ class Discovery:
         cached = self._cache.get(name)
         if cached is not None and time.monotonic() - cached.at < self._ttl:
             return cached.next_url()
-        urls = await self._lookup(name)
+        urls, indexes = await self._lookup(name)
         if not urls:
             raise ServiceNotFoundError(
                 f"service {name!r}: no URL at {self._pin_prefix}{name}/url and no healthy instance in the catalog"
@@ -107,18 +107,26 @@ class Discovery:
         entry = _Cached(urls, time.monotonic())
         self._cache[name] = entry
         if self._watch and name not in self._watchers:
-            self._watchers[name] = asyncio.create_task(self._invalidate_on_change(name))
+            self._watchers[name] = asyncio.create_task(self._invalidate_on_change(name, indexes))
         return entry.next_url()
 
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
 
-    async def _lookup(self, name: str) -> list[str]:
-        pin = await self._get(f"/v1/kv/{self._pin_prefix}{name}/url", {"raw": ""})
+    def _paths(self, name: str) -> tuple[str, str]:
+        return f"/v1/kv/{self._pin_prefix}{name}/url", f"/v1/health/service/{name}"
+
+    async def _lookup(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """The URLs, and the index each answer had: the watch starts there, so a change made between this
+        lookup and the watch's first request still invalidates what the lookup cached."""
+        pin_path, health_path = self._paths(name)
+        pin = await self._get(pin_path, {"raw": ""})
+        indexes = {pin_path: pin.headers.get("X-Consul-Index", "0")}
         if pin.status_code == 200 and pin.content.strip():
-            return candidate_urls(pin.content, [])
-        healthy = await self._get(f"/v1/health/service/{name}", {"passing": "1"})
-        return candidate_urls(None, healthy.json() if healthy.status_code == 200 else [])
+            return candidate_urls(pin.content, []), indexes
+        healthy = await self._get(health_path, {"passing": "1"})
+        indexes[health_path] = healthy.headers.get("X-Consul-Index", "0")
+        return candidate_urls(None, healthy.json() if healthy.status_code == 200 else []), indexes
 
     async def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
         try:
@@ -130,29 +138,39 @@ class Discovery:
             raise denied(f"the accord server refused {path}: {response.text.strip()}")
         return response
 
-    async def _invalidate_on_change(self, name: str) -> None:
+    async def _invalidate_on_change(self, name: str, indexes: dict[str, str]) -> None:
         """Block on the pin and on the healthy set; either index moving drops the cache entry."""
-        paths = (f"/v1/kv/{self._pin_prefix}{name}/url", f"/v1/health/service/{name}")
-        await asyncio.gather(*(self._watch_path(name, path) for path in paths))
+        await asyncio.gather(*(self._watch_path(name, path, indexes.get(path, "0")) for path in self._paths(name)))
 
-    async def _watch_path(self, name: str, path: str) -> None:
-        index = "0"
+    async def _watch_path(self, name: str, path: str, index: str) -> None:
         failures = 0
         while True:
             try:
                 response = await self._http.get(path, params={"index": index, "wait": WATCH_WAIT})
-            except httpx.HTTPError as exc:  # the watch is an optimisation: the TTL still bounds staleness
+                answered = response.status_code in (200, 404) and "X-Consul-Index" in response.headers
+                failure = "" if answered else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                failure = str(exc) or type(exc).__name__
+            if failure:  # the watch is an optimisation: the TTL still bounds staleness, so back off and retry
                 self.forget(name)
                 delay = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
                 failures += 1
-                log.debug("discovery watch of %s failed (%s); retrying in %.1fs", path, exc, delay)
+                log.debug("discovery watch of %s failed (%s); retrying in %.1fs", path, failure, delay)
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            latest = response.headers.get("X-Consul-Index", "0")
-            if index != "0" and latest != index:
+            latest = response.headers["X-Consul-Index"]
+            if latest != index:
                 self.forget(name)
-            index = latest
+            # Consul's rule: an index that goes backwards (a restored server) restarts the watch from zero.
+            index = latest if _as_int(latest) >= _as_int(index) else "0"
+
+
+def _as_int(index: str) -> int:
+    try:
+        return int(index)
+    except ValueError:
+        return 0
 
 
 def candidate_urls(pin: bytes | None, healthy: list[dict[str, Any]]) -> list[str]:

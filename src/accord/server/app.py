@@ -23,6 +23,7 @@ from accord.server.consul.metrics import RegistryCollector
 from accord.server.consul.router import consul_routes
 from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
+from accord.server.draining import on_exit_signal
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
 from accord.server.routes import audit, config, health, instances, tokens, watch
@@ -81,7 +82,8 @@ def create_app(
         metrics.watch(RegistryCollector(live.replica, consul.signal))
         await consul.start(background=not embedded)
         try:
-            yield
+            with on_exit_signal(consul.signal.drain):
+                yield
         finally:
             await consul.aclose()
             await live.aclose()
