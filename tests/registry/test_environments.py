@@ -93,5 +93,18 @@ async def test_profile_precedence_through_the_cli_and_a_running_instance(
         over_http = _get(None, "knobs.level", "--env", "production", addr=server.addr, token=server.token)
         assert over_http["value"] == 11
         assert _get(None, "knobs.level", addr=server.addr, token=server.token)["value"] == 1
+
+        # unset --env removes the profile's layer only: the running instance falls back to the base value
+        removed = run_cli(
+            "config", "unset", "--env", "production", "knobs.level", addr=server.addr, token=server.token
+        ).stdout
+        assert "removed knobs.level from env production" in removed and "was 11" in removed
+        assert worker.line() == "value 1 stored"
+        assert _get(None, "knobs.level", addr=server.addr, token=server.token)["value"] == 1
+        gone = run_cli("config", "unset", "--env", "production", "knobs.level", db=sqlite_url, code=4)
+        assert "no value in environment profile 'production'" in gone.stderr
+        run_cli("config", "set", "--env", "staging", "knobs.level", "3", db=sqlite_url)
+        row = json.loads(run_cli("config", "unset", "--env", "staging", "knobs.level", "--json", db=sqlite_url).stdout)
+        assert (row["env"], row["value"], row["source"]) == ("staging", 3, "removed")
     finally:
         worker.stop()

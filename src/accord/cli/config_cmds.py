@@ -98,10 +98,22 @@ async def config_set(
 
 @config_app.command("unset")
 @run
-async def config_unset(path: str, db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
-    """Remove the stored value; the setting falls back to its environment variable or default."""
+async def config_unset(
+    path: str, env: EnvProfile = None, db_url: DbUrl = None, redis_url: RedisUrl = None, json_out: Json = False
+) -> None:
+    """Remove the stored value; the setting falls back to its environment variable or default.
+
+    With --env, remove the value from that profile's layer only: processes running with that
+    ACCORD_ENV fall back to the base value."""
     async with open_backend(db_url, redis_url) as backend:
-        _report(await backend.unset(path), json_out)
+        row = await backend.unset(path, env=env)
+    if env is not None and not json_out:
+        output.line(
+            f"removed {row['path']} from env {row['env']} (key {row['key']}, was {output.as_text(row['value'])}, "
+            f"revision {row['revision']})"
+        )
+    else:
+        _report(row, json_out)
 
 
 @config_app.command("history")

@@ -88,6 +88,13 @@ class ConfigAdmin:
         row = self.profile_row(profile, path, found=await self._profile_entry(profile, path))
         return {**row, "revision": change.revision}
 
+    async def unset_profile(self, profile: str, path: str, *, ctx: WriteContext | None = None) -> Row:
+        """Remove ``path``'s value from ``profile``'s layer; the answer shows (masked) what was removed."""
+        check_profile(profile)
+        removed = self.profile_row(profile, path, found=await self._profile_entry(profile, path))
+        change = await self.live.delete_profile(profile, path, ctx=ctx)
+        return {**removed, "source": "removed", "mod_revision": change.revision, "revision": change.revision}
+
     async def profile_setting(self, profile: str, path: str, *, reveal: bool = False) -> Row:
         """``path``'s value in ``profile``'s layer (read from the store: a server serves every profile)."""
         check_profile(profile)

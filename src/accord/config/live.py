@@ -175,6 +175,11 @@ class LiveConfig:
         check_profile(profile)
         return (await self._replica.put_keys([self._put_item(path, value, None, profile)], ctx=ctx))[0]
 
+    async def delete_profile(self, profile: str, path: str, *, ctx: WriteContext | None = None) -> Change:
+        """Remove ``profile``'s value of ``path``: instances in that profile fall back to the base layers."""
+        check_profile(profile)
+        return await self._replica.delete_key(profile_key(profile, self._registry.spec(path).key), ctx=ctx)
+
     def profile_value(self, profile: str, path: str) -> tuple[object, Entry] | None:
         """The value stored in ``profile``'s layer of ``path`` (from this replica when it holds the profile)."""
         spec = self._registry.spec(path)

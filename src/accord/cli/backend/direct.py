@@ -90,7 +90,9 @@ class DirectBackend:
     async def instances(self) -> Rows:
         return await self.admin.instances()
 
-    async def unset(self, path: str) -> Row:
+    async def unset(self, path: str, *, env: str | None = None) -> Row:
+        if env is not None:
+            return await self.admin.unset_profile(env, path, ctx=self._ctx)
         return await self.admin.unset(path, ctx=self._ctx)
 
     async def history(self, path: str, *, limit: int | None) -> Rows:

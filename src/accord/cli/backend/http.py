@@ -132,8 +132,9 @@ class HttpBackend:
         rows: Rows = await self._call("GET", "/api/instances")
         return rows
 
-    async def unset(self, path: str) -> Row:
-        row: Row = await self._call("DELETE", f"/api/config/{_seg(path)}")
+    async def unset(self, path: str, *, env: str | None = None) -> Row:
+        params = {"env": env} if env is not None else None
+        row: Row = await self._call("DELETE", f"/api/config/{_seg(path)}", params=params)
         return row
 
     async def history(self, path: str, *, limit: int | None) -> Rows:

@@ -159,18 +159,29 @@ async def put_setting(
     return s.RowResponse(await state.admin.applied(row, wait))
 
 
-@router.delete("/{path}", summary="Remove the stored value (back to env or default)")
+@router.delete(
+    "/{path}",
+    summary="Remove the stored value (back to env or default; with ?env=, a profile's value)",
+    response_model=s.ChangeOut | s.ProfileChangeOut,
+)
 async def delete_setting(
     state: State,
     caller: Caller,
     ctx: Context,
     path: SettingPath,
     expect_version: Annotated[int | None, Query(ge=0, le=s.MAX_INT64)] = None,
-) -> s.ChangeOut:
-    require_write(caller, _key(state, caller, path))
-    row = await state.admin.unset(path, expect_version=expect_version, ctx=ctx)
+    env: Profile = None,
+) -> s.RowResponse:
+    if env is not None:
+        require_write(caller, profile_key(check_profile(env), _key(state, caller, path)))
+        if expect_version is not None:
+            raise InvalidInputError("expect_version applies to the base setting, not with ?env=")
+        row = await state.admin.unset_profile(env, path, ctx=ctx)
+    else:
+        require_write(caller, _key(state, caller, path))
+        row = await state.admin.unset(path, expect_version=expect_version, ctx=ctx)
     state.metrics.writes.labels("delete").inc()
-    return s.ChangeOut(**row)
+    return s.RowResponse(row)
 
 
 @router.get("/{path}/history", summary="Stored versions, newest first")
