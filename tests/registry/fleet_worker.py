@@ -1,4 +1,4 @@
-"""A long-lived instance for the fleet and environment tests: ``python fleet_worker.py DB_URL``.
+"""A long-lived instance for the fleet and environment tests: ``python fleet_worker.py DB_URL [REDIS_URL]``.
 
 It connects (announcing itself), prints ``ready <instance id>`` then ``value <knobs.level> <source>``
 after each change, flushed, and runs until SIGTERM, when it closes (removing its row).
@@ -19,8 +19,8 @@ class Knobs(SettingsGroup, category="knobs"):
     token: str = Setting("", secret=True)
 
 
-async def main(db_url: str) -> None:
-    live = await accord.connect(db_url, "", groups=[Knobs], check_interval=0.5)
+async def main(db_url: str, redis_url: str) -> None:
+    live = await accord.connect(db_url, redis_url, groups=[Knobs], check_interval=0.5)
     assert live.announcer is not None
     print("ready", live.announcer.id, flush=True)
 
@@ -38,4 +38,4 @@ async def main(db_url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""))

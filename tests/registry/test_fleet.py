@@ -1,5 +1,6 @@
 """The fleet view against real processes: instances announce, report what they applied, and
-``wait_applied`` names one stopped with SIGSTOP (docs/fleet.md)."""
+``wait_applied`` names one stopped with SIGSTOP (docs/fleet.md). On SQLite, and on PostgreSQL + Redis
+where the instances hear changes over the bus and report to the shared database."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from accord.core.errors import NotAppliedError
 from accord.registry.fleet import list_instances, wait_applied
 from accord.store.instances import instance_store
 from tests.harness import child_env
+from tests.harness.backends import backend_for
 from tests.registry.fleet_worker import Knobs
 
 WORKER = Path(__file__).with_name("fleet_worker.py")
 
 
 class Worker:
-    def __init__(self, db_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db_url: str, env: dict[str, str] | None = None, redis_url: str = "") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), db_url],
+            [sys.executable, str(WORKER), db_url, redis_url],
             stdout=subprocess.PIPE,
             text=True,
             env=child_env({"PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})}),
@@ -49,20 +51,22 @@ class Worker:
 
 
 @pytest.fixture
-def workers(sqlite_url: str) -> Iterator[list[Worker]]:
+def workers() -> Iterator[list[Worker]]:
     made: list[Worker] = []
     yield made
     for w in made:
         w.stop()
 
 
+@pytest.mark.parametrize("name", ["sqlite", "postgres_redis"])
 async def test_instances_announce_report_and_wait_applied_names_a_stopped_one(
-    sqlite_url: str, workers: list[Worker]
+    request: pytest.FixtureRequest, name: str, workers: list[Worker]
 ) -> None:
-    async with await accord.connect(sqlite_url, "", groups=[Knobs], watch=False) as admin:
+    backend = backend_for(request, name)
+    async with await accord.connect(backend.db_url, backend.redis_url, groups=[Knobs], watch=False) as admin:
         assert admin.announcer is None  # short-lived (watch=False) processes do not announce
         store = instance_store(admin.store)
-        workers.extend([Worker(sqlite_url), Worker(sqlite_url)])
+        workers.extend([Worker(backend.db_url, redis_url=backend.redis_url) for _ in range(2)])
         ids = {w.id for w in workers}
         rows = await list_instances(store, await admin.store.current_revision())
         assert {v.row.id for v in rows} == ids
