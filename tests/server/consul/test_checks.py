@@ -311,3 +311,16 @@ def test_checks_registered_through_py_consul_run_and_show_in_health(
         timeout=CHECK_TIMEOUT_S,
         what="the HTTP instance passing again",
     )
+
+    # a TTL check: critical until passed, passing while it is, critical again once its TTL runs out
+    c.agent.service.register("e2e-ttl", service_id="e2e-ttl-1", port=8082, check=consul.Check.ttl("2s"))
+    assert c.agent.checks()["service:e2e-ttl-1"]["Status"] == "critical"
+    c.agent.check.ttl_pass("service:e2e-ttl-1", notes="alive")
+    _index, checks = c.health.checks("e2e-ttl")
+    assert [(check["Status"], check["Output"]) for check in checks] == [("passing", "alive")]
+    wait_until(
+        lambda: c.agent.checks()["service:e2e-ttl-1"]["Status"] == "critical",
+        timeout=CHECK_TIMEOUT_S,
+        what="the TTL check to expire",
+    )
+    assert "TTL expired" in c.agent.checks()["service:e2e-ttl-1"]["Output"]
