@@ -8,9 +8,10 @@ run many requests against one long-lived server.
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.harness import AccordServer, AccordServers, PostgresServer, RedisServer, running
+from tests.harness import AccordServer, AccordServers, PostgresServer, RedisServer, running, wait_until
 from tests.server.server_harness import Serve, Stack, declare
 
 
@@ -50,4 +51,7 @@ def module_server(module_stack: Stack, tmp_path_factory: pytest.TempPathFactory)
     declare(module_stack.db_url, module_stack.redis_url)
     server = AccordServer(module_stack.db_url, module_stack.redis_url, tmp_path_factory.mktemp("module-server"))
     with running(server):
+        # Taking the leader lease writes one revision (registry/lease/leader); tests that count revisions
+        # ("a dry run writes nothing") start once it is written, not while it may still land.
+        wait_until(lambda: httpx.get(f"{server.url}/v1/status/leader").json(), timeout=30, what="a leader")
         yield server

@@ -32,6 +32,7 @@ T = TypeVar("T")
 SYNC_COUNTERPARTS = {
     "set": "set",
     "set_profile": "set_profile",
+    "delete_profile": "delete_profile",
     "set_many": "set_many",
     "set_input": "set_input",
     "delete": "delete",
@@ -129,6 +130,10 @@ class SyncConfig:
     def set_profile(self, profile: str, path: str, value: object, *, ctx: WriteContext | None = None) -> Change:
         """Write ``value`` to environment profile ``profile``'s key of ``path``."""
         return self._run(self._live.set_profile(profile, path, value, ctx=ctx))
+
+    def delete_profile(self, profile: str, path: str, *, ctx: WriteContext | None = None) -> Change:
+        """Remove environment profile ``profile``'s value of ``path`` (that profile falls back to the base)."""
+        return self._run(self._live.delete_profile(profile, path, ctx=ctx))
 
     def set_many(self, values: dict[str, object], *, ctx: WriteContext | None = None) -> list[SettingMeta]:
         """Every value validated first, then all written in one transaction."""
