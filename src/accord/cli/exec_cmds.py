@@ -24,6 +24,7 @@ import typer
 from accord.cli.errors import run
 from accord.config.connect import connect
 from accord.config.live import LiveConfig
+from accord.core.environ import process_environ
 from accord.core.errors import ConfigFileError, UnknownSettingError
 
 STOP_WAIT_S = 10.0
@@ -105,7 +106,7 @@ async def exec_command(
 
 async def _run_until_change(command: list[str], env: dict[str, str], changed: asyncio.Event) -> int | None:
     """The child's exit code if it ended by itself; None after stopping it because a setting changed."""
-    child = await asyncio.create_subprocess_exec(*command, env=os.environ | env)
+    child = await asyncio.create_subprocess_exec(*command, env=process_environ() | env)
     ended = asyncio.ensure_future(child.wait())
     change = asyncio.ensure_future(changed.wait())
     try:

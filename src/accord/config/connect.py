@@ -30,6 +30,9 @@ from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
 
 log = logging.getLogger("accord.config")
+# The stream already carries every revision in order; the safety-net check asks a server (and the database),
+# so a fleet of remote clients runs it rarely.
+REMOTE_CHECK_INTERVAL_S = 60.0
 
 
 async def connect(
@@ -41,7 +44,7 @@ async def connect(
     actor: str | None = None,
     watch: bool = True,
     start_timeout: float | None = None,
-    check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+    check_interval: float | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     snapshot_file: str | None = None,
     use_env: bool = True,
@@ -81,7 +84,7 @@ async def connect(
             parts.propagation,
             actor=who,
             prefixes=prefixes,
-            check_interval=check_interval,
+            check_interval=REMOTE_CHECK_INTERVAL_S if check_interval is None else check_interval,
             snapshot_file=snapshot_path,
         )
         parts.bus.position = lambda: replica.last_revision  # the stream resumes from what the replica holds
@@ -92,7 +95,7 @@ async def connect(
             resolve_redis_url(redis_url),
             prefixes=prefixes,
             actor=who,
-            check_interval=check_interval,
+            check_interval=DEFAULT_CHECK_INTERVAL_S if check_interval is None else check_interval,
             poll_interval=poll_interval,
             snapshot_file=snapshot_path,
         )

@@ -32,21 +32,25 @@ from accord.store.types import Change
 
 router = APIRouter(prefix="/api/remote", tags=["remote"], responses=ERROR_RESPONSES)
 QUEUE_LIMIT = 1000
-QUIET_S = 0.25  # after this long without a change, an idle stream is told how far the revision moved
-KEEPALIVE_S = 15.0
+TICK_S = 2.0  # how often idle streams are told how far the revision moved (it carries no data)
+KEEPALIVE_S = 15.0  # also how often an idle stream re-checks its token (a revocation is a change: it wakes all)
 Item = tuple[int, Change]  # (the revision of the fan-out's previous change, the change)
 
 
 class Subscriber:
     """One stream's queue. ``offer`` runs inside the replica's apply: it only appends."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, prefixes: tuple[str, ...], limit: int, position: int) -> None:
+        self.prefixes = prefixes
         self.items: deque[Item] = deque()
         self.limit = limit
+        self.offered = position  # every change up to here that this stream wants has been offered
         self.wake = asyncio.Event()
         self.resync: str | None = None
 
-    def offer(self, item: Item) -> None:
+    def offer(self, change: Change) -> None:
+        item = (self.offered, change)
+        self.offered = change.revision
         if self.resync is not None:
             return
         if len(self.items) >= self.limit:
@@ -62,29 +66,41 @@ class Subscriber:
 
 
 class FanOut:
-    """Subscribed once to the server's replica; hands every applied change to every stream's queue."""
+    """Subscribed once to the server's replica; hands each applied change to the streams whose prefixes it is under.
+
+    A stream is not woken for changes it does not want; one ticker wakes every stream when the
+    revision has moved, so idle clients learn how far (a ``skip``) without a timer per stream.
+    """
 
     def __init__(self, live: LiveConfig) -> None:
         self.subscribers: set[Subscriber] = set()
-        self.last = live.last_revision
+        self._live = live
+        self._ticked = live.last_revision
         live.replica.on_change(self._changed)
         live.replica.on_reload(self._reloaded)
+        self._ticker = asyncio.create_task(self._tick(), name="accord-remote-fan-out-tick")
 
-    def subscribe(self, limit: int = QUEUE_LIMIT) -> Subscriber:
-        subscriber = Subscriber(limit)
+    def subscribe(self, prefixes: tuple[str, ...], limit: int = QUEUE_LIMIT) -> Subscriber:
+        subscriber = Subscriber(prefixes, limit, self._live.last_revision)
         self.subscribers.add(subscriber)
         return subscriber
 
     def _changed(self, change: Change) -> None:
-        item = (self.last, change)
-        self.last = change.revision
         for subscriber in self.subscribers:
-            subscriber.offer(item)
+            if change.key.startswith(subscriber.prefixes):
+                subscriber.offer(change)
 
-    def _reloaded(self, revision: int, _fire: bool) -> None:
-        self.last = revision
+    def _reloaded(self, _revision: int, _fire: bool) -> None:
         for subscriber in self.subscribers:
             subscriber.ask_resync("the server reloaded its replica")
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self._live.last_revision > self._ticked:
+                self._ticked = self._live.last_revision
+                for subscriber in self.subscribers:
+                    subscriber.wake.set()
 
 
 def fan_out(request: Request, live: LiveConfig) -> FanOut:
@@ -114,7 +130,7 @@ async def stream(
         raise InvalidInputError(f"this server's replica does not hold the prefixes {uncovered or ['(all keys)']}")
     view = RemoteView.of(request, state.live, caller, wanted)
     hub = fan_out(request, state.live)
-    subscriber = hub.subscribe()
+    subscriber = hub.subscribe(wanted)
     try:
         if from_revision < state.live.last_revision:
             await state.live.store.changes_since(from_revision, limit=1)  # a compacted start fails before the 200
@@ -178,7 +194,6 @@ async def _events(
         async for change in changes_after(state.live.store, start):
             if (event := cursor.change(change)) is not None:
                 yield event
-    quiet = 0.0
     while state.tokens.still_valid(caller):
         if subscriber.resync is not None:
             reason, subscriber.resync = subscriber.resync, None
@@ -187,15 +202,11 @@ async def _events(
             for event in _next(cursor, subscriber.items.popleft()):
                 yield event
         else:
-            subscriber.wake.clear()
-            quiet = await _wait(subscriber, quiet)
-            if quiet == 0.0 or subscriber.items or subscriber.resync is not None:
-                continue
             # the queue is empty: every change up to the replica's revision has been offered
             if (event := cursor.skip(state.live.last_revision)) is not None:
                 yield event
-            if quiet >= KEEPALIVE_S:
-                quiet = QUIET_S
+            subscriber.wake.clear()
+            if not await _woken(subscriber):
                 yield b": keepalive\n\n"
 
 
@@ -211,13 +222,13 @@ def _next(cursor: _Cursor, item: Item) -> list[bytes]:
     return events
 
 
-async def _wait(subscriber: Subscriber, quiet: float) -> float:
-    """Wait for the queue; how long the stream has now been quiet (0 when something arrived)."""
+async def _woken(subscriber: Subscriber) -> bool:
+    """Wait for the queue, a resync or a tick; False after KEEPALIVE_S of nothing."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(QUIET_S):
+        async with asyncio.timeout(KEEPALIVE_S):
             await subscriber.wake.wait()
-            return 0.0
-    return quiet + QUIET_S
+            return True
+    return False
 
 
 def _event(name: str, revision: int, body: dict[str, Any]) -> bytes:
