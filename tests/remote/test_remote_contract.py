@@ -13,10 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.config import test_live_contract as contract
-from tests.harness.accord_server import AccordServers
+from tests.harness.accord_server import AccordServer, AccordServers
 from tests.harness.backends import Backend
 
 NEEDS_THE_DATABASE = {"test_write_behind_the_bus_is_caught_by_revision_check"}
+# These write nothing that lasts (their writes are refused), so they share one server to save start-ups.
+SHARE_A_SERVER = {"test_reads_attribute_get_and_meta", "test_set_validates_and_writes_nothing", "test_unknown_setting"}
 
 test_reads_attribute_get_and_meta = contract.test_reads_attribute_get_and_meta
 test_set_validates_and_writes_nothing = contract.test_set_validates_and_writes_nothing
@@ -46,11 +48,23 @@ def test_every_contract_test_runs_remote_or_is_named_as_left_out() -> None:
     assert contract_tests - NEEDS_THE_DATABASE == here
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccordServer]:
+    workdir = tmp_path_factory.mktemp("remote-contract")
+    servers = AccordServers(workdir)
+    try:
+        yield servers.start(f"sqlite:///{workdir}/accord.db", "", expect_token=True)
+    finally:
+        servers.close()
+
+
 @pytest.fixture
-def contract_backend(
-    accord_servers: AccordServers, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Backend]:
-    server = accord_servers.start(sqlite_url, "", expect_token=True)
+def contract_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    if request.node.originalname in SHARE_A_SERVER:
+        server: AccordServer = request.getfixturevalue("shared_server")
+    else:
+        accord_servers: AccordServers = request.getfixturevalue("accord_servers")
+        server = accord_servers.start(request.getfixturevalue("sqlite_url"), "", expect_token=True)
     assert server.token is not None
     for name in ("ACCORD_DB_URL", "ACCORD_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
