@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import accord
 from accord import Setting, SettingsGroup
-from accord.core.errors import ConflictError, PermissionDeniedError, ServerUnreachableError, ValidationFailedError
+from accord.core.errors import (
+    ConflictError,
+    PermissionDeniedError,
+    ReadOnlyError,
+    ServerUnreachableError,
+    ValidationFailedError,
+)
 from tests.harness.accord_server import AccordServer, AccordServers
 
 SECRET = "sk-remote-0123456789-PLAINTEXT"
@@ -50,6 +57,10 @@ async def _eventually(check: Callable[[], bool], what: str, within: float = 30.0
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def _bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
 
 
 async def _remote(addr: str, token: str, **options: Any) -> accord.LiveConfig:
@@ -131,13 +142,18 @@ async def test_a_read_only_token_never_receives_a_secret_or_a_key_outside_its_ru
 
 
 async def test_writes_are_refused_per_acl_and_fail_fast_with_no_server(
-    accord_servers: AccordServers, pg_url: str, redis_url: str
+    accord_servers: AccordServers, pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     first, _second = _pair(accord_servers, pg_url, redis_url)
     assert first.token is not None
-    writer_token = _token(first, "app-writer", ["config/app/=write", "config/other/=read"])
+    writer_token = _token(first, "app-writer", ["config/app/=write", "config/other/=read"], reveal=True)
+    snapshot = str(tmp_path / "last-known-good.json")
     async with await _remote(first.addr, first.token) as admin, await _remote(first.addr, writer_token) as client:
         await client.set("app.model", "mid")
+        await client.set("app.api_key", SECRET)
+        async with await _remote(first.addr, writer_token, snapshot_file=snapshot):
+            pass  # a start writes the snapshot file
+        assert SECRET.encode() not in _bytes(snapshot)  # sealed under the token's transport key
         with pytest.raises(PermissionDeniedError):
             await client.set("other.flag", True)
         with pytest.raises(PermissionDeniedError):
@@ -148,3 +164,8 @@ async def test_writes_are_refused_per_acl_and_fail_fast_with_no_server(
             await client.set("app.model", "late")
         assert client.app.model == "mid"  # reads keep serving memory
         await _eventually(lambda: client.status().bus_degraded, "status to say the stream is down")
+    async with await _remote(first.addr, writer_token, snapshot_file=snapshot, start_timeout=1) as cold:
+        assert (cold.app.model, cold.app.api_key) == ("mid", SECRET)  # a start with no server: the snapshot file
+        assert cold.status().read_only
+        with pytest.raises(ReadOnlyError):
+            await cold.set("app.model", "late")

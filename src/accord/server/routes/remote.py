@@ -60,17 +60,17 @@ async def revision(state: State, caller: Caller) -> Json:
     return {"revision": await state.live.store.current_revision()}
 
 
-@router.get("/snapshot", summary="Every entry under the prefixes that this token may read, at one revision")
+@router.get("/snapshot", summary="Every entry under the prefixes that this token may read, from the server's memory")
 async def snapshot(
     state: State, caller: Caller, request: Request, prefix: Annotated[list[str] | None, Query()] = None
 ) -> Json:
     wanted = tuple(prefix or ("",))
-    view = RemoteView.of(request, state.live, caller, wanted)
     replica = state.live.replica
-    if all(replica.covers(p) for p in wanted):
-        at, entries = replica.last_revision, replica.entries()  # no await between: one consistent revision
-    else:
-        at, entries = await state.live.store.snapshot(wanted)
+    uncovered = [p for p in wanted if not replica.covers(p)]
+    if uncovered:  # the stream could not keep them current either: refuse at start, not silently later
+        raise InvalidInputError(f"this server's replica does not hold the prefixes {uncovered}")
+    view = RemoteView.of(request, state.live, caller, wanted)
+    at, entries = replica.last_revision, replica.entries()  # no await between: one consistent revision
     shown = [e for e in (view.entry(entry) for entry in entries) if e is not None]
     return {"revision": at, "entries": [entry_to_json(e) for e in shown]}
 
