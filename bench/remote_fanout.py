@@ -9,7 +9,9 @@ callback notes when it saw each one. Figures:
 - propagation from the write's commit to the LAST client's callback (p50/p99 per run, and pooled);
 - PostgreSQL connections of the scratch database with the servers alone and with every client connected;
 - a read (``cfg.get``) from a remote LiveConfig beside the same read from a direct one, in one process,
-  as a ratio.
+  as a ratio;
+- the CPU time both server processes used during the writes, per change, less their idle rate measured
+  just before.
 
 Example: ``python bench/remote_fanout.py --private --clients 1000 --procs 4 --writes 50 --runs 3``
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -29,6 +32,7 @@ import asyncpg
 from _common import ROOT, emit, machine, note, parser, recv, runs_and_overall, services
 
 sys.path.insert(0, str(ROOT))
+IDLE_S = 10.0
 
 
 def _groups() -> list[Any]:
@@ -87,7 +91,15 @@ def _reads(cfg: Any, n: int = 200_000) -> float:
     return (time.perf_counter() - start) / n * 1e9
 
 
-async def _one_run(args: Any, addrs: list[str], token: str, db_url: str, redis_url: str) -> dict[str, Any]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _one_run(
+    args: Any, addrs: list[str], token: str, db_url: str, redis_url: str, server_pids: list[int]
+) -> dict[str, Any]:
     import accord
 
     context = multiprocessing.get_context("spawn")
@@ -104,6 +116,10 @@ async def _one_run(args: Any, addrs: list[str], token: str, db_url: str, redis_u
         assert await recv(pipe, 600) == "ready"
     with_clients = await _pg_connections(db_url)
     lags: list[float] = []
+    idle_before = sum(_cpu_s(pid) for pid in server_pids)
+    await asyncio.sleep(IDLE_S)  # the servers' background work (checks, tickers, keepalives) without changes
+    idle_rate = (sum(_cpu_s(pid) for pid in server_pids) - idle_before) / IDLE_S
+    cpu_before, started = sum(_cpu_s(pid) for pid in server_pids), time.monotonic()
     async with await accord.connect(db_url, redis_url, groups=_groups(), announce=False) as direct:
         for i in range(args.writes):
             value = f"v{time.time_ns()}-{i}"
@@ -119,6 +135,8 @@ async def _one_run(args: Any, addrs: list[str], token: str, db_url: str, redis_u
                     raise RuntimeError(f"a worker missed {value} within {args.gap}s; raise --gap")
                 last = max(last, seen[value])
             lags.append((last - committed) * 1000)
+        busy = sum(_cpu_s(pid) for pid in server_pids) - cpu_before - idle_rate * (time.monotonic() - started)
+        cpu_per_change_ms = busy * 1000 / args.writes
         async with await accord.connect(addr=addrs[0], token=token, groups=_groups()) as remote:
             direct_ns, remote_ns = _reads(direct), _reads(remote)
     for pipe in pipes:
@@ -126,7 +144,13 @@ async def _one_run(args: Any, addrs: list[str], token: str, db_url: str, redis_u
     for pipe, proc in zip(pipes, procs, strict=True):
         await recv(pipe, 120)
         proc.join(30)
-    return {"lags_ms": lags, "pg_base": base, "pg_with_clients": with_clients, "read_ns": (direct_ns, remote_ns)}
+    return {
+        "lags_ms": lags,
+        "pg_base": base,
+        "pg_with_clients": with_clients,
+        "read_ns": (direct_ns, remote_ns),
+        "servers_cpu_ms_per_change": round(cpu_per_change_ms, 2),
+    }
 
 
 async def main() -> None:
@@ -154,7 +178,8 @@ async def main() -> None:
             runs = []
             for run in range(args.runs):
                 note(f"run {run + 1}/{args.runs}: {args.clients} clients in {args.procs} processes")
-                runs.append(await _one_run(args, addrs, token, found.db_url, found.redis_url))
+                pids = [s.pid for s in servers if s.pid is not None]
+                runs.append(await _one_run(args, addrs, token, found.db_url, found.redis_url, pids))
         finally:
             for server in servers:
                 server.close()
@@ -170,6 +195,7 @@ async def main() -> None:
         "pg_connections": [{"servers_only": r["pg_base"], "with_clients": r["pg_with_clients"]} for r in runs],
         "read_ns_direct_remote": reads,
         "read_ratio_remote_over_direct_median": round(ratio, 3),
+        "servers_cpu_ms_per_change": [r["servers_cpu_ms_per_change"] for r in runs],
         "machine": machine(found),
     }
     connections = [(r["pg_base"], r["pg_with_clients"]) for r in runs]
@@ -180,6 +206,7 @@ async def main() -> None:
             f"{lag['median_of_run_medians']} ms, median of run p99s {lag['median_of_run_p99s']} ms",
             f"PostgreSQL connections (servers only, with clients): {connections}",
             f"read: remote/direct = {ratio:.3f}",
+            f"both servers' CPU per change (ms, per run): {[r['servers_cpu_ms_per_change'] for r in runs]}",
         ],
     )
 

@@ -82,7 +82,6 @@ class RemoteStreamBus:
                 await self._listen_once()
                 delays = backoff_delays()  # it was up: the next drop starts the backoff over
             except Exception as exc:  # whatever ended this stream, the next server is tried
-
                 log.warning("change stream from %s lost: %s", shown_addr(self._servers.base), _why(exc))
             self._connected.clear()
             self._servers.fail_over()

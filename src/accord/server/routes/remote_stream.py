@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 from collections import deque
@@ -167,9 +168,10 @@ class _Cursor:
         shown = self.view.change(change)
         if shown is None:
             return None
-        event = _event("change", shown.revision, {"after": self.told, "change": change_to_json(shown)})
+        body = _encoded(shown) if shown is change else _json(change_to_json(shown))  # resealed: this token's own
+        data = f'{{"after":{self.told},"change":{body}}}'
         self.told = shown.revision
-        return event
+        return f"id: {shown.revision}\nevent: change\ndata: {data}\n\n".encode()
 
     def skip(self, upto: int) -> bytes | None:
         self.clear = max(self.clear, upto)
@@ -232,8 +234,17 @@ async def _woken(subscriber: Subscriber) -> bool:
 
 
 def _event(name: str, revision: int, body: dict[str, Any]) -> bytes:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {revision}\nevent: {name}\ndata: {data}\n\n".encode()
+    return f"id: {revision}\nevent: {name}\ndata: {_json(body)}\n\n".encode()
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(change: Change) -> str:
+    """A change as every stream that shows it unchanged sends it: encoded once, not once per client."""
+    return _json(change_to_json(change))
 
 
 _HOST = socket.gethostname()
