@@ -95,6 +95,10 @@ class FanOut:
         for subscriber in self.subscribers:
             subscriber.ask_resync("the server reloaded its replica")
 
+    async def aclose(self) -> None:
+        self._ticker.cancel()
+        await asyncio.wait({self._ticker})
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
