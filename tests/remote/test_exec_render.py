@@ -120,7 +120,7 @@ async def test_render_rewrites_its_file_atomically(
     async with await accord.connect(addr=server.addr, token=server.token, groups=[Svc]) as cfg:
         procs.append(_accord(server, "render", str(template), str(out), out=tmp_path / "render"))
         await _eventually(lambda: _text(out).startswith("model=small\n"), "the first rendering")
-        first_inode = os.stat(out).st_ino
+        first = os.open(out, os.O_RDONLY)  # held open: a rewrite in place would show through it
         expected = {
             template.read_text().replace("{{ svc.model }}", m).replace("{{svc.workers}}", w)
             for m, w in (("small", "2"), ("large", "2"), ("large", "8"))
@@ -140,7 +140,11 @@ async def test_render_rewrites_its_file_atomically(
         finally:
             reader.cancel()
     assert set(reads) <= expected  # every read saw a whole file, old or new: never half-written
-    assert os.stat(out).st_ino != first_inode  # replaced by rename, not rewritten in place
+    try:  # replaced by rename, not rewritten in place: the file we held is the first one, now unlinked
+        assert os.read(first, 100).startswith(b"model=small\nworkers=2\n")
+        assert os.fstat(first).st_nlink == 0
+    finally:
+        os.close(first)
     assert [p.name for p in out.parent.iterdir()] == ["app.conf"], (
         "a temporary file was left behind"
     )  # no temporary file left behind

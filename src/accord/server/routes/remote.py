@@ -15,8 +15,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from accord.core.errors import InvalidInputError, NotFoundError
-from accord.core.keys import PROFILE_PREFIX, SCHEMA_PREFIX, path_to_key
+from accord.config.spec import SettingSpec, StoredSetting
+from accord.core.errors import AccordError, CryptoError, InvalidInputError, NotFoundError, UnknownSettingError
+from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX, check_profile, path_to_key
 from accord.remote.wire import change_to_json, entry_to_json, placeholder
 from accord.server.deps import Caller, Context, State, require_read, require_write
 from accord.server.routes.remote_view import RemoteView
@@ -139,6 +140,7 @@ async def write(state: State, caller: Caller, ctx: Context, request: Request, bo
 @router.post("/rollback/{key:path}", summary="Restore an earlier version's value as a new version")
 async def rollback(state: State, caller: Caller, ctx: Context, request: Request, key: Key, body: RollbackIn) -> Json:
     require_write(caller, key)
+    _setting_of(state, key)
     change = await state.live.replica.rollback_key(key, body.to_version, ctx=replace(ctx, action="rollback"))
     return _shown(RemoteView.of(request, state.live, caller), change)
 
@@ -151,6 +153,8 @@ async def get_schemas(state: State, caller: Caller, request: Request) -> dict[st
 
 @router.put("/schemas", summary="Register setting schemas (a changed one needs write access to its setting)")
 async def put_schemas(state: State, caller: Caller, request: Request, body: SchemasIn) -> list[Json]:
+    for path, spec in body.schemas.items():
+        _check_schema(path, spec)
     existing = await state.live.store.get_schemas()
     changed = [path for path, spec in body.schemas.items() if existing.get(path) != spec]
     for path in changed:
@@ -177,19 +181,32 @@ def _batch_item(state: ServerState, view: RemoteView, item: WriteItemIn) -> Batc
         data = base64.b64decode(item.value, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInputError(f"write of {item.key!r}: the value is not base64") from None
-    plain = view.unseal(item.key, data) if item.secret else data
-    _validate(state, item.key, plain, item.secret)
+    spec = _setting_of(state, item.key)
+    try:
+        plain = view.unseal(item.key, data) if item.secret else data
+    except CryptoError:
+        raise InvalidInputError(f"write of {item.key!r}: the secret is not sealed under this token's key") from None
+    _validate(spec, plain, item.secret)
     return PutItem(item.key, view.seal(item.key, plain) if item.secret else data, item.expect_version, item.secret)
 
 
-def _validate(state: ServerState, key: str, plain: bytes, secret: bool) -> None:
-    """A setting's value is checked against its registered schema here too: a client's check is not enough."""
+def _setting_of(state: ServerState, key: str) -> SettingSpec:
+    """The registered setting a remote write is for: remote clients write settings, never raw keys (acl/...)."""
     base = key
     if key.startswith(PROFILE_PREFIX):
-        base = key.removeprefix(PROFILE_PREFIX).partition("/")[2]
-    spec = state.live.registry.spec_for_key(base)
+        profile, _, base = key.removeprefix(PROFILE_PREFIX).partition("/")
+        check_profile(profile)
+    spec = state.live.registry.spec_for_key(base) if base.startswith(CONFIG_PREFIX) else None
     if spec is None:
-        return
+        raise UnknownSettingError(
+            f"{key!r} is not the key of a registered setting (config/... or env/<profile>/config/...): "
+            "remote clients write settings only"
+        )
+    return spec
+
+
+def _validate(spec: SettingSpec, plain: bytes, secret: bool) -> None:
+    """A setting's value is checked against its registered schema here too: a client's check is not enough."""
     if spec.secret and not secret:
         raise InvalidInputError(f"{spec.path} is a secret setting: its value must be sent sealed (secret: true)")
     try:
@@ -197,3 +214,18 @@ def _validate(state: ServerState, key: str, plain: bytes, secret: bool) -> None:
     except UnicodeDecodeError:
         raise InvalidInputError(f"the value for {spec.path} is not UTF-8 text") from None
     spec.validate(spec.decode(text))
+
+
+def _check_schema(path: str, spec: str) -> None:
+    """A schema every process can load: a bad one would be learned by every replica on the bus."""
+    path_to_key(path)  # a dotted path <category>.<name>, else InvalidKeyError
+    try:
+        stored = StoredSetting.from_stored(path, spec)
+        if not isinstance(stored.schema, dict):
+            raise TypeError("schema is not an object")
+        if stored.default_text is not None:
+            stored.validate(stored.default)
+    except AccordError as exc:
+        raise InvalidInputError(f"the schema registered for {path} is not valid: {exc.detail}") from None
+    except Exception as exc:  # whatever the JSON held: refuse it, never store it
+        raise InvalidInputError(f"the schema registered for {path} is not a setting schema: {exc}") from None

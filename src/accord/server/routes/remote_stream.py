@@ -120,7 +120,7 @@ def fan_out(request: Request, live: LiveConfig) -> FanOut:
     "/stream",
     summary="The change stream of a remote client, resumable by revision (docs/remote.md)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    include_in_schema=False,  # an endless client protocol stream (docs/remote.md), not an API to explore
 )
 async def stream(
     state: State,
