@@ -18,6 +18,7 @@ LAYERS = {
     "store": 1,
     "bus": 2,
     "replica": 3,
+    "remote": 3,  # a remote client's store and stream: beside the replica they feed, under config
     "config": 4,
     "auth": 4,
     "vault": 4,

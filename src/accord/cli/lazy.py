@@ -46,6 +46,8 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "services": LazyCommand("accord.cli.registry_cmds:services_app", no_args_is_help=True),
     "health": LazyCommand("accord.cli.registry_cmds:health"),
     "service-url": LazyCommand("accord.cli.registry_cmds:service_url"),
+    "exec": LazyCommand("accord.cli.exec_cmds:exec_command"),
+    "render": LazyCommand("accord.cli.exec_cmds:render_command"),
 }
 
 

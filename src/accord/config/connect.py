@@ -21,13 +21,18 @@ from accord.config.sealing import require_master_key
 from accord.config.settings import SettingsGroup
 from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
+from accord.core.errors import InvalidInputError
 from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX
 from accord.registry.fleet import Announcer
+from accord.remote.factory import remote_parts
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
 
 log = logging.getLogger("accord.config")
+# The stream already carries every revision in order; the safety-net check asks a server (and the database),
+# so a fleet of remote clients runs it rarely.
+REMOTE_CHECK_INTERVAL_S = 60.0
 
 
 async def connect(
@@ -39,13 +44,15 @@ async def connect(
     actor: str | None = None,
     watch: bool = True,
     start_timeout: float | None = None,
-    check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+    check_interval: float | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     snapshot_file: str | None = None,
     use_env: bool = True,
     extra_prefixes: tuple[str, ...] = (),
     replace_schema: bool = False,
     announce: bool | None = None,
+    addr: str | Sequence[str] | None = None,
+    token: str | None = None,
 ) -> LiveConfig:
     """Open the shared configuration.
 
@@ -56,23 +63,42 @@ async def connect(
     ACCORD_DB_URL / ACCORD_REDIS_URL, then to the embedded SQLite file. A watching process announces
     itself in the fleet view (docs/fleet.md) unless ``announce=False``; with ACCORD_ENV set its
     replica also holds ``env/<profile>/`` (docs/config.md, Environments).
+
+    With ``addr`` (one or several comma-separated server addresses, else ACCORD_ADDR when no database
+    URL is given) and ``token`` (else ACCORD_TOKEN) the replica is fed by accord servers instead: no
+    database, no Redis, no master key, and only what the token's rules allow (docs/remote.md).
     """
-    url = resolve_db_url(db_url)
-    redis = resolve_redis_url(redis_url)
     env = environ.current()
     budget = start_timeout if start_timeout is not None else env.start_timeout
     snapshot_path = snapshot_file or env.snapshot_file
     declared = _declared(groups, discover)
     who = actor or default_actor()
-    replica = Replica.unstarted(
-        url,
-        redis,
-        prefixes=(CONFIG_PREFIX, SCHEMA_PREFIX, *profile_prefixes(env.profile), *extra_prefixes),
-        actor=who,
-        check_interval=check_interval,
-        poll_interval=poll_interval,
-        snapshot_file=snapshot_path,
-    )
+    prefixes = (CONFIG_PREFIX, SCHEMA_PREFIX, *profile_prefixes(env.profile), *extra_prefixes)
+    remote = _remote_addr(addr, db_url, env)
+    if remote is not None:
+        if redis_url:
+            raise InvalidInputError("a remote client (addr=) holds no Redis connection: drop redis_url")
+        parts = remote_parts(remote, token or env.token or "", prefixes)
+        replica = Replica(
+            parts.store,
+            parts.propagation,
+            actor=who,
+            prefixes=prefixes,
+            check_interval=REMOTE_CHECK_INTERVAL_S if check_interval is None else check_interval,
+            snapshot_file=snapshot_path,
+        )
+        parts.bus.position = lambda: replica.last_revision  # the stream resumes from what the replica holds
+        announce = False  # the fleet view is written on the database (docs/remote.md, What is not remote)
+    else:
+        replica = Replica.unstarted(
+            resolve_db_url(db_url),
+            resolve_redis_url(redis_url),
+            prefixes=prefixes,
+            actor=who,
+            check_interval=DEFAULT_CHECK_INTERVAL_S if check_interval is None else check_interval,
+            poll_interval=poll_interval,
+            snapshot_file=snapshot_path,
+        )
 
     async def register() -> None:
         if declared is not None:
@@ -97,6 +123,17 @@ async def connect(
         await replica.aclose()
         raise
     return live
+
+
+def _remote_addr(
+    addr: str | Sequence[str] | None, db_url: str | None, env: environ.Environ
+) -> str | Sequence[str] | None:
+    """Remote when ``addr`` is given, or ACCORD_ADDR and ACCORD_TOKEN are set and no database URL is."""
+    if addr is not None:
+        return addr
+    if db_url is None and env.db_url is None and env.addr is not None and env.token is not None:
+        return env.addr
+    return None
 
 
 def profile_prefixes(profile: str | None) -> tuple[str, ...]:

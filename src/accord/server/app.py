@@ -18,6 +18,7 @@ from accord.config.admin import ConfigAdmin
 from accord.config.connect import connect
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S
 from accord.core import environ
+from accord.core.keys import PROFILE_PREFIX
 from accord.server import errors
 from accord.server.consul.metrics import RegistryCollector
 from accord.server.consul.router import consul_routes
@@ -26,8 +27,9 @@ from accord.server.docs import docs_router
 from accord.server.draining import on_exit_signal
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
-from accord.server.routes import audit, config, health, instances, tokens, watch
+from accord.server.routes import audit, config, health, instances, remote, remote_stream, tokens, watch
 from accord.server.state import ServerState
+from accord.store.engine import resolve_db_url
 from accord.store.types import WriteContext
 
 log = logging.getLogger("accord.server")
@@ -63,10 +65,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = await connect(
-            db_url,
+            resolve_db_url(db_url),  # a server is always on the database, even beside an ACCORD_ADDR
             redis_url,
             actor=f"server@{socket.gethostname()}",
-            extra_prefixes=("acl/", *REGISTRY_PREFIXES),
+            extra_prefixes=("acl/", PROFILE_PREFIX, *REGISTRY_PREFIXES),  # env/: remote clients' profiles
             use_env=False,
             check_interval=check_interval,
             watch=not embedded,
@@ -112,7 +114,7 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    modules = (config, watch, audit, tokens, health, instances)
+    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream)
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
 

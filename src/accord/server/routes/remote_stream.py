@@ -1,0 +1,254 @@
+"""/api/remote/stream: every remote client's one change stream, fanned out from this server's one replica.
+
+The replica's changes go into one bounded queue per stream; a stream that falls behind its queue is
+cleared and told to resync (its client catches up from /api/remote/changes), so a slow client never
+blocks the replica or the other streams. Each event names the revision of the one before it on the
+stream, so the client can tell "nothing you see happened in between" from a gap (docs/remote.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import socket
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from accord.auth.tokens import Token
+from accord.config.history_pages import changes_after
+from accord.config.live import LiveConfig
+from accord.core.errors import AccordError, InvalidInputError
+from accord.remote.wire import change_to_json
+from accord.server.deps import Caller, State
+from accord.server.routes.remote_view import RemoteView
+from accord.server.schemas import ERROR_RESPONSES, MAX_INT64
+from accord.server.state import ServerState
+from accord.store.types import Change
+
+router = APIRouter(prefix="/api/remote", tags=["remote"], responses=ERROR_RESPONSES)
+QUEUE_LIMIT = 1000
+TICK_S = 2.0  # how often idle streams are told how far the revision moved (it carries no data)
+KEEPALIVE_S = 15.0  # also how often an idle stream re-checks its token (a revocation is a change: it wakes all)
+Item = tuple[int, Change]  # (the revision of the fan-out's previous change, the change)
+
+
+class Subscriber:
+    """One stream's queue. ``offer`` runs inside the replica's apply: it only appends."""
+
+    def __init__(self, prefixes: tuple[str, ...], limit: int, position: int) -> None:
+        self.prefixes = prefixes
+        self.items: deque[Item] = deque()
+        self.limit = limit
+        self.offered = position  # every change up to here that this stream wants has been offered
+        self.wake = asyncio.Event()
+        self.resync: str | None = None
+
+    def offer(self, change: Change) -> None:
+        item = (self.offered, change)
+        self.offered = change.revision
+        if self.resync is not None:
+            return
+        if len(self.items) >= self.limit:
+            self.ask_resync(f"this client fell more than {self.limit} changes behind")
+            return
+        self.items.append(item)
+        self.wake.set()
+
+    def ask_resync(self, reason: str) -> None:
+        self.items.clear()
+        self.resync = reason
+        self.wake.set()
+
+
+class FanOut:
+    """Subscribed once to the server's replica; hands each applied change to the streams whose prefixes it is under.
+
+    A stream is not woken for changes it does not want; one ticker wakes every stream when the
+    revision has moved, so idle clients learn how far (a ``skip``) without a timer per stream.
+    """
+
+    def __init__(self, live: LiveConfig) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self._live = live
+        self._ticked = live.last_revision
+        live.replica.on_change(self._changed)
+        live.replica.on_reload(self._reloaded)
+        self._ticker = asyncio.create_task(self._tick(), name="accord-remote-fan-out-tick")
+
+    def subscribe(self, prefixes: tuple[str, ...], limit: int = QUEUE_LIMIT) -> Subscriber:
+        subscriber = Subscriber(prefixes, limit, self._live.last_revision)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def _changed(self, change: Change) -> None:
+        for subscriber in self.subscribers:
+            if change.key.startswith(subscriber.prefixes):
+                subscriber.offer(change)
+
+    def _reloaded(self, _revision: int, _fire: bool) -> None:
+        for subscriber in self.subscribers:
+            subscriber.ask_resync("the server reloaded its replica")
+
+    async def aclose(self) -> None:
+        self._ticker.cancel()
+        await asyncio.wait({self._ticker})
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self._live.last_revision > self._ticked:
+                self._ticked = self._live.last_revision
+                for subscriber in self.subscribers:
+                    subscriber.wake.set()
+
+
+def fan_out(request: Request, live: LiveConfig) -> FanOut:
+    """The app's one FanOut, made on the first stream (it lives as long as the app)."""
+    found: FanOut | None = getattr(request.app.state, "remote_fan_out", None)
+    if found is None:
+        found = request.app.state.remote_fan_out = FanOut(live)
+    return found
+
+
+@router.get(
+    "/stream",
+    summary="The change stream of a remote client, resumable by revision (docs/remote.md)",
+    response_class=StreamingResponse,
+    include_in_schema=False,  # an endless client protocol stream (docs/remote.md), not an API to explore
+)
+async def stream(
+    state: State,
+    caller: Caller,
+    request: Request,
+    from_revision: Annotated[int, Query(ge=0, le=MAX_INT64)],
+    prefix: Annotated[list[str] | None, Query()] = None,
+) -> StreamingResponse:
+    wanted = tuple(prefix or ())
+    uncovered = [p for p in wanted if not state.live.replica.covers(p)]
+    if uncovered or not wanted:
+        raise InvalidInputError(f"this server's replica does not hold the prefixes {uncovered or ['(all keys)']}")
+    view = RemoteView.of(request, state.live, caller, wanted)
+    hub = fan_out(request, state.live)
+    subscriber = hub.subscribe(wanted)
+    try:
+        if from_revision < state.live.last_revision:
+            await state.live.store.changes_since(from_revision, limit=1)  # a compacted start fails before the 200
+    except BaseException:
+        hub.subscribers.discard(subscriber)
+        raise
+    body = _events(state, caller, view, subscriber, from_revision)
+    return StreamingResponse(
+        _closing(body, hub, subscriber),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _closing(body: AsyncIterator[bytes], hub: FanOut, subscriber: Subscriber) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            yield chunk
+    except AccordError:
+        return  # a replay page the store could not read: the client resumes from its revision elsewhere
+    finally:
+        hub.subscribers.discard(subscriber)
+
+
+class _Cursor:
+    """Where a stream is: ``told`` the last revision sent, ``clear`` the last one known sent or not visible."""
+
+    def __init__(self, view: RemoteView, start: int) -> None:
+        self.view = view
+        self.told = self.clear = start
+
+    def change(self, change: Change) -> bytes | None:
+        self.clear = max(self.clear, change.revision)
+        shown = self.view.change(change)
+        if shown is None:
+            return None
+        body = _encoded(shown) if shown is change else _json(change_to_json(shown))  # resealed: this token's own
+        data = f'{{"after":{self.told},"change":{body}}}'
+        self.told = shown.revision
+        return f"id: {shown.revision}\nevent: change\ndata: {data}\n\n".encode()
+
+    def skip(self, upto: int) -> bytes | None:
+        self.clear = max(self.clear, upto)
+        if self.clear <= self.told:
+            return None
+        event = _event("skip", self.clear, {"after": self.told, "revision": self.clear})
+        self.told = self.clear
+        return event
+
+    def resync(self, reason: str, upto: int) -> bytes:
+        event = _event("resync", self.clear, {"reason": reason})
+        self.told = self.clear = max(self.clear, upto)
+        return event
+
+
+async def _events(
+    state: ServerState, caller: Token, view: RemoteView, subscriber: Subscriber, start: int
+) -> AsyncIterator[bytes]:
+    yield _event("hello", state.live.last_revision, {"revision": state.live.last_revision, "server": _HOST})
+    cursor = _Cursor(view, start)
+    if start < state.live.last_revision:
+        async for change in changes_after(state.live.store, start):
+            if (event := cursor.change(change)) is not None:
+                yield event
+    while state.tokens.still_valid(caller):
+        if subscriber.resync is not None:
+            reason, subscriber.resync = subscriber.resync, None
+            yield cursor.resync(reason, state.live.last_revision)
+        elif subscriber.items:
+            for event in _next(cursor, subscriber.items.popleft()):
+                yield event
+        else:
+            # the queue is empty: every change up to the replica's revision has been offered
+            if (event := cursor.skip(state.live.last_revision)) is not None:
+                yield event
+            subscriber.wake.clear()
+            if not await _woken(subscriber):
+                yield b": keepalive\n\n"
+
+
+def _next(cursor: _Cursor, item: Item) -> list[bytes]:
+    prev, change = item
+    if change.revision <= cursor.clear:
+        return []
+    events = []
+    if prev > cursor.clear:  # revisions this stream never saw: let the client catch up from history
+        events.append(cursor.resync("the stream missed revisions", prev))
+    if (event := cursor.change(change)) is not None:
+        events.append(event)
+    return events
+
+
+async def _woken(subscriber: Subscriber) -> bool:
+    """Wait for the queue, a resync or a tick; False after KEEPALIVE_S of nothing."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KEEPALIVE_S):
+            await subscriber.wake.wait()
+            return True
+    return False
+
+
+def _event(name: str, revision: int, body: dict[str, Any]) -> bytes:
+    return f"id: {revision}\nevent: {name}\ndata: {_json(body)}\n\n".encode()
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(change: Change) -> str:
+    """A change as every stream that shows it unchanged sends it: encoded once, not once per client."""
+    return _json(change_to_json(change))
+
+
+_HOST = socket.gethostname()
