@@ -1,0 +1,172 @@
+"""The Redis stage of the producer: pipelined XADD, and memory of what the consumer group has not confirmed.
+
+This machine's Redis (like many) persists nothing, and ``MAXLEN ~`` trims entries still pending
+(anchors §2.4, §5). So every event added stays here, with its stream id, until the group has
+acknowledged it (below its last-delivered id and below its oldest pending id). A Redis that comes back
+with another ``run_id``, a missing stream or group, or a trimmed unconfirmed id makes the stage add
+the unconfirmed events again, in order, before any new one (duplicates are absorbed by the table).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from accord.events.keys import FIELD, GROUP, EventKeys
+from accord.events.stats import Counters
+
+__all__ = ["RedisStage", "StageFailedError", "parse_id"]
+
+log = logging.getLogger("accord.events")
+SOCKET_TIMEOUT_S = 1.0
+
+
+class StageFailedError(Exception):
+    """Internal: a stage could not take a batch; the pipeline tries the next one."""
+
+
+def parse_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A client that fails within a second instead of hanging (no retries inside redis-py: the breaker decides)."""
+    return aioredis.Redis.from_url(
+        url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S, retry_on_timeout=False
+    )
+
+
+async def ensure_group(client: aioredis.Redis, keys: EventKeys) -> None:
+    try:
+        await client.xgroup_create(keys.stream, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class RedisStage:
+    def __init__(
+        self,
+        url: str,
+        keys: Callable[[], Awaitable[EventKeys]],
+        counters: Counters,
+        *,
+        maxlen: int = 1_000_000,
+        unconfirmed_max: int = 200_000,
+    ) -> None:
+        self._client = redis_client(url)
+        self._keys_of = keys
+        self._keys: EventKeys | None = None
+        self._counters = counters
+        self.maxlen = maxlen
+        self.unconfirmed_max = unconfirmed_max
+        self._unconfirmed: deque[tuple[tuple[int, int], bytes]] = deque()
+        self._run_id: str | None = None
+        self._verify = True
+        self.lag = 0
+
+    @property
+    def unconfirmed(self) -> int:
+        return len(self._unconfirmed)
+
+    def full(self) -> bool:
+        return len(self._unconfirmed) >= self.unconfirmed_max
+
+    async def deliver(self, payloads: list[bytes]) -> None:
+        try:
+            keys = await self._resolved()
+            if self._verify:
+                await self._check_server(keys)
+            await self._xadd(keys, payloads)
+        except (RedisError, OSError) as exc:
+            self._verify = True
+            raise StageFailedError(str(exc)) from exc
+
+    async def confirm(self) -> None:
+        """Forget what the group acknowledged; re-add what Redis lost."""
+        try:
+            keys = await self._resolved()
+            await self._check_server(keys)
+            await self._forget_confirmed(keys)
+        except (RedisError, OSError) as exc:
+            self._verify = True
+            raise StageFailedError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _resolved(self) -> EventKeys:
+        if self._keys is None:
+            try:
+                self._keys = await self._keys_of()
+            except Exception as exc:  # the database that names the stream is down: this stage cannot work yet
+                raise StageFailedError(f"cannot name the stream: {exc}") from exc
+        return self._keys
+
+    async def _xadd(self, keys: EventKeys, payloads: list[bytes]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(keys.stream, {FIELD: payload}, maxlen=self.maxlen, approximate=True)
+        ids = await pipe.execute()
+        self._unconfirmed.extend((parse_id(i), p) for i, p in zip(ids, payloads, strict=True))
+
+    async def _check_server(self, keys: EventKeys) -> None:
+        info: dict[str, Any] = await self._client.info("server")
+        run_id = str(info.get("run_id", ""))
+        lost = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        await ensure_group(self._client, keys)
+        self._verify = False
+        if lost and self._unconfirmed:
+            log.warning("Redis restarted (new run_id): adding %d unconfirmed events again", len(self._unconfirmed))
+            await self._resend(keys)
+
+    async def _resend(self, keys: EventKeys) -> None:
+        again = [payload for _, payload in self._unconfirmed]
+        self._unconfirmed.clear()
+        for start in range(0, len(again), 1000):
+            await self._xadd(keys, again[start : start + 1000])
+        self._counters.redelivered += len(again)
+
+    async def _forget_confirmed(self, keys: EventKeys) -> None:
+        groups = await self._client.xinfo_groups(keys.stream)
+        group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+        if group is None:
+            await ensure_group(self._client, keys)
+            if self._unconfirmed:
+                await self._resend(keys)
+            return
+        self.lag = int(group.get("lag") or 0)
+        last = parse_id(_text(group.get("last-delivered-id")) or "0-0")
+        bound = last
+        if int(group.get("pending") or 0) > 0:
+            summary = await self._client.xpending(keys.stream, GROUP)
+            oldest = summary.get("min")
+            if oldest:
+                bound = min(last, _before(parse_id(oldest)))
+        while self._unconfirmed and self._unconfirmed[0][0] <= bound:
+            self._unconfirmed.popleft()
+        if self._unconfirmed:
+            await self._resend_if_trimmed(keys)
+
+    async def _resend_if_trimmed(self, keys: EventKeys) -> None:
+        first = await self._client.xrange(keys.stream, count=1)
+        if not first or parse_id(first[0][0]) > self._unconfirmed[0][0]:
+            log.warning("unconfirmed events are no longer in the stream (trimmed or lost): adding them again")
+            await self._resend(keys)
+
+
+def _before(entry: tuple[int, int]) -> tuple[int, int]:
+    ms, seq = entry
+    return (ms, seq - 1) if seq else (ms - 1, 2**63)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
