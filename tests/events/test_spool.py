@@ -76,7 +76,7 @@ async def test_a_damaged_spool_replays_the_rest_into_the_table(sqlite_url: str, 
 
 def test_over_the_cap_sampled_events_are_shed_first(tmp_path: Path) -> None:
     one = len(frame(_payload(1)))  # seq 11..40 are a byte longer, "sampled" two bytes longer than "error"
-    spool = Spool(tmp_path / "spool", fsync="never", segment_bytes=10 * one, max_bytes=25 * one + 40)
+    spool = Spool(tmp_path / "spool", fsync="never", segment_bytes=10 * one, max_bytes=26 * one)
     spool.append([_payload(i, "sampled" if i % 2 else "error") for i in range(1, 11)])
     spool.append([_payload(i, "error") for i in range(11, 21)])
     spool.append([_payload(i, "error") for i in range(21, 31)])  # needs room: the first segment loses its sampled
