@@ -46,6 +46,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "services": LazyCommand("accord.cli.registry_cmds:services_app", no_args_is_help=True),
     "health": LazyCommand("accord.cli.registry_cmds:health"),
     "service-url": LazyCommand("accord.cli.registry_cmds:service_url"),
+    "events": LazyCommand("accord.cli.events_cmds:events_app", no_args_is_help=True),
 }
 
 
