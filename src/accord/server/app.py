@@ -25,7 +25,7 @@ from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, Consu
 from accord.server.docs import docs_router
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
-from accord.server.routes import audit, config, health, instances, tokens, watch
+from accord.server.routes import audit, config, events, health, instances, tokens, watch
 from accord.server.state import ServerState
 from accord.store.types import WriteContext
 
@@ -110,7 +110,7 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    modules = (config, watch, audit, tokens, health, instances)
+    modules = (config, watch, audit, tokens, health, instances, events)
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
 
