@@ -22,3 +22,23 @@ async def test_events_reach_the_table_through_redis(redis_url: str, sqlite_url: 
     await consume_until(consumer, all_in)
     await consumer.aclose()
     await pipeline.aclose()
+
+
+async def test_the_collector_shows_the_active_stage_and_counts(sqlite_url: str, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    pipeline = await start("svc", sqlite_url, None, tmp_path / "spool", policy=SamplingPolicy.of(sample_rate=0.0))
+    try:
+        registry = CollectorRegistry()
+        registry.register(pipeline.collector())
+        pipeline.emit({"status": 500})
+        pipeline.emit({"status": 200})
+        assert await pipeline.flush()
+        text = generate_latest(registry).decode()
+    finally:
+        await pipeline.aclose()
+    assert 'accord_events_active_stage{stage="database"} 1.0' in text
+    assert "accord_events_fallback_active 1.0" in text
+    assert 'accord_events_kept_total{rule="error"} 1.0' in text
+    assert "accord_events_sampled_out_total 1.0" in text
+    assert 'accord_events_delivered_total{stage="database"} 1.0' in text

@@ -40,13 +40,16 @@ async def consume(
     claim_idle: Annotated[
         float, typer.Option(min=0.01, help="Seconds an entry may sit unacknowledged before another consumer claims it.")
     ] = 30.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve the consumer's Prometheus metrics on this port.")
+    ] = None,
 ) -> None:
     """Move events from the Redis stream into the database (runs until stopped)."""
     from accord.events.admin import consume as run_consumer
     from accord.events.consumer import ConsumerOptions
 
     options = ConsumerOptions(name or socket.gethostname(), batch, max_deliveries, int(claim_idle * 1000))
-    await run_consumer(db_url, redis_url, options)
+    await run_consumer(db_url, redis_url, options, metrics_port=metrics_port)
 
 
 @events_app.command()

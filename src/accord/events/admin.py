@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from accord.bus.redis_conn import resolve_redis_url
 from accord.core.errors import AccordError, StoreUnavailableError
-from accord.events.consumer import Consumer, ConsumerOptions, stream_status
+from accord.events.consumer import Consumer, ConsumerCollector, ConsumerOptions, stream_status
 from accord.events.dlq import DeadLetter, list_dead, replay_dead
 from accord.events.factory import MigratedEngine
 from accord.events.keys import EventKeys
@@ -52,19 +52,34 @@ async def _redis(redis_url: str | None) -> AsyncIterator[aioredis.Redis]:
 
 
 async def consume(
-    db_url: str | None, redis_url: str | None, options: ConsumerOptions, stop: asyncio.Event | None = None
+    db_url: str | None,
+    redis_url: str | None,
+    options: ConsumerOptions,
+    stop: asyncio.Event | None = None,
+    *,
+    metrics_port: int | None = None,
 ) -> None:
-    """Run one consumer until ``stop`` is set (or the process is stopped)."""
+    """Run one consumer until ``stop`` is set (or the process is stopped); ``metrics_port`` serves /metrics."""
     url = resolve_redis_url(redis_url)
     if url is None:
         raise AccordError("the event stream lives in Redis: give --redis-url or set ACCORD_REDIS_URL")
     async with _database(db_url) as migrated:
         keys = await migrated.keys()
         consumer = Consumer.from_url(url, migrated.engine, keys, options)
+        if metrics_port is not None:
+            _serve_metrics(consumer, metrics_port)
         try:
             await consumer.run(stop)
         finally:
             await consumer.aclose()
+
+
+def _serve_metrics(consumer: Consumer, port: int) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(ConsumerCollector(consumer))
+    start_http_server(port, registry=registry)
 
 
 async def query_events(db_url: str | None, query: EventQuery) -> list[dict[str, Any]]:

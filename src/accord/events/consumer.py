@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 from redis.exceptions import RedisError, ResponseError
@@ -28,7 +31,7 @@ from accord.events.pipeline import row_of
 from accord.events.redis_stage import ensure_group, redis_client
 from accord.store.events import EventRow, insert_events
 
-__all__ = ["Consumer", "ConsumerOptions", "ConsumerStats", "StreamStatus", "stream_status"]
+__all__ = ["Consumer", "ConsumerCollector", "ConsumerOptions", "ConsumerStats", "StreamStatus", "stream_status"]
 
 log = logging.getLogger("accord.events")
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -85,6 +88,7 @@ class Consumer:
         self._own_cursor: str | None = "0"  # None once our own pending entries were read
         self._claim_cursor = "0-0"
         self._poison: dict[bytes, str] = {}
+        self.status: StreamStatus | None = None  # refreshed every few seconds by run(), for the collector
 
     @classmethod
     def from_url(cls, redis_url: str, engine: AsyncEngine, keys: EventKeys, options: ConsumerOptions) -> Consumer:
@@ -97,9 +101,14 @@ class Consumer:
         """Consume until ``stop`` is set; Redis or the database going away means a pause, never an exit."""
         stop = stop or asyncio.Event()
         delay = 0.2
+        next_status = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
                 await self.step()
+                if loop.time() >= next_status:
+                    self.status = await stream_status(self._client, self.keys)
+                    next_status = loop.time() + 5.0
                 delay = 0.2
             except (RedisError, OSError, StoreUnavailableError) as exc:
                 log.warning("event consumer paused %.1fs: %s", delay, str(exc).splitlines()[0] if str(exc) else exc)
@@ -224,6 +233,24 @@ class Consumer:
                 continue
             done.append(entry_id)
         return done
+
+
+class ConsumerCollector(Collector):
+    """``accord_events_consumer_*`` and the DLQ length, from the consumer's last stream status."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._consumer.status
+        stats = self._consumer.stats
+        yield CounterMetricFamily("accord_events_consumer_entries", "Entries processed.", value=stats.entries)
+        yield CounterMetricFamily("accord_events_dead_lettered", "Entries moved to the DLQ.", value=stats.dead_lettered)
+        if status is not None:
+            yield GaugeMetricFamily("accord_events_consumer_lag", "Entries the group has not read.", value=status.lag)
+            yield GaugeMetricFamily("accord_events_consumer_pending", "Entries read, not acked.", value=status.pending)
+            yield GaugeMetricFamily("accord_events_dlq_length", "Entries in the DLQ.", value=status.dlq_length)
+            yield GaugeMetricFamily("accord_events_stream_length", "Entries in the stream.", value=status.length)
 
 
 def _id_key(value: bytes) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.events.breaker import Breaker
@@ -330,6 +331,16 @@ class Pipeline:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
+
+    def stream_lag(self) -> int | None:
+        """The group's lag as last read by the producer (None without a Redis stage)."""
+        return self._redis.lag if self._redis is not None else None
+
+    def collector(self) -> Collector:
+        """A prometheus-client collector of this pipeline's counters (register it in the app's registry)."""
+        from accord.events.metrics import EventsCollector
+
+        return EventsCollector(self)
 
     def stats(self) -> PipelineStats:
         c = self.counters
