@@ -127,14 +127,14 @@ class Pipeline:
         """
         try:
             record = dict(event)
-        except (TypeError, ValueError):
+            state = request_state()
+            if state is not None and state.owner is self and not keep:
+                state.extras.append(record)
+                return True
+            return self._decide(record, "forced" if keep else None)
+        except Exception:  # a mapping whose keys or values misbehave: counted, never the caller's problem
             self.counters.drop("invalid", "normal")
             return False
-        state = request_state()
-        if state is not None and state.owner is self and not keep:
-            state.extras.append(record)
-            return True
-        return self._decide(record, "forced" if keep else None)
 
     def finish_request(self, state: RequestState) -> None:
         """Called by the middleware at the end of a request: one decision for its event and its extras."""
@@ -153,11 +153,15 @@ class Pipeline:
     def _decide(self, record: Event, forced: str | None) -> bool:
         policy = self._policy
         n = next(self._ids)
-        rule = forced or policy.rule_for(
-            record.get("status"), record.get("error_type"), record.get("duration_ms"), record.get("route")
-        )
+        get = record.get
+        rule = forced or policy.rule_for(get("status"), get("error_type"), get("duration_ms"), get("route"))
         if rule is None:
-            if not policy.hashed_keep(record.get("request_id") or f"{self.producer}:{n}"):
+            key = get("request_id")
+            if not key:
+                key = f"{self.producer}:{n}"
+            elif key.__class__ is not str:
+                key = str(key)
+            if not policy.hashed_keep(key):
                 self.counters.sampled_out += 1
                 return False
             rule = "sampled"

@@ -11,6 +11,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from accord.core.errors import ValidationFailedError
 from accord.events.settings import DEFAULT_SAMPLE_RATE, DEFAULT_SLOW_MS
@@ -36,6 +37,9 @@ class SamplingPolicy:
     version: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        # crc32(salt + ":" + key) == crc32(key, crc32(salt + ":")): the salt's part is computed once.
+        object.__setattr__(self, "_seed", zlib.crc32(f"{self.salt}:".encode()))
+        object.__setattr__(self, "_bound", self.sample_rate * _SCALE)
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValidationFailedError(f"events.sample_rate must be within [0, 1], got {self.sample_rate!r}")
         if self.slow_ms < 0:
@@ -67,18 +71,29 @@ class SamplingPolicy:
         )
         return f"p{zlib.crc32(canonical.encode()):08x}"
 
-    def rule_for(self, status: object, error_type: object, duration_ms: object, route: object) -> str | None:
-        """The tail rule that keeps an event outright, or None when only the hash can keep it."""
-        if error_type or (type(status) is int and status >= 500):
+    def rule_for(self, status: Any, error_type: object, duration_ms: Any, route: object) -> str | None:
+        """The tail rule that keeps an event outright, or None when only the hash can keep it.
+
+        A status or duration that is not a number counts as absent (the comparison's TypeError).
+        """
+        if error_type:
             return "error"
-        if isinstance(duration_ms, int | float) and duration_ms >= self.slow_ms:
-            return "slow"
-        if route in self.critical_routes:
-            return "critical"
+        try:
+            if status >= 500 and status.__class__ is int:
+                return "error"
+        except TypeError:
+            pass
+        try:
+            if duration_ms >= self.slow_ms:
+                return "slow"
+        except TypeError:
+            pass
+        try:
+            if route in self.critical_routes:
+                return "critical"
+        except TypeError:  # an unhashable route
+            pass
         return None
 
     def hashed_keep(self, key: str) -> bool:
-        rate = self.sample_rate
-        if rate >= 1.0:
-            return True
-        return rate > 0.0 and zlib.crc32(f"{self.salt}:{key}".encode()) < rate * _SCALE
+        return zlib.crc32(key.encode(), self._seed) < self._bound  # type: ignore[attr-defined,no-any-return]
