@@ -92,7 +92,7 @@ class Consumer:
 
     @classmethod
     def from_url(cls, redis_url: str, engine: AsyncEngine, keys: EventKeys, options: ConsumerOptions) -> Consumer:
-        return cls(redis_client(redis_url), engine, keys, options)
+        return cls(redis_client(redis_url, read_timeout_s=options.block_ms / 1000 + 2.0), engine, keys, options)
 
     async def aclose(self) -> None:
         await self._client.aclose()

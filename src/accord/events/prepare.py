@@ -7,6 +7,7 @@ value (AWS keys, ARNs, emails, cards...), each detected span replaced by ``[<TOK
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ _REPR_CHARS = 200
 _CUT_CHARS = 1024
 _MIN_DETECT_CHARS = 6
 _MAX_DEPTH = 8
+_CACHED = 8192
+_CACHED_CHARS = 256
+_GENERATED_ID = re.compile(r"[0-9a-f]{32}\Z")  # the request ids the middleware makes: random, nothing to find
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
@@ -41,6 +45,9 @@ class Preparer:
         self._counters = counters
         self.max_event_bytes = max_event_bytes
         self._detectors = DetectorSet(BUILTIN_DETECTORS)
+        # Routes, methods, user ids repeat from event to event: each distinct short string is scanned once.
+        self._seen: dict[str, str | None] = {}
+        self._secret_names: dict[str, bool] = {}
 
     def prepare(self, event: dict[str, Any]) -> bytes | None:
         """The event's JSON, masked and within the size cap; None when it had to be dropped (counted)."""
@@ -58,7 +65,10 @@ class Preparer:
     def _clean(self, name: str, value: Any, flags: _Flags, depth: int) -> Any:
         if value is None or isinstance(value, bool | int | float):
             return value
-        if is_secret_name(name):
+        secret = self._secret_names.get(name)
+        if secret is None:
+            secret = self._secret_names[name] = is_secret_name(name) if len(self._secret_names) < _CACHED else False
+        if secret:
             flags.masked = True
             return mask(value if isinstance(value, str) else repr(value))
         if isinstance(value, str):
@@ -77,12 +87,27 @@ class Preparer:
         return self._mask_text(repr(value)[:_REPR_CHARS], flags)
 
     def _mask_text(self, text: str, flags: _Flags) -> str:
-        if len(text) < _MIN_DETECT_CHARS:
+        if len(text) < _MIN_DETECT_CHARS or _GENERATED_ID.match(text):
             return text
-        found = self._detectors.detect(text)
-        if not found:
+        cacheable = len(text) <= _CACHED_CHARS
+        if cacheable and text in self._seen:
+            masked = self._seen[text]
+        else:
+            masked = self._masked(text)
+            if cacheable:
+                if len(self._seen) >= _CACHED:
+                    self._seen.clear()
+                self._seen[text] = masked
+        if masked is None:
             return text
         flags.masked = True
+        return masked
+
+    def _masked(self, text: str) -> str | None:
+        """``text`` with each detected value replaced by ``[TYPE]``; None when nothing was found."""
+        found = self._detectors.detect(text)
+        if not found:
+            return None
         parts: list[str] = []
         last = 0
         for detection in found:

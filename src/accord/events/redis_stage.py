@@ -9,6 +9,7 @@ the unconfirmed events again, in order, before any new one (duplicates are absor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ __all__ = ["RedisStage", "StageFailedError", "parse_id"]
 
 log = logging.getLogger("accord.events")
 SOCKET_TIMEOUT_S = 1.0
+BATCH_TIMEOUT_S = 5.0  # one pipelined batch, all of it: Redis that stops answering fails here
 
 
 class StageFailedError(Exception):
@@ -36,10 +38,14 @@ def parse_id(value: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """A client that fails within a second instead of hanging (no retries inside redis-py: the breaker decides)."""
+def redis_client(url: str, *, read_timeout_s: float | None = SOCKET_TIMEOUT_S) -> aioredis.Redis:
+    """A client that fails instead of hanging (no retries inside redis-py: the breaker decides).
+
+    ``read_timeout_s=None`` leaves reads unbounded for a caller that bounds a whole batch itself
+    (redis-py's per-reply timeout costs a timer per pipelined command).
+    """
     return aioredis.Redis.from_url(
-        url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S, retry_on_timeout=False
+        url, socket_timeout=read_timeout_s, socket_connect_timeout=SOCKET_TIMEOUT_S, retry_on_timeout=False
     )
 
 
@@ -61,7 +67,7 @@ class RedisStage:
         maxlen: int = 1_000_000,
         unconfirmed_max: int = 200_000,
     ) -> None:
-        self._client = redis_client(url)
+        self._client = redis_client(url, read_timeout_s=None)
         self._keys_of = keys
         self._keys: EventKeys | None = None
         self._counters = counters
@@ -70,6 +76,7 @@ class RedisStage:
         self._unconfirmed: deque[tuple[tuple[int, int], bytes]] = deque()
         self._run_id: str | None = None
         self._verify = True
+        self._force_resend = False
         self.lag = 0
 
     @property
@@ -85,7 +92,8 @@ class RedisStage:
             if self._verify:
                 await self._check_server(keys)
             await self._xadd(keys, payloads)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._reset_connections()
             self._verify = True
             raise StageFailedError(str(exc)) from exc
 
@@ -94,13 +102,19 @@ class RedisStage:
         try:
             keys = await self._resolved()
             await self._check_server(keys)
-            await self._forget_confirmed(keys)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(BATCH_TIMEOUT_S):
+                await self._forget_confirmed(keys)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._reset_connections()
             self._verify = True
             raise StageFailedError(str(exc)) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def _reset_connections(self) -> None:
+        """A batch cut off mid-reply leaves a connection out of step: drop them all, the pool reconnects."""
+        await self._client.connection_pool.disconnect()
 
     async def _resolved(self) -> EventKeys:
         if self._keys is None:
@@ -114,25 +128,36 @@ class RedisStage:
         pipe = self._client.pipeline(transaction=False)
         for payload in payloads:
             pipe.xadd(keys.stream, {FIELD: payload}, maxlen=self.maxlen, approximate=True)
-        ids = await pipe.execute()
+        async with asyncio.timeout(BATCH_TIMEOUT_S):
+            ids = await pipe.execute()
         self._unconfirmed.extend((parse_id(i), p) for i, p in zip(ids, payloads, strict=True))
 
     async def _check_server(self, keys: EventKeys) -> None:
-        info: dict[str, Any] = await self._client.info("server")
+        async with asyncio.timeout(BATCH_TIMEOUT_S):
+            info: dict[str, Any] = await self._client.info("server")
+            await ensure_group(self._client, keys)
         run_id = str(info.get("run_id", ""))
-        lost = self._run_id is not None and run_id != self._run_id
+        lost = self._force_resend or (self._run_id is not None and run_id != self._run_id)
         self._run_id = run_id
-        await ensure_group(self._client, keys)
         self._verify = False
         if lost and self._unconfirmed:
             log.warning("Redis restarted (new run_id): adding %d unconfirmed events again", len(self._unconfirmed))
             await self._resend(keys)
 
     async def _resend(self, keys: EventKeys) -> None:
-        again = [payload for _, payload in self._unconfirmed]
+        """Add every unconfirmed event again, in order; cut off midway, the next check starts over."""
+        again = list(self._unconfirmed)
         self._unconfirmed.clear()
-        for start in range(0, len(again), 1000):
-            await self._xadd(keys, again[start : start + 1000])
+        self._force_resend = True
+        done = 0
+        try:
+            for start in range(0, len(again), 1000):
+                await self._xadd(keys, [payload for _, payload in again[start : start + 1000]])
+                done = start + 1000
+        except BaseException:
+            self._unconfirmed.extend(again[done:])  # their old ids: resent in full once Redis answers
+            raise
+        self._force_resend = False
         self._counters.redelivered += len(again)
 
     async def _forget_confirmed(self, keys: EventKeys) -> None:
