@@ -29,10 +29,10 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import emit, machine, note, parser, services  # noqa: E402
+from bench._common import emit, machine, note, parser, services
 
-from accord.events import PipelineOptions, SamplingPolicy, start  # noqa: E402
-from accord.store.engine import create_engine  # noqa: E402
+from accord.events import PipelineOptions, SamplingPolicy, start
+from accord.store.engine import create_engine
 
 POLICY = SamplingPolicy.of(sample_rate=1.0)
 
@@ -131,11 +131,10 @@ async def e2e_rate(db_url: str, redis_url: str, n: int, spool: Path) -> dict[str
 
 
 async def drain(db_url: str, workdir: Path, rate: int, outage_s: float) -> dict[str, float]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.harness import RedisServer
+    from tests.harness import RedisServer  # the repository root is on sys.path (top of this file)
 
     redis_server = RedisServer(workdir / "drain-redis")
-    redis_server.start()
+    await asyncio.to_thread(redis_server.start)
     await _reset(db_url, redis_server.url)
     engine = create_engine(db_url)
     consumer = _consumer(db_url, redis_server.url, workdir / "drain-consumer.log")
@@ -164,7 +163,12 @@ async def drain(db_url: str, workdir: Path, rate: int, outage_s: float) -> dict[
         consumer.wait()
         redis_server.close()
         await engine.dispose()
-    return {"events": sent, "spooled": spooled, "spool_empty_s": round(spool_empty, 3), "in_table_s": round(in_table, 3)}
+    return {
+        "events": sent,
+        "spooled": spooled,
+        "spool_empty_s": round(spool_empty, 3),
+        "in_table_s": round(in_table, 3),
+    }
 
 
 async def main() -> None:

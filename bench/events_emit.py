@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import emit, machine, runs_and_overall  # noqa: E402
+from bench._common import emit, machine, runs_and_overall
 
-from accord.events import Pipeline, PipelineOptions, SamplingPolicy  # noqa: E402
+from accord.events import Pipeline, PipelineOptions, SamplingPolicy
 
 Call = Callable[[dict[str, Any]], object]
 
@@ -86,7 +86,10 @@ def _candidates(tmp: Path) -> dict[str, tuple[Call, Callable[[], None]]]:
         cache_logger_on_first_use=True,
     )
     bound = structlog.get_logger()
-    found["structlog info (JSONRenderer)"] = (lambda e: bound.info("request", **e), lambda: (out.seek(0), out.truncate()))
+    found["structlog info (JSONRenderer)"] = (
+        lambda e: bound.info("request", **e),
+        lambda: (out.seek(0), out.truncate()),
+    )
     return found
 
 
@@ -146,9 +149,12 @@ def main() -> None:
         r["median_ratio_to_stdlib"] = round(ratio, 3)
         lines.append(
             f"{name:40s} median {r['median_of_run_medians']:.3f} µs  p99 {r['median_of_run_p99s']:.3f} µs  "
-            f"batched {statistics.median(r['batched_mean_us_per_run']):.3f} µs  ({ratio:.3f}× stdlib)"
+            f"batched {statistics.median(r['batched_mean_us_per_run']):.3f} µs  ({ratio:.3f}x stdlib)"
         )
-    emit({"benchmark": "events_emit", "calls": args.calls, "runs": args.runs, "results": results, "machine": machine()}, lines)
+    emit(
+        {"benchmark": "events_emit", "calls": args.calls, "runs": args.runs, "results": results, "machine": machine()},
+        lines,
+    )
 
 
 if __name__ == "__main__":

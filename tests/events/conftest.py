@@ -46,21 +46,21 @@ async def seqs_by_producer(engine: AsyncEngine) -> dict[str, list[int]]:
     return found
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
+async def wait_for(condition: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "") -> None:
     """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` (a bound, not a timing assertion)."""
     try:
-        async with asyncio.timeout(timeout):
-            while not await condition():
+        async with asyncio.timeout(within):
+            while not await condition():  # noqa: ASYNC110 - the condition is a query, nothing to wait on
                 await asyncio.sleep(0.05)
     except TimeoutError:
         pytest.fail(f"gave up waiting for {what or condition}")
 
 
-async def consume_until(consumer: Consumer, condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0) -> None:
+async def consume_until(consumer: Consumer, condition: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await wait_for(condition, timeout=timeout, what="the consumer to catch up")
+        await wait_for(condition, within=within, what="the consumer to catch up")
     finally:
         stop.set()
         await task

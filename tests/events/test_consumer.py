@@ -16,7 +16,7 @@ from accord.events import SamplingPolicy, start
 from accord.events.consumer import Consumer, ConsumerOptions, stream_status
 from accord.events.dlq import list_dead, replay_dead
 from accord.events.keys import FIELD
-from tests.events.conftest import FAST_CONSUMER, consume_until, event_ids, wait_for
+from tests.events.conftest import consume_until, event_ids, wait_for
 
 TOTAL = 3000
 
@@ -50,7 +50,7 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing
         async def some_arrived() -> bool:
             return await _count(engine) >= 200
 
-        await wait_for(some_arrived, timeout=60, what="the first consumer to insert some batches")
+        await wait_for(some_arrived, within=60, what="the first consumer to insert some batches")
         first.send_signal(signal.SIGKILL)
         first.wait()
         stranded = await _count(engine)
@@ -61,7 +61,7 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing
             async def all_arrived() -> bool:
                 return await _count(engine) == TOTAL
 
-            await wait_for(all_arrived, timeout=60, what="the second consumer to finish the stream")
+            await wait_for(all_arrived, within=60, what="the second consumer to finish the stream")
 
             async def nothing_pending() -> bool:
                 client = aioredis.Redis.from_url(redis_url)
@@ -70,7 +70,7 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing
                 finally:
                     await client.aclose()
 
-            await wait_for(nothing_pending, timeout=30, what="every entry acknowledged")
+            await wait_for(nothing_pending, within=30, what="every entry acknowledged")
         finally:
             second.terminate()
             second.wait()

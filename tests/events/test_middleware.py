@@ -50,7 +50,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Pipeline, httpx.AsyncCli
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(_app(pipeline), port=port, log_level="error", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
         await asyncio.sleep(0.01)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         yield pipeline, client

@@ -15,7 +15,9 @@ from tests.server.server_harness import create_token
 
 
 async def _store_events(db_url: str, spool: Path) -> None:
-    pipeline = await start("shop", db_url, None, spool, policy=SamplingPolicy.of(critical_routes=["/pay"], sample_rate=1.0))
+    pipeline = await start(
+        "shop", db_url, None, spool, policy=SamplingPolicy.of(critical_routes=["/pay"], sample_rate=1.0)
+    )
     try:
         pipeline.emit({"route": "/pay", "status": 200, "order": "o-1", "request_id": "r-1"})
         pipeline.emit({"route": "/items", "status": 503, "order": "o-2", "request_id": "r-2"})

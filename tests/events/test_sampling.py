@@ -131,7 +131,7 @@ async def test_a_policy_change_through_accord_config_set_reaches_every_pipeline(
         async def both_changed() -> bool:
             return first.policy.sample_rate == 1.0 and second.policy.sample_rate == 1.0
 
-        await wait_for(both_changed, timeout=30, what="both pipelines to follow events.sample_rate")
+        await wait_for(both_changed, within=30, what="both pipelines to follow events.sample_rate")
         assert first.policy.version == second.policy.version != before
     finally:
         await first.aclose()

@@ -7,7 +7,9 @@ from accord.events.consumer import Consumer
 from tests.events.conftest import FAST_CONSUMER, consume_until, event_ids
 
 
-async def test_events_reach_the_table_through_redis(redis_url: str, sqlite_url: str, tmp_path: Path, engine_for) -> None:
+async def test_events_reach_the_table_through_redis(
+    redis_url: str, sqlite_url: str, tmp_path: Path, engine_for
+) -> None:
     engine, keys = await engine_for(sqlite_url)
     pipeline = await start("svc", sqlite_url, redis_url, tmp_path / "spool", policy=SamplingPolicy.of(sample_rate=1.0))
     for i in range(300):

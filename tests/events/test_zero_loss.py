@@ -66,7 +66,7 @@ async def _run(url: str, redis: RedisServer, spool: Path, engine_for, *, databas
             async with engine.connect() as conn:
                 return (await conn.scalar(sa.text("SELECT count(*) FROM accord_event"))) == sent
 
-        await wait_for(all_arrived, timeout=60, what=f"{sent} events in the table")
+        await wait_for(all_arrived, within=60, what=f"{sent} events in the table")
         return sent, pipeline.stats(), engine
     finally:
         stop.set()

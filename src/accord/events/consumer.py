@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 import redis.asyncio as aioredis
 import sqlalchemy as sa
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -134,7 +134,7 @@ class Consumer:
         return await self._process(await self._read(">", block=self.options.block_ms))
 
     async def _read(self, start: str, *, block: int | None) -> list[Entry]:
-        reply = await self._client.xreadgroup(
+        reply: Any = await self._client.xreadgroup(
             GROUP, self.options.name, {self.keys.stream: start}, count=self.options.batch, block=block
         )
         if not reply:
@@ -143,7 +143,7 @@ class Consumer:
         return [(i, f) for i, f in entries if f]
 
     async def _claim(self) -> list[Entry]:
-        reply = await self._client.xautoclaim(
+        reply: Any = await self._client.xautoclaim(
             self.keys.stream,
             GROUP,
             self.options.name,
@@ -169,7 +169,7 @@ class Consumer:
 
     async def _deliveries(self, entries: list[Entry]) -> dict[bytes, int]:
         ids = sorted((i for i, _ in entries), key=_id_key)
-        rows = await self._client.xpending_range(
+        rows: Any = await self._client.xpending_range(
             self.keys.stream, GROUP, min=ids[0], max=ids[-1], count=len(ids) + 100, consumername=self.options.name
         )
         return {_bytes(r["message_id"]): int(r["times_delivered"]) for r in rows}
@@ -184,7 +184,9 @@ class Consumer:
         pipe.xack(self.keys.stream, GROUP, entry_id)
         await pipe.execute()
         self.stats.dead_lettered += 1
-        log.warning("event stream entry %s moved to the DLQ after %d deliveries: %s", entry_id.decode(), deliveries, reason)
+        log.warning(
+            "event stream entry %s moved to the DLQ after %d deliveries: %s", entry_id.decode(), deliveries, reason
+        )
 
     async def _process(self, entries: list[Entry]) -> int:
         if not entries:

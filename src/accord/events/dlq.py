@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -21,17 +22,20 @@ class DeadLetter:
 
 
 async def list_dead(client: aioredis.Redis, keys: EventKeys, *, limit: int = 100) -> list[DeadLetter]:
-    entries = await client.xrange(keys.dlq, count=limit)
+    entries: Any = await client.xrange(keys.dlq, count=limit)
     return [_letter(entry_id, fields) for entry_id, fields in entries]
 
 
 async def replay_dead(client: aioredis.Redis, keys: EventKeys, ids: list[str] | None = None) -> int:
     """Add DLQ entries (all, or those named) back to the stream, then delete them from the DLQ; how many."""
-    entries = await client.xrange(keys.dlq) if not ids else [e for i in ids for e in await client.xrange(keys.dlq, i, i)]
-    for entry_id, fields in entries:
+    entries: list[Any] = []
+    for entry_id in ids or ["-"]:
+        found: Any = await (client.xrange(keys.dlq) if entry_id == "-" else client.xrange(keys.dlq, entry_id, entry_id))
+        entries.extend(found)
+    for dlq_id, fields in entries:
         pipe = client.pipeline(transaction=True)
         pipe.xadd(keys.stream, {FIELD: fields.get(FIELD, b"")})
-        pipe.xdel(keys.dlq, entry_id)
+        pipe.xdel(keys.dlq, dlq_id)
         await pipe.execute()
     return len(entries)
 

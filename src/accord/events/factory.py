@@ -71,7 +71,9 @@ def follow(pipeline: Pipeline, live: LiveConfig) -> None:
     try:
         pipeline.set_policy(policy_of(live))
     except UnknownSettingError:
-        raise AccordError("the LiveConfig does not declare the events settings: connect it with groups=[EventsSettings]") from None
+        raise AccordError(
+            "the LiveConfig does not declare the events settings: connect it with groups=[EventsSettings]"
+        ) from None
     live.on_change("events.", lambda _change: pipeline.set_policy(policy_of(live)))
 
 

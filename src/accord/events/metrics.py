@@ -61,7 +61,9 @@ class EventsCollector(Collector):
             P + "fallback_active", "1 while events do not go to Redis.", value=float(stats.active_stage != "redis")
         )
         yield GaugeMetricFamily(P + "buffered", "Events waiting in memory.", value=stats.buffered)
-        yield GaugeMetricFamily(P + "unconfirmed", "Events in the stream not yet acknowledged.", value=stats.unconfirmed)
+        yield GaugeMetricFamily(
+            P + "unconfirmed", "Events in the stream not yet acknowledged.", value=stats.unconfirmed
+        )
         yield GaugeMetricFamily(P + "spool_bytes", "Bytes in the local spool.", value=stats.spool_bytes)
         lag = self._pipeline.stream_lag()
         if lag is not None:

@@ -140,7 +140,9 @@ class Pipeline:
         """Called by the middleware at the end of a request: one decision for its event and its extras."""
         event = state.event
         policy = self._policy
-        rule = policy.rule_for(event.get("status"), event.get("error_type"), event.get("duration_ms"), event.get("route"))
+        rule = policy.rule_for(
+            event.get("status"), event.get("error_type"), event.get("duration_ms"), event.get("route")
+        )
         if rule is None and not policy.hashed_keep(str(event["request_id"])):
             self.counters.sampled_out += 1 + len(state.extras)
             return

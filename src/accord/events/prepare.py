@@ -59,7 +59,7 @@ class Preparer:
         if flags.masked:
             self._counters.masked += 1
         if len(data) > self.max_event_bytes:
-            data = self._shrink(clean, data, flags)
+            return self._shrink(clean, data, flags)
         return data
 
     def _clean(self, name: str, value: Any, flags: _Flags, depth: int) -> Any:

@@ -182,7 +182,7 @@ class RedisStage:
             await self._resend_if_trimmed(keys)
 
     async def _resend_if_trimmed(self, keys: EventKeys) -> None:
-        first = await self._client.xrange(keys.stream, count=1)
+        first: Any = await self._client.xrange(keys.stream, count=1)
         if not first or parse_id(first[0][0]) > self._unconfirmed[0][0]:
             log.warning("unconfirmed events are no longer in the stream (trimmed or lost): adding them again")
             await self._resend(keys)
