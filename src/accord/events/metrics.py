@@ -7,11 +7,24 @@ counted twice: the collector only reads the integers the pipeline already keeps.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from accord.events.pipeline import STAGES, Pipeline
+from accord.events.stats import STAGES, PipelineStats
+
+
+class Observed(Protocol):
+    """What the collector reads of a pipeline (a Protocol, so this module does not import the pipeline)."""
+
+    def stats(self) -> PipelineStats: ...
+
+    def stream_lag(self) -> int | None: ...
+
+    @property
+    def stream_maxlen(self) -> int: ...
+
 
 __all__ = ["EventsCollector"]
 
@@ -19,7 +32,7 @@ P = "accord_events_"
 
 
 class EventsCollector(Collector):
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Observed) -> None:
         self._pipeline = pipeline
 
     def collect(self) -> Iterator[Metric]:
@@ -68,5 +81,5 @@ class EventsCollector(Collector):
         lag = self._pipeline.stream_lag()
         if lag is not None:
             yield GaugeMetricFamily(P + "consumer_lag", "Stream entries the group has not read.", value=lag)
-            maxlen = self._pipeline.options.stream_maxlen
+            maxlen = self._pipeline.stream_maxlen
             yield GaugeMetricFamily(P + "stream_maxlen", "The stream's MAXLEN bound.", value=maxlen)

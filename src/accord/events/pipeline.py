@@ -27,18 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accord.events.breaker import Breaker
 from accord.events.buffer import EventBuffer
 from accord.events.context import RequestState, request_state
+from accord.events.metrics import EventsCollector
 from accord.events.prepare import Preparer
 from accord.events.redis_stage import RedisStage, StageFailedError
 from accord.events.sampling import PRIORITY_RULES, SamplingPolicy
 from accord.events.spool import FsyncPolicy, Spool
-from accord.events.stats import Counters, PipelineStats
+from accord.events.stats import STAGES, Counters, PipelineStats
 from accord.store.events import EventRow, insert_events
 
 __all__ = ["Pipeline", "PipelineOptions", "row_of"]
 
 log = logging.getLogger("accord.events")
 Event = dict[str, Any]
-STAGES = ("redis", "database", "spool")
 
 
 @dataclass(frozen=True)
@@ -342,10 +342,12 @@ class Pipeline:
         """The group's lag as last read by the producer (None without a Redis stage)."""
         return self._redis.lag if self._redis is not None else None
 
+    @property
+    def stream_maxlen(self) -> int:
+        return self.options.stream_maxlen
+
     def collector(self) -> Collector:
         """A prometheus-client collector of this pipeline's counters (register it in the app's registry)."""
-        from accord.events.metrics import EventsCollector
-
         return EventsCollector(self)
 
     def stats(self) -> PipelineStats:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["Counters", "PipelineStats"]
+__all__ = ["STAGES", "Counters", "PipelineStats"]
+
+STAGES = ("redis", "database", "spool")
 
 
 @dataclass
