@@ -88,6 +88,7 @@ class Consumer:
         self._own_cursor: str | None = "0"  # None once our own pending entries were read
         self._claim_cursor = "0-0"
         self._poison: dict[bytes, str] = {}
+        self._group_ready = False
         self.status: StreamStatus | None = None  # refreshed every few seconds by run(), for the collector
 
     @classmethod
@@ -121,7 +122,17 @@ class Consumer:
 
     async def step(self) -> int:
         """One round: own pending (first rounds only), else claimed idle entries, else new ones."""
-        await ensure_group(self._client, self.keys)
+        if not self._group_ready:
+            await ensure_group(self._client, self.keys)
+            self._group_ready = True
+        try:
+            return await self._step()
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis restarted empty: the group (and the stream) are gone
+                self._group_ready = False
+            raise
+
+    async def _step(self) -> int:
         if self._own_cursor is not None:
             entries = await self._read(self._own_cursor, block=None)
             if entries:
