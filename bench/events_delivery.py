@@ -64,7 +64,7 @@ async def _reset(db_url: str, redis_url: str) -> None:
 
 async def redis_rate(db_url: str, redis_url: str, n: int, spool: Path) -> dict[str, float]:
     await _reset(db_url, redis_url)
-    opts = PipelineOptions(buffer_events=n + 1, unconfirmed_max=n + 1)
+    opts = PipelineOptions(buffer_events=n + 1, unconfirmed_max=n + 1, stream_maxlen=max(1_000_000, 2 * n))
     pipeline = await start("bench", db_url, redis_url, spool, policy=POLICY, options=opts, database_stage=False)
     t0 = time.perf_counter()
     for i in range(n):
@@ -104,7 +104,7 @@ async def _until_count(engine: Any, n: int, limit_s: float = 600) -> None:
 
 async def e2e_rate(db_url: str, redis_url: str, n: int, spool: Path) -> dict[str, float]:
     await _reset(db_url, redis_url)
-    opts = PipelineOptions(buffer_events=n + 1, unconfirmed_max=n + 1)
+    opts = PipelineOptions(buffer_events=n + 1, unconfirmed_max=n + 1, stream_maxlen=max(1_000_000, 2 * n))
     engine = create_engine(db_url)
     consumer = _consumer(db_url, redis_url, spool.parent / "consumer.log")
     try:

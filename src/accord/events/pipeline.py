@@ -24,6 +24,7 @@ import orjson
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accord.core.errors import AccordError
 from accord.events.breaker import Breaker
 from accord.events.buffer import EventBuffer
 from accord.events.context import RequestState, request_state
@@ -53,6 +54,16 @@ class PipelineOptions:
     spool_fsync: FsyncPolicy = "interval"
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_segment_bytes: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.unconfirmed_max >= self.stream_maxlen:
+            raise AccordError(
+                f"unconfirmed_max ({self.unconfirmed_max}) must be below stream_maxlen ({self.stream_maxlen}): "
+                "otherwise trimming removes entries the producer would keep adding again"
+            )
+        for name in ("buffer_events", "batch_size", "max_event_bytes", "unconfirmed_max"):
+            if getattr(self, name) < 1:
+                raise AccordError(f"PipelineOptions.{name} must be >= 1, got {getattr(self, name)}")
 
 
 def row_of(payload: bytes, event: Mapping[str, Any] | None = None) -> EventRow:
