@@ -29,14 +29,30 @@ class EventQuery:
     scan: int = 10_000
 
 
+_INTEGER_COLUMNS = frozenset({"status", "seq"})
+_INT64 = 2**63
+
+
 def parse_where(items: list[str]) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise InputError(f"--where takes FIELD=VALUE, got {item!r}")
-        pairs.append((name.strip(), value))
+        if "\x00" in item:
+            raise InputError("--where cannot hold a NUL character")
+        name = name.strip()
+        if name in _INTEGER_COLUMNS and not _is_int64(value):
+            raise InputError(f"--where {name}= takes an integer, got {value!r}")
+        pairs.append((name, value))
     return tuple(pairs)
+
+
+def _is_int64(text: str) -> bool:
+    try:
+        return -_INT64 <= int(text) < _INT64
+    except ValueError:
+        return False
 
 
 def parse_since(text: str | None, *, now: float | None = None) -> float | None:
@@ -48,7 +64,7 @@ def parse_since(text: str | None, *, now: float | None = None) -> float | None:
         return (now if now is not None else time.time()) - float(match.group(1)) * _UNITS[match.group(2)]
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise InputError(f"--since takes an ISO time or a duration like 10m, 2h, 1d; got {text!r}") from None
 
 
