@@ -64,9 +64,11 @@ def test_rule_keeps_are_total_and_the_rest_is_within_one_point_of_the_rate(tmp_p
 
 def test_raising_the_rate_only_adds_events(tmp_path: Path) -> None:
     events = _mixed(20_000)
-    low = {str(e["request_id"]) for e in events if _pipeline(tmp_path).emit(dict(e))}
+    low_pipeline = _pipeline(tmp_path)
+    low = {str(e["request_id"]) for e in events if low_pipeline.emit(e)}
     higher = SamplingPolicy.of(critical_routes=["/pay/{order}"], slow_ms=500, sample_rate=0.2, salt="s1")
-    high = {str(e["request_id"]) for e in events if _pipeline(tmp_path, higher).emit(dict(e))}
+    high_pipeline = _pipeline(tmp_path, higher)
+    high = {str(e["request_id"]) for e in events if high_pipeline.emit(e)}
     assert low < high
 
 
