@@ -24,7 +24,7 @@ TOTAL = 3000
 def _consumer_process(name: str, db_url: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
     accord = str(Path(sys.executable).with_name("accord"))
     env = {**os.environ, "ACCORD_DB_URL": db_url, "ACCORD_REDIS_URL": redis_url}
-    args = [accord, "events", "consume", "--name", name, "--batch", "100", "--claim-idle", "0.3"]
+    args = [accord, "events", "consume", "--name", name, "--batch", "2", "--claim-idle", "0.3"]  # 2 entries: 100 events
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 

@@ -40,7 +40,7 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 @dataclass(frozen=True)
 class ConsumerOptions:
     name: str = field(default_factory=socket.gethostname)
-    batch: int = 500
+    batch: int = 20  # stream entries per read; each holds up to events_per_entry (50) events
     max_deliveries: int = 5
     claim_idle_ms: int = 30_000
     block_ms: int = 1000
@@ -202,49 +202,54 @@ class Consumer:
     async def _process(self, entries: list[Entry]) -> int:
         if not entries:
             return 0
-        rows: list[tuple[bytes, EventRow]] = []
-        for entry_id, fields in entries:
-            row = self._decode(entry_id, fields)
-            if row is not None:
-                rows.append((entry_id, row))
-        done = await self._insert(rows)
-        if done:
-            await self._client.xack(self.keys.stream, GROUP, *done)
-            self.stats.acked += len(done)
+        decoded = [(entry_id, *self._decode(entry_id, fields)) for entry_id, fields in entries]
+        done = await self._insert([(entry_id, rows) for entry_id, rows, _ in decoded])
+        ackable = [entry_id for entry_id, _, poison in decoded if not poison and entry_id in done]
+        if ackable:
+            await self._client.xack(self.keys.stream, GROUP, *ackable)
+            self.stats.acked += len(ackable)
         self.stats.entries += len(entries)
         return len(entries)
 
-    def _decode(self, entry_id: bytes, fields: dict[bytes, bytes]) -> EventRow | None:
-        payload = fields.get(FIELD)
-        try:
-            data: Any = orjson.loads(payload or b"")
-            if not isinstance(data, dict) or not isinstance(data.get("event_id"), str):
-                raise ValueError("not a JSON object with a string event_id")
-            return row_of(payload or b"", data)
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-            self._poison[entry_id] = f"{type(exc).__name__}: {exc}"[:300]
-            self.stats.poison_seen += 1
-            return None
+    def _decode(self, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[list[EventRow], bool]:
+        """The rows of one entry (one event per line) and whether any line was poison.
 
-    async def _insert(self, rows: list[tuple[bytes, EventRow]]) -> list[bytes]:
-        """The ids whose rows are committed; a batch the database refuses is retried row by row."""
-        if not rows:
-            return []
+        The good lines of a partly bad entry are inserted every time it is delivered (harmless: the
+        key), and the entry stays unacknowledged until it reaches the DLQ whole.
+        """
+        rows: list[EventRow] = []
+        poison = False
+        for line in (fields.get(FIELD) or b"").split(b"\n"):
+            try:
+                data: Any = orjson.loads(line)
+                if not isinstance(data, dict) or not isinstance(data.get("event_id"), str):
+                    raise ValueError("not a JSON object with a string event_id")
+                rows.append(row_of(line, data))
+            except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                self._poison[entry_id] = f"{type(exc).__name__}: {exc}"[:300]
+                poison = True
+        if poison:
+            self.stats.poison_seen += 1
+        return rows, poison
+
+    async def _insert(self, batch: list[tuple[bytes, list[EventRow]]]) -> set[bytes]:
+        """The entries whose rows are committed; a batch the database refuses is retried entry by entry."""
+        rows = [row for _, entry_rows in batch for row in entry_rows]
         try:
-            await insert_events(self._engine, [row for _, row in rows])
+            await insert_events(self._engine, rows)
             self.stats.inserted_batches += 1
-            return [entry_id for entry_id, _ in rows]
+            return {entry_id for entry_id, _ in batch}
         except sa.exc.DBAPIError:
             pass
-        done = []
-        for entry_id, row in rows:
+        done = set()
+        for entry_id, entry_rows in batch:
             try:
-                await insert_events(self._engine, [row])
+                await insert_events(self._engine, entry_rows)
             except sa.exc.DBAPIError as exc:
                 self._poison[entry_id] = str(exc.orig).splitlines()[0][:300] if exc.orig else "refused"
                 self.stats.poison_seen += 1
                 continue
-            done.append(entry_id)
+            done.add(entry_id)
         return done
 
 

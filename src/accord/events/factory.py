@@ -102,7 +102,12 @@ async def start(
     stage = None
     if redis is not None:
         stage = RedisStage(
-            redis, migrated.keys, counters, maxlen=opts.stream_maxlen, unconfirmed_max=opts.unconfirmed_max
+            redis,
+            migrated.keys,
+            counters,
+            maxlen=opts.stream_maxlen,
+            unconfirmed_max=opts.unconfirmed_max,
+            per_entry=opts.events_per_entry,
         )
     pipeline = Pipeline(
         service or env.service or "app",

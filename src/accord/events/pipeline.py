@@ -48,7 +48,8 @@ class PipelineOptions:
     batch_size: int = 500
     flush_interval_s: float = 0.02
     max_event_bytes: int = 64 * 1024
-    stream_maxlen: int = 1_000_000
+    stream_maxlen: int = 1_000_000  # entries
+    events_per_entry: int = 50  # events per stream entry (one JSON per line): one XADD carries them all
     unconfirmed_max: int = 200_000
     confirm_interval_s: float = 1.0
     spool_fsync: FsyncPolicy = "interval"
@@ -61,7 +62,7 @@ class PipelineOptions:
                 f"unconfirmed_max ({self.unconfirmed_max}) must be below stream_maxlen ({self.stream_maxlen}): "
                 "otherwise trimming removes entries the producer would keep adding again"
             )
-        for name in ("buffer_events", "batch_size", "max_event_bytes", "unconfirmed_max"):
+        for name in ("buffer_events", "batch_size", "max_event_bytes", "unconfirmed_max", "events_per_entry"):
             if getattr(self, name) < 1:
                 raise AccordError(f"PipelineOptions.{name} must be >= 1, got {getattr(self, name)}")
 

@@ -66,6 +66,7 @@ class RedisStage:
         *,
         maxlen: int = 1_000_000,
         unconfirmed_max: int = 200_000,
+        per_entry: int = 50,
     ) -> None:
         self._client = redis_client(url, read_timeout_s=None)
         self._keys_of = keys
@@ -73,7 +74,10 @@ class RedisStage:
         self._counters = counters
         self.maxlen = maxlen
         self.unconfirmed_max = unconfirmed_max
-        self._unconfirmed: deque[tuple[tuple[int, int], bytes]] = deque()
+        self.per_entry = per_entry
+        # (stream id, entry bytes, events in it): an entry holds up to per_entry events, one JSON per line
+        self._unconfirmed: deque[tuple[tuple[int, int], bytes, int]] = deque()
+        self._unconfirmed_events = 0
         self._run_id: str | None = None
         self._verify = True
         self._force_resend = False
@@ -81,10 +85,11 @@ class RedisStage:
 
     @property
     def unconfirmed(self) -> int:
-        return len(self._unconfirmed)
+        """Events (not entries) added and not yet acknowledged by the group."""
+        return self._unconfirmed_events
 
     def full(self) -> bool:
-        return len(self._unconfirmed) >= self.unconfirmed_max
+        return self._unconfirmed_events >= self.unconfirmed_max
 
     async def deliver(self, payloads: list[bytes]) -> None:
         try:
@@ -125,12 +130,22 @@ class RedisStage:
         return self._keys
 
     async def _xadd(self, keys: EventKeys, payloads: list[bytes]) -> None:
+        """Several events per entry (newline-separated JSON): one XADD carries ``per_entry`` of them."""
+        step = self.per_entry
+        entries = [
+            (b"\n".join(payloads[i : i + step]), len(payloads[i : i + step])) for i in range(0, len(payloads), step)
+        ]
+        await self._xadd_entries(keys, entries)
+
+    async def _xadd_entries(self, keys: EventKeys, entries: list[tuple[bytes, int]]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.xadd(keys.stream, {FIELD: payload}, maxlen=self.maxlen, approximate=True)
+        for data, _ in entries:
+            pipe.xadd(keys.stream, {FIELD: data}, maxlen=self.maxlen, approximate=True)
         async with asyncio.timeout(BATCH_TIMEOUT_S):
             ids = await pipe.execute()
-        self._unconfirmed.extend((parse_id(i), p) for i, p in zip(ids, payloads, strict=True))
+        for entry_id, (data, count) in zip(ids, entries, strict=True):
+            self._unconfirmed.append((parse_id(entry_id), data, count))
+            self._unconfirmed_events += count
 
     async def _check_server(self, keys: EventKeys) -> None:
         async with asyncio.timeout(BATCH_TIMEOUT_S):
@@ -147,18 +162,22 @@ class RedisStage:
     async def _resend(self, keys: EventKeys) -> None:
         """Add every unconfirmed event again, in order; cut off midway, the next check starts over."""
         again = list(self._unconfirmed)
+        events = self._unconfirmed_events
         self._unconfirmed.clear()
+        self._unconfirmed_events = 0
         self._force_resend = True
         done = 0
         try:
-            for start in range(0, len(again), 1000):
-                await self._xadd(keys, [payload for _, payload in again[start : start + 1000]])
-                done = start + 1000
+            for start in range(0, len(again), 100):
+                await self._xadd_entries(keys, [(data, count) for _, data, count in again[start : start + 100]])
+                done = start + 100
         except BaseException:
-            self._unconfirmed.extend(again[done:])  # their old ids: resent in full once Redis answers
+            rest = again[done:]  # their old ids: resent in full once Redis answers
+            self._unconfirmed.extend(rest)
+            self._unconfirmed_events += sum(count for _, _, count in rest)
             raise
         self._force_resend = False
-        self._counters.redelivered += len(again)
+        self._counters.redelivered += events
 
     async def _forget_confirmed(self, keys: EventKeys) -> None:
         groups = await self._client.xinfo_groups(keys.stream)
@@ -177,7 +196,7 @@ class RedisStage:
             if oldest:
                 bound = min(last, _before(parse_id(oldest)))
         while self._unconfirmed and self._unconfirmed[0][0] <= bound:
-            self._unconfirmed.popleft()
+            self._unconfirmed_events -= self._unconfirmed.popleft()[2]
         if self._unconfirmed:
             await self._resend_if_trimmed(keys)
 
