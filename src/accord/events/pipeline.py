@@ -217,6 +217,10 @@ class Pipeline:
                 prepared = [(e, payload) for e in batch if (payload := self._preparer.prepare(e)) is not None]
                 if prepared:
                     await self._deliver(prepared)
+            except Exception:  # a bug or a full disk must not stop the batcher: the batch is counted, not hidden
+                log.exception("event batch of %d could not be delivered or spooled; dropped", len(batch))
+                self.counters.drop("internal", "priority", len(batch))
+                await asyncio.sleep(self.options.flush_interval_s)
             finally:
                 self._in_flight = 0
             await asyncio.sleep(0)
