@@ -90,7 +90,7 @@ def _consumer(db_url: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]
     accord = str(Path(sys.executable).with_name("accord"))
     env = {**os.environ, "ACCORD_DB_URL": db_url, "ACCORD_REDIS_URL": redis_url}
     with log.open("ab") as out:
-        return subprocess.Popen([accord, "events", "consume", "--name", "bench", "--batch", "20"], env=env,
+        return subprocess.Popen([accord, "events", "consume", "--name", "bench", "--batch", "100"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
 
 

@@ -37,7 +37,7 @@ async def consume(
     ] = None,
     batch: Annotated[
         int, typer.Option(min=1, max=10_000, help="Stream entries per read and insert (each up to 50 events).")
-    ] = 20,
+    ] = 100,
     max_deliveries: Annotated[int, typer.Option(min=1, help="Deliveries after which an entry goes to the DLQ.")] = 5,
     claim_idle: Annotated[
         float, typer.Option(min=0.01, help="Seconds an entry may sit unacknowledged before another consumer claims it.")

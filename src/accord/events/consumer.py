@@ -40,7 +40,7 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 @dataclass(frozen=True)
 class ConsumerOptions:
     name: str = field(default_factory=socket.gethostname)
-    batch: int = 20  # stream entries per read; each holds up to events_per_entry (50) events
+    batch: int = 100  # stream entries per read; each holds up to events_per_entry (50) events
     max_deliveries: int = 5
     claim_idle_ms: int = 30_000
     block_ms: int = 1000
