@@ -23,17 +23,20 @@ LAYERS = {
     "auth": 4,
     "vault": 4,
     "registry": 4,
+    "events": 4,
+    "cache": 4,
     "keys": 5,  # rotation reseals what every capability sealed
     "server": 6,
     "proxy": 6,
     "cli": 7,
 }
-CAPABILITIES = {"config", "auth", "vault", "registry"}
+CAPABILITIES = {"config", "auth", "vault", "registry", "events", "cache"}
 PUBLIC = {
     "accord.config.settings",
     "accord.config.connect",
     "accord.config.live",
     "accord.config.values",
+    "accord.vault",  # events masks fields with the vault's detectors
     "accord.registry.fleet",  # every watching LiveConfig announces itself in the fleet view
 }
 

@@ -48,6 +48,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "service-url": LazyCommand("accord.cli.registry_cmds:service_url"),
     "exec": LazyCommand("accord.cli.exec_cmds:exec_command"),
     "render": LazyCommand("accord.cli.exec_cmds:render_command"),
+    "events": LazyCommand("accord.cli.events_cmds:events_app", no_args_is_help=True),
 }
 
 

@@ -27,6 +27,7 @@ the HTTP CLI's decoding of an error answer are all read from here, so they canno
     ├── AuthenticationError          401  exit 6
     ├── PermissionDeniedError        403  exit 7
     ├── StoreUnavailableError        503  exit 5   the database could not be reached
+    │   ├── CacheUnavailableError    503  exit 5   accord.cache: Redis did not answer and no fallback is configured
     │   ├── ReadOnlyError            503  exit 5   running from a cache or snapshot
     │   └── ServerUnreachableError   503  exit 5   the server named by ACCORD_ADDR did not answer
     ├── NotAppliedError              504  exit 8   --wait-applied: live instances had not applied the change in time
@@ -54,6 +55,7 @@ __all__ = [
     "BadRequestError",
     "BodyTooLargeError",
     "BusUnavailableError",
+    "CacheUnavailableError",
     "CodecError",
     "CompactedError",
     "ConfigFileError",
@@ -296,6 +298,10 @@ class StoreUnavailableError(AccordError):
 
     http_status = 503
     exit_code = 5
+
+
+class CacheUnavailableError(StoreUnavailableError):
+    """The cache's Redis did not answer in time and no fallback is configured (accord.cache)."""
 
 
 class ReadOnlyError(StoreUnavailableError):

@@ -1,0 +1,137 @@
+"""``accord.events.start``: the one place that turns URLs and settings into a running pipeline.
+
+Nothing here waits on a dependency for long: a database or Redis that is down at start only means
+the pipeline begins on a lower stage (the spool at worst) and moves up when they answer. The schema
+(migration 0009) and the deployment id that names the stream are fetched on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from accord.bus.redis_conn import resolve_redis_url
+from accord.config.connect import connect
+from accord.core import environ
+from accord.core.errors import AccordError, UnknownSettingError
+from accord.events.keys import EventKeys
+from accord.events.pipeline import Pipeline, PipelineOptions
+from accord.events.redis_stage import RedisStage
+from accord.events.sampling import SamplingPolicy
+from accord.events.settings import EventsSettings
+from accord.events.stats import Counters
+from accord.store.deployment import redis_keys_of
+from accord.store.engine import create_engine, resolve_db_url
+from accord.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from accord.config.live import LiveConfig
+
+__all__ = ["DEFAULT_SPOOL_DIR", "policy_of", "start"]
+
+log = logging.getLogger("accord.events")
+DEFAULT_SPOOL_DIR = "accord-events-spool"
+
+
+class MigratedEngine:
+    """Runs the store's migrations once, the first time the database answers."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._done = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> AsyncEngine:
+        if not self._done:
+            async with self._lock:
+                if not self._done:
+                    await upgrade(self.engine)
+                    self._done = True
+        return self.engine
+
+    async def keys(self) -> EventKeys:
+        return EventKeys.of(await redis_keys_of(await self.ready()))
+
+
+def policy_of(live: LiveConfig) -> SamplingPolicy:
+    return SamplingPolicy.of(
+        critical_routes=live.get("events.critical_routes"),
+        slow_ms=live.get("events.slow_ms"),
+        sample_rate=live.get("events.sample_rate"),
+        salt=live.get("events.salt"),
+    )
+
+
+def follow(pipeline: Pipeline, live: LiveConfig) -> None:
+    """Swap in a new policy on every change of ``events.*``."""
+    try:
+        pipeline.set_policy(policy_of(live))
+    except UnknownSettingError:
+        raise AccordError(
+            "the LiveConfig does not declare the events settings: connect it with groups=[EventsSettings]"
+        ) from None
+    live.on_change("events.", lambda _change: pipeline.set_policy(policy_of(live)))
+
+
+async def start(
+    service: str | None = None,
+    db_url: str | None = None,
+    redis_url: str | None = None,
+    spool_dir: str | Path | None = None,
+    *,
+    config: LiveConfig | None = None,
+    policy: SamplingPolicy | None = None,
+    options: PipelineOptions | None = None,
+    database_stage: bool = True,
+) -> Pipeline:
+    """A running pipeline. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL (then the embedded SQLite file).
+
+    The policy follows ``config`` (a LiveConfig declaring EventsSettings); with neither ``config`` nor a
+    static ``policy`` the pipeline opens its own LiveConfig on the same database. ``database_stage=False``
+    leaves out the direct-to-database fallback (Redis, then the spool).
+    """
+    env = environ.current()
+    migrated = MigratedEngine(create_engine(resolve_db_url(db_url)))
+    redis = resolve_redis_url(redis_url)
+    opts = options or PipelineOptions()
+    counters = Counters()
+    stage = None
+    if redis is not None:
+        stage = RedisStage(
+            redis,
+            migrated.keys,
+            counters,
+            maxlen=opts.stream_maxlen,
+            unconfirmed_max=opts.unconfirmed_max,
+            per_entry=opts.events_per_entry,
+        )
+    pipeline = Pipeline(
+        service or env.service or "app",
+        policy=policy or SamplingPolicy(),
+        spool_dir=spool_dir or Path.cwd() / DEFAULT_SPOOL_DIR,
+        database=migrated.ready if database_stage else None,
+        redis=stage,
+        options=opts,
+        counters=counters,
+    )
+    pipeline.add_closer(migrated.engine.dispose)
+    if config is not None:
+        follow(pipeline, config)
+    elif policy is None:
+        await _own_config(pipeline, db_url, redis_url)
+    pipeline.start()
+    return pipeline
+
+
+async def _own_config(pipeline: Pipeline, db_url: str | None, redis_url: str | None) -> None:
+    try:
+        live = await connect(db_url, redis_url, groups=[EventsSettings], announce=False)
+    except AccordError as exc:
+        log.warning("events: sampling policy not followed live (%s); using the defaults until restart", exc.detail)
+        return
+    follow(pipeline, live)
+    pipeline.add_closer(live.aclose)
