@@ -114,22 +114,27 @@ class Servers:
         raise ServerUnreachableError(f"cannot reach any accord server ({ADDR_ENV}={self.shown}): {'; '.join(reasons)}")
 
     def error(self, response: httpx.Response) -> AccordError:
-        """The error answer decoded into the class the server raised (the one table in core/errors.py)."""
-        name, detail = None, None
-        try:
-            body = response.json()
-            if isinstance(body, dict):
-                name, detail = body.get("error"), body.get("detail")
-        except ValueError:
-            pass
-        if not isinstance(detail, str) or not detail:
-            detail = f"the server at {shown_addr(str(response.url))} answered HTTP {response.status_code}"
-        if response.status_code == 401:
-            detail += f" (check {TOKEN_ENV})"
-        return decode(name, detail, response.status_code)
+        return decode_error(response, server=shown_addr(str(response.url)), token_hint=f" (check {TOKEN_ENV})")
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def decode_error(response: httpx.Response, *, server: str, token_hint: str) -> AccordError:
+    """An error answer of an accord server decoded into the class the server raised (the one table in
+    core/errors.py), so a remote client and the CLI over HTTP raise what a direct call would."""
+    name, detail = None, None
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            name, detail = body.get("error"), body.get("detail")
+    except ValueError:
+        pass
+    if not isinstance(detail, str) or not detail:
+        detail = f"the server at {server} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    if response.status_code == 401:
+        detail += token_hint
+    return decode(name, detail, response.status_code)
 
 
 def _is_accord_error(response: httpx.Response) -> bool:

@@ -10,7 +10,8 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from accord.store.types import Change, Entry
+from accord.store.entry_codec import entry_from_json, entry_to_json
+from accord.store.types import Change
 
 __all__ = ["change_from_json", "change_to_json", "entry_from_json", "entry_to_json", "placeholder"]
 
@@ -55,30 +56,4 @@ def change_from_json(body: dict[str, Any]) -> Change:
         actor=str(body.get("actor", "")),
         at=None if at is None else datetime.fromisoformat(at),
         action=body.get("action"),
-    )
-
-
-def entry_to_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "key": entry.key,
-        "value": base64.b64encode(entry.value).decode(),
-        "version": entry.version,
-        "create_revision": entry.create_revision,
-        "mod_revision": entry.mod_revision,
-        "secret": entry.secret,
-        "updated_at": entry.updated_at.isoformat(),
-        "updated_by": entry.updated_by,
-    }
-
-
-def entry_from_json(body: dict[str, Any]) -> Entry:
-    return Entry(
-        key=str(body["key"]),
-        value=base64.b64decode(body["value"], validate=True),
-        version=int(body["version"]),
-        create_revision=int(body["create_revision"]),
-        mod_revision=int(body["mod_revision"]),
-        secret=bool(body["secret"]),
-        updated_at=datetime.fromisoformat(body["updated_at"]),
-        updated_by=str(body["updated_by"]),
     )

@@ -1,6 +1,7 @@
-"""The JSON text of an Entry outside the database: in the Redis value cache and in the snapshot file.
+"""The JSON of an Entry outside the database: in the Redis value cache, the snapshot file and the
+remote clients' snapshot (docs/remote.md).
 
-Both hold copies a process may start from while the database is down, so both must carry the
+Each holds copies a process may start from while the database is down, so each must carry the
 whole entry (value as base64, revisions, who wrote it and when) and read back exactly what was written.
 """
 
@@ -13,11 +14,20 @@ from typing import Any
 
 from accord.store.types import Entry
 
-__all__ = ["decode_entry", "encode_entry"]
+__all__ = ["decode_entry", "encode_entry", "entry_from_json", "entry_to_json"]
 
 
 def encode_entry(entry: Entry) -> str:
-    body: dict[str, Any] = {
+    return json.dumps(entry_to_json(entry), separators=(",", ":"))
+
+
+def decode_entry(raw: bytes | str) -> Entry:
+    """The entry ``raw`` encodes; ValueError, KeyError or TypeError when it is not one."""
+    return entry_from_json(json.loads(raw))
+
+
+def entry_to_json(entry: Entry) -> dict[str, Any]:
+    return {
         "key": entry.key,
         "value": base64.b64encode(entry.value).decode(),
         "version": entry.version,
@@ -27,19 +37,17 @@ def encode_entry(entry: Entry) -> str:
         "updated_at": entry.updated_at.isoformat(),
         "updated_by": entry.updated_by,
     }
-    return json.dumps(body, separators=(",", ":"))
 
 
-def decode_entry(raw: bytes | str) -> Entry:
-    """The entry ``raw`` encodes; ValueError, KeyError or TypeError when it is not one."""
-    body = json.loads(raw)
+def entry_from_json(body: dict[str, Any]) -> Entry:
+    """The entry ``body`` holds; ValueError (also for base64 that is not), KeyError or TypeError when it is not one."""
     return Entry(
-        key=body["key"],
-        value=base64.b64decode(body["value"]),
+        key=str(body["key"]),
+        value=base64.b64decode(body["value"], validate=True),
         version=int(body["version"]),
         create_revision=int(body["create_revision"]),
         mod_revision=int(body["mod_revision"]),
         secret=bool(body["secret"]),
         updated_at=datetime.fromisoformat(body["updated_at"]),
-        updated_by=body["updated_by"],
+        updated_by=str(body["updated_by"]),
     )

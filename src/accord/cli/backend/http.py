@@ -16,7 +16,8 @@ import accord
 from accord.cli.backend.types import HISTORY_FIELDS, AuditQuery, Row, Rows, TokenRequest, pick
 from accord.core.environ import ADDR as ADDR_ENV
 from accord.core.environ import TOKEN as TOKEN_ENV
-from accord.core.errors import AccordError, EnvironError, InputError, RemoteError, ServerUnreachableError, decode
+from accord.core.errors import AccordError, EnvironError, InputError, RemoteError, ServerUnreachableError
+from accord.remote.servers import decode_error
 
 if TYPE_CHECKING:
     from accord.cli.progress import Meter
@@ -251,19 +252,8 @@ class HttpBackend:
         return ServerUnreachableError(f"cannot reach the accord server at {ADDR_ENV}={self._shown}: {reason}")
 
     def _error(self, response: httpx.Response) -> AccordError:
-        """The error answer decoded into the class the server raised (core/errors.py holds the one table)."""
-        name, detail = None, None
-        try:
-            body = response.json()
-            if isinstance(body, dict):
-                name, detail = body.get("error"), body.get("detail")
-        except ValueError:
-            pass
-        if not isinstance(detail, str) or not detail:
-            detail = f"the server at {self._shown} answered HTTP {response.status_code} {response.reason_phrase}"
-        if response.status_code == 401:
-            detail += f" (check {TOKEN_ENV})" if self._has_token else f" ({TOKEN_ENV} is not set)"
-        return decode(name, detail, response.status_code)
+        hint = f" (check {TOKEN_ENV})" if self._has_token else f" ({TOKEN_ENV} is not set)"
+        return decode_error(response, server=self._shown, token_hint=hint)
 
 
 def _tls_context(addr: str) -> ssl.SSLContext | bool:
