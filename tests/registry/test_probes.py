@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -138,3 +139,52 @@ async def test_tls_verified_unless_skip_verify(prober: Prober, tmp_path: Path) -
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+async def _serve(answer: bytes) -> tuple[asyncio.Server, str, list[int]]:
+    """A loopback server that reads one request, writes ``answer`` (all of it, if the client keeps reading)
+    and closes; ``sent`` counts the bytes the client actually took."""
+    sent: list[int] = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            for start in range(0, len(answer), 65536):
+                writer.write(answer[start : start + 65536])
+                await writer.drain()
+                sent[0] += len(answer[start : start + 65536])
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/health", sent
+
+
+async def test_a_huge_chunked_body_is_read_only_as_far_as_the_output_keeps(prober: Prober) -> None:
+    chunk = b"y" * 60000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(200)) + b"0\r\n\r\n"  # 12 MB
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+    server, url, sent = await _serve(head + body)
+    async with server:
+        result = await prober.run("http", {"HTTP": url})
+    assert result.status == PASSING
+    assert result.output == f"HTTP GET {url}: 200 OK Output: " + "y" * 4096, "decoded chunks, cut at 4 KiB"
+    assert sent[0] < len(body) // 2, "the probe stopped reading once it had its output"
+
+
+async def test_a_server_that_closes_without_answering_is_critical(prober: Prober) -> None:
+    server, url, _sent = await _serve(b"")
+    async with server:
+        result = await prober.run("http", {"HTTP": url})
+    assert result.status == CRITICAL and result.output.startswith(f'Get "{url}": ')
+    assert result.output == f'Get "{url}": EOF'
+
+
+async def test_an_empty_reason_phrase_reads_as_the_standard_one(prober: Prober) -> None:
+    server, url, _sent = await _serve(b"HTTP/1.1 503 \r\nContent-Length: 4\r\n\r\ndown")
+    async with server:
+        result = await prober.run("http", {"HTTP": url})
+    assert (result.status, result.output) == (CRITICAL, f"HTTP GET {url}: 503 Service Unavailable Output: down")

@@ -5,6 +5,11 @@ carries Consul's ``User-Agent`` and ``Accept``, keep-alives are off, redirects a
 ``DisableRedirects``, certificates are verified unless ``TLSSkipVerify``. TCP: a connection that
 opens is passing. Output is at most 4 KiB of the body (Consul's ``OutputMaxSize``).
 See shared/reference/consul-http-api.md §3.
+
+A plain ``http://`` check is sent with h11 over one asyncio connection and reads no more of the
+body than the output keeps: about a third of the CPU of an httpx request, which is what bounds how
+many checks one leader runs (docs/BENCHMARKS.md, "HTTP checks per second"). HTTPS checks, and
+redirects to follow, go through httpx.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
+import h11
 import httpx
 
 __all__ = [
@@ -79,27 +87,108 @@ class Prober:
             for name, values in given.items():
                 for value in values if isinstance(values, list) else [values]:
                     headers.append((str(name), str(value)))
-        body = definition.get("Body") or ""
-        client = self._trusting if definition.get("TLSSkipVerify") else self._verifying
+        body = str(definition.get("Body") or "").encode()
+        follow = not definition.get("DisableRedirects")
         try:
-            answer = await client.request(
-                method,
-                url,
-                headers=headers,
-                content=str(body).encode() if body else None,
-                timeout=limit_s,
-                follow_redirects=not definition.get("DisableRedirects"),
-            )
-        except httpx.TimeoutException:
+            answer = await _plain_http(method, url, headers, body, limit_s=limit_s, follow=follow)
+            if answer is None:
+                answer = await self._httpx(definition, method, url, headers, body, limit_s=limit_s, follow=follow)
+        except (httpx.TimeoutException, TimeoutError):
             return ProbeResult(
                 CRITICAL, f'{method.capitalize()} "{url}": context deadline exceeded (Client.Timeout exceeded)'
             )
-        except (httpx.HTTPError, OSError, ValueError) as exc:
+        except (httpx.HTTPError, h11.ProtocolError, OSError, ValueError) as exc:
             return ProbeResult(CRITICAL, f'{method.capitalize()} "{url}": {_reason(exc)}')
-        code = answer.status_code
+        code, reason, content = answer
         status = PASSING if 200 <= code < 300 else WARNING if code == 429 else CRITICAL
-        text = answer.content[:OUTPUT_MAX_BYTES].decode(errors="replace")
-        return ProbeResult(status, f"HTTP {method} {url}: {code} {answer.reason_phrase} Output: {text}")
+        text = content[:OUTPUT_MAX_BYTES].decode(errors="replace")
+        return ProbeResult(status, f"HTTP {method} {url}: {code} {reason} Output: {text}")
+
+    async def _httpx(
+        self,
+        definition: dict[str, Any],
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        limit_s: float,
+        follow: bool,
+    ) -> tuple[int, str, bytes]:
+        client = self._trusting if definition.get("TLSSkipVerify") else self._verifying
+        request = client.build_request(method, url, headers=headers, content=body or None, timeout=limit_s)
+        response = await client.send(request, stream=True, follow_redirects=follow)
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) >= OUTPUT_MAX_BYTES:
+                    break
+            return response.status_code, response.reason_phrase, bytes(content)
+        finally:
+            await response.aclose()
+
+
+async def _plain_http(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, limit_s: float, follow: bool
+) -> tuple[int, str, bytes] | None:
+    """Status, reason and the first 4 KiB of the body of a plain-http check; None when httpx must do it
+    (https, or a redirect to follow)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = [("Host", parts.netloc.rpartition("@")[2]), *headers, ("Connection", "close")]
+    if body:
+        sent.append(("Content-Length", str(len(body))))
+    async with asyncio.timeout(limit_s):
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        try:
+            conn = h11.Connection(h11.CLIENT)
+            writer.write(conn.send(h11.Request(method=method, target=target, headers=sent)) or b"")
+            if body:
+                writer.write(conn.send(h11.Data(data=body)) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+            response: h11.Response | None = None
+            content = bytearray()
+            broken, received = "", 0
+            while len(content) < OUTPUT_MAX_BYTES:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    broken = f"malformed HTTP response: {exc}" if received else "EOF"
+                    break
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    received += len(data)
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    response = event
+                    if follow and 300 <= event.status_code < 400 and _has_location(event):
+                        return None
+                elif isinstance(event, h11.Data):
+                    content += event.data
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+            if response is None:  # Go's words for a connection closed before an answer
+                raise ConnectionError(broken or "EOF")
+            reason = response.reason.decode("latin-1") or _standard_reason(response.status_code)
+            return response.status_code, reason, bytes(content)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+def _standard_reason(code: int) -> str:
+    with contextlib.suppress(ValueError):
+        return HTTPStatus(code).phrase
+    return ""
+
+
+def _has_location(response: h11.Response) -> bool:
+    return any(name == b"location" for name, _value in response.headers)
 
 
 async def tcp_probe(address: str, *, limit_s: float = DEFAULT_TIMEOUT_S) -> ProbeResult:
