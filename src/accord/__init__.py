@@ -110,9 +110,6 @@ def __dir__() -> list[str]:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from accord.core.version import package_version
 
-    try:
-        return version("accord")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-        return "0.0.0"
+    return package_version()

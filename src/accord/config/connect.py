@@ -24,7 +24,6 @@ from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT
 from accord.core.errors import InvalidInputError
 from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX
 from accord.registry.fleet import Announcer
-from accord.remote.factory import remote_parts
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
 from accord.store.types import KVStore
@@ -78,6 +77,8 @@ async def connect(
     if remote is not None:
         if redis_url:
             raise InvalidInputError("a remote client (addr=) holds no Redis connection: drop redis_url")
+        from accord.remote.factory import remote_parts  # httpx: loaded by remote clients only
+
         parts = remote_parts(remote, token or env.token or "", prefixes)
         replica = Replica(
             parts.store,

@@ -26,6 +26,21 @@ _NOTES = ("title", "description", "default", "examples")
 _STAMP = ("declared_by", "declared_at")
 
 
+def same_declaration(stored: str | None, given: str) -> bool:
+    """Whether two stored schema texts declare the same setting, whoever stamped them and when."""
+    if stored is None:
+        return False
+    if stored == given:
+        return True
+    try:
+        before, after = json.loads(stored), json.loads(given)
+    except ValueError:
+        return False
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return False
+    return {k: v for k, v in before.items() if k not in _STAMP} == {k: v for k, v in after.items() if k not in _STAMP}
+
+
 async def register_declarations(
     store: KVStore, forms: Mapping[str, str], *, actor: str, replace: bool = False
 ) -> list[Change]:

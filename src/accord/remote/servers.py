@@ -15,10 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-import accord
 from accord.core.environ import ADDR as ADDR_ENV
 from accord.core.environ import TOKEN as TOKEN_ENV
 from accord.core.errors import AccordError, EnvironError, RemoteError, ServerUnreachableError, decode
+from accord.core.version import package_version
 
 CONNECT_TIMEOUT_S = 2.0
 TIMEOUT_S = 30.0
@@ -73,7 +73,7 @@ class Servers:
         self.addresses = list(addresses)
         self.token = token
         self.current = 0
-        headers = {"User-Agent": f"accord-remote/{accord.__version__}", "Authorization": f"Bearer {token}"}
+        headers = {"User-Agent": f"accord-remote/{package_version()}", "Authorization": f"Bearer {token}"}
         self.client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
