@@ -1,0 +1,207 @@
+"""The admin UI in a real chromium against a real `accord serve`: sign-in, ACL, editing, CSRF, CSP, phone width."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+
+from tests.harness import AccordServer
+
+SECRET_VALUE = "sk-ui-test-never-shown-0123456789"
+
+
+def sign_in(page: Page, server: AccordServer, token: str) -> None:
+    page.goto(f"{server.url}/")
+    page.get_by_label("Token", exact=True).fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+
+
+def setting_card(page: Page, path: str) -> Locator:
+    return page.locator(f'article[data-path="{path}"]')
+
+
+def stored(server: AccordServer, path: str) -> dict[str, Any]:
+    with server.admin() as admin:
+        answer = admin.get(f"/api/config/{path}")
+    assert answer.status_code == 200, answer.text
+    row: dict[str, Any] = answer.json()
+    return row
+
+
+def put_from_page(page: Page, path: str, text: str, *, csrf: str | None) -> int:
+    """A write the page's own origin forces with fetch (the cookie rides along), with or without the CSRF header."""
+    script = """async ([path, text, csrf]) => {
+        const headers = {"Content-Type": "application/json"};
+        if (csrf !== null) headers["X-Accord-CSRF"] = csrf;
+        const body = JSON.stringify({input: text});
+        return (await fetch(`/api/config/${path}`, {method: "PUT", headers, body})).status;
+    }"""
+    status: int = page.evaluate(script, [path, text, csrf])
+    return status
+
+
+def page_csrf(page: Page) -> str:
+    csrf: str = page.evaluate('async () => (await (await fetch("/ui/session")).json()).csrf')
+    return csrf
+
+
+def test_root_redirects_to_the_ui_which_has_a_strict_csp_and_no_inline_script(ui_server: AccordServer) -> None:
+    with ui_server.client() as client:
+        root = client.get("/")
+        assert root.status_code == 307 and root.headers["location"] == "/ui/"
+        html = client.get("/ui/")
+        assets = [client.get("/ui/static/app.js"), client.get("/ui/static/app.css")]
+        assert client.get("/ui/static/index.html").status_code == 404  # a fixed list of assets, nothing else
+    for answer in (html, *assets):
+        assert answer.status_code == 200
+        csp = answer.headers["content-security-policy"]
+        for directive in ("default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"):
+            assert directive in csp, csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert answer.headers["x-frame-options"] == "DENY"
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html.text, re.S | re.I)
+    assert scripts and all('src="/ui/static/' in attrs and not body.strip() for attrs, body in scripts)
+    assert not re.search(r"\son[a-z]+\s*=", html.text, re.I), "an inline event handler"
+    assert "<style" not in html.text.lower() and "style=" not in html.text.lower()
+    assert "http://" not in html.text and "https://" not in html.text  # nothing from a CDN
+
+
+def test_a_bad_token_is_refused_and_a_good_one_signs_in_with_a_strict_httponly_cookie(
+    ui_server: AccordServer, page: Page, context: BrowserContext
+) -> None:
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(f"{ui_server.url}/")
+    expect(page).to_have_url(f"{ui_server.url}/ui/")
+    page.get_by_label("Token", exact=True).fill("acc_not-a-token-anyone-issued-0000000000")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert").filter(has_text="unknown")).to_be_visible()
+    assert context.cookies() == []
+
+    assert ui_server.token
+    sign_in(page, ui_server, ui_server.token)
+    expect(page.get_by_text("Signed in as management")).to_be_visible()
+    expect(setting_card(page, "llm.model")).to_be_visible()
+    assert ui_server.token not in page.url
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "accord_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # the page's script cannot read the session
+    # only the 401 of the refused token (and the "not signed in" check on load) may show in the console
+    assert all("401" in text for text in problems), "\n".join(problems)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()
+    assert context.cookies() == []
+
+
+def test_edit_save_and_see_the_new_value_and_version(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    before = stored(ui_server, "llm.max_output")
+    sign_in(page, ui_server, ui_server.token)
+    page.get_by_label("Search", exact=True).fill("max_output")
+    expect(setting_card(page, "llm.model")).to_be_hidden()
+    card = setting_card(page, "llm.max_output")
+    card.get_by_label("llm.max_output", exact=True).fill("4096")
+    card.get_by_role("button", name="Save").click()
+    expect(card.get_by_role("status")).to_have_text(f"Saved: version {before['version'] + 1}")
+    expect(card.locator("dd.value")).to_have_text("4096")
+    expect(card.locator("dt:text-is('Source') + dd")).to_have_text("stored")
+    after = stored(ui_server, "llm.max_output")
+    assert after["value"] == 4096 and after["version"] == before["version"] + 1
+
+
+def test_an_invalid_value_is_refused_inline_naming_the_rule(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    before = stored(ui_server, "embedding.batch_size")
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "embedding.batch_size")
+    card.get_by_label("embedding.batch_size", exact=True).fill("0")
+    card.get_by_role("button", name="Save").click()
+    expect(card.get_by_role("alert")).to_contain_text(">= 1")
+    expect(card.get_by_role("alert")).to_contain_text("embedding.batch_size")
+    assert stored(ui_server, "embedding.batch_size") == before
+
+
+def test_a_conflict_shows_both_values(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.model")
+    with ui_server.admin() as admin:  # someone else saves after the page loaded
+        assert admin.put("/api/config/llm.model", json={"input": "theirs-model"}).status_code == 200
+    version = stored(ui_server, "llm.model")["version"]
+    card.get_by_label("llm.model", exact=True).fill("my-model")
+    card.get_by_role("button", name="Save").click()
+    conflict = card.locator(".conflict")
+    expect(conflict).to_contain_text(f"Stored now: theirs-model (version {version})")
+    expect(conflict).to_contain_text("Yours: my-model")
+    assert stored(ui_server, "llm.model")["value"] == "theirs-model"
+    card.get_by_role("button", name="Save").click()  # saving again, knowingly, replaces it
+    expect(card.get_by_role("status")).to_have_text(f"Saved: version {version + 1}")
+    assert stored(ui_server, "llm.model")["value"] == "my-model"
+
+
+def test_a_read_only_token_sees_no_edit_controls_and_a_forced_write_is_refused(
+    ui_server: AccordServer, viewer_token: str, page: Page
+) -> None:
+    before = stored(ui_server, "llm.temperature")
+    sign_in(page, ui_server, viewer_token)
+    expect(setting_card(page, "llm.temperature")).to_be_visible()
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    expect(page.get_by_role("textbox", name="llm.temperature")).to_have_count(0)
+    assert put_from_page(page, "llm.temperature", "1.5", csrf=page_csrf(page)) == 403
+    assert stored(ui_server, "llm.temperature") == before
+
+
+def test_a_change_without_the_csrf_header_is_refused(
+    ui_server: AccordServer, page: Page, context: BrowserContext
+) -> None:
+    assert ui_server.token
+    before = stored(ui_server, "llm.temperature")
+    sign_in(page, ui_server, ui_server.token)
+    assert put_from_page(page, "llm.temperature", "1.5", csrf=None) == 403
+    assert put_from_page(page, "llm.temperature", "1.5", csrf="0" * 64) == 403
+    (cookie,) = context.cookies()
+    with httpx.Client(base_url=ui_server.url, cookies={cookie["name"]: cookie["value"]}) as forged:
+        answer = forged.put("/api/config/llm.temperature", json={"input": "1.5"})
+        assert answer.status_code == 403 and "X-Accord-CSRF" in answer.json()["detail"]
+        assert forged.get("/api/config").status_code == 403  # reads through the cookie need it too
+    assert stored(ui_server, "llm.temperature") == before
+    assert put_from_page(page, "llm.temperature", "1.5", csrf=page_csrf(page)) == 200  # with it, the write goes
+
+
+def test_sign_in_refuses_another_origin_and_a_form_post(ui_server: AccordServer) -> None:
+    assert ui_server.token
+    with ui_server.client() as client:
+        evil = client.post("/ui/session", json={"token": ui_server.token}, headers={"Origin": "https://evil.example"})
+        assert evil.status_code == 403 and "set-cookie" not in evil.headers
+        form = client.post("/ui/session", data={"token": ui_server.token})
+        assert form.status_code == 422 and "set-cookie" not in form.headers
+
+
+def test_a_secret_is_masked_and_never_in_the_page(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    with ui_server.admin() as admin:
+        assert admin.put("/api/config/llm.openai_api_key", json={"input": SECRET_VALUE}).status_code == 200
+    bodies: list[str] = []
+    page.on("response", lambda response: bodies.append(response.text()) if response.ok else None)
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.openai_api_key")
+    expect(card.locator("dt:text-is('Source') + dd")).to_have_text("stored")
+    expect(card.get_by_label("llm.openai_api_key", exact=True)).to_have_value("")
+    assert SECRET_VALUE not in page.content()
+    assert not any(SECRET_VALUE in body for body in bodies)
+
+
+def test_phone_width_has_no_horizontal_scroll(ui_server: AccordServer, context: BrowserContext) -> None:
+    assert ui_server.token
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, ui_server, ui_server.token)
+    expect(setting_card(page, "llm.openai_api_key")).to_be_visible()
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1] == 390, widths
