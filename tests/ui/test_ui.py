@@ -32,6 +32,13 @@ def stored(server: AccordServer, path: str) -> dict[str, Any]:
     return row
 
 
+def put_as_admin(server: AccordServer, path: str, text: str) -> None:
+    """A change made elsewhere: another client, not the page."""
+    with server.admin() as admin:
+        answer = admin.put(f"/api/config/{path}", json={"input": text})
+    assert answer.status_code == 200, answer.text
+
+
 def put_from_page(page: Page, path: str, text: str, *, csrf: str | None) -> int:
     """A write the page's own origin forces with fetch (the cookie rides along), with or without the CSRF header."""
     script = """async ([path, text, csrf]) => {
@@ -131,10 +138,11 @@ def test_a_conflict_shows_both_values(ui_server: AccordServer, page: Page) -> No
     assert ui_server.token
     sign_in(page, ui_server, ui_server.token)
     card = setting_card(page, "llm.model")
-    with ui_server.admin() as admin:  # someone else saves after the page loaded
-        assert admin.put("/api/config/llm.model", json={"input": "theirs-model"}).status_code == 200
+    card.get_by_label("llm.model", exact=True).fill("my-model")  # the admin is typing (the field has focus)...
+    put_as_admin(ui_server, "llm.model", "theirs-model")  # ...when someone else saves
     version = stored(ui_server, "llm.model")["version"]
-    card.get_by_label("llm.model", exact=True).fill("my-model")
+    expect(card.locator(".elsewhere")).to_have_text(f"Changed elsewhere: now version {version}")
+    expect(card.get_by_label("llm.model", exact=True)).to_have_value("my-model")  # their text is kept
     card.get_by_role("button", name="Save").click()
     conflict = card.locator(".conflict")
     expect(conflict).to_contain_text(f"Stored now: theirs-model (version {version})")
@@ -148,11 +156,17 @@ def test_a_conflict_shows_both_values(ui_server: AccordServer, page: Page) -> No
 def test_a_read_only_token_sees_no_edit_controls_and_a_forced_write_is_refused(
     ui_server: AccordServer, viewer_token: str, page: Page
 ) -> None:
+    put_as_admin(ui_server, "llm.temperature", "0.3")
+    put_as_admin(ui_server, "llm.temperature", "0.4")
     before = stored(ui_server, "llm.temperature")
     sign_in(page, ui_server, viewer_token)
-    expect(setting_card(page, "llm.temperature")).to_be_visible()
+    card = setting_card(page, "llm.temperature")
+    expect(card).to_be_visible()
     expect(page.get_by_role("button", name="Save")).to_have_count(0)
     expect(page.get_by_role("textbox", name="llm.temperature")).to_have_count(0)
+    card.get_by_role("button", name="History").click()
+    expect(card.locator("li[data-version]")).to_have_count(before["version"])
+    expect(page.get_by_role("button", name=re.compile("Rollback"))).to_have_count(0)
     assert put_from_page(page, "llm.temperature", "1.5", csrf=page_csrf(page)) == 403
     assert stored(ui_server, "llm.temperature") == before
 
@@ -205,3 +219,38 @@ def test_phone_width_has_no_horizontal_scroll(ui_server: AccordServer, context: 
     expect(setting_card(page, "llm.openai_api_key")).to_be_visible()
     widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert widths[0] <= widths[1] == 390, widths
+
+
+def test_history_shows_the_versions_and_rollback_asks_first(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    put_as_admin(ui_server, "embedding.model", "model-a")
+    first = stored(ui_server, "embedding.model")["version"]
+    put_as_admin(ui_server, "embedding.model", "model-b")
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "embedding.model")
+    card.get_by_role("button", name="History").click()
+    old = card.locator(f'li[data-version="{first}"]')
+    expect(old.locator("p.value")).to_have_text("model-a")
+    expect(card.locator(f'li[data-version="{first + 1}"] p.was')).to_have_text("was: model-a")
+    card.get_by_role("button", name=f"Rollback embedding.model to version {first}").click()
+    card.get_by_role("button", name="Cancel").click()  # asking first: cancelling changes nothing
+    assert stored(ui_server, "embedding.model")["value"] == "model-b"
+    card.get_by_role("button", name=f"Rollback embedding.model to version {first}").click()
+    card.get_by_role("button", name="Confirm rollback").click()
+    expect(card.get_by_role("status")).to_have_text(f"Rolled back to version {first}: now version {first + 2}")
+    expect(card.locator("dd.value")).to_have_text("model-a")
+    after = stored(ui_server, "embedding.model")
+    assert after["value"] == "model-a" and after["version"] == first + 2
+
+
+def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.temperature")
+    expect(card).to_be_visible()
+    value = "1.25" if stored(ui_server, "llm.temperature")["value"] != 1.25 else "1.75"
+    page.wait_for_function("() => document.querySelector('#settings-status').textContent.includes('revision')")
+    put_as_admin(ui_server, "llm.temperature", value)
+    version = stored(ui_server, "llm.temperature")["version"]
+    expect(card.locator("dd.value")).to_have_text(value)  # event-driven: the watch stream, no reload
+    expect(card.locator("dt:text-is('Version') + dd")).to_have_text(str(version))

@@ -3,8 +3,9 @@
 // so the server's ACL decides everything; the page only hides controls the server says are useless.
 // The DOM is built with textContent only: no value from the server is ever parsed as HTML.
 
-const session = { csrf: "", writable: new Set() };
+const session = { csrf: "", writable: new Set(), watch: null };
 let settings = [];
+let revision = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,6 +54,8 @@ function signedIn(who) {
 }
 
 function signedOut(message = "") {
+  session.watch?.abort();
+  session.watch = null;
   session.csrf = "";
   session.writable = new Set();
   settings = [];
@@ -89,8 +92,74 @@ async function loadSettings() {
     return;
   }
   settings = answer.data.settings;
-  $("settings-status").textContent = `${settings.length} settings, revision ${answer.data.revision}`;
+  revision = answer.data.revision;
+  showRevision();
   render();
+  if (!session.watch) watch();
+}
+
+function showRevision() {
+  $("settings-status").textContent = `${settings.length} settings, revision ${revision}`;
+}
+
+// Live: /api/watch read with fetch (EventSource cannot send the CSRF header), resumed from the last
+// revision seen, so nothing is missed between loading the list and the stream starting, or across reconnects.
+async function watch() {
+  const controller = new AbortController();
+  session.watch = controller;
+  while (session.watch === controller) {
+    try {
+      const response = await fetch(`/api/watch?from_revision=${revision}`, {
+        headers: { "X-Accord-CSRF": session.csrf }, credentials: "same-origin", signal: controller.signal,
+      });
+      if (response.status === 401 || response.status === 403) {
+        if (session.watch === controller) signedOut("The session ended: sign in again.");
+        return;
+      }
+      if (response.ok) await readEvents(response.body);
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+async function readEvents(stream) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim());
+      if (data.length) await changed(JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+async function changed(event) {
+  revision = Math.max(revision, event.revision);
+  const answer = await api("GET", `/api/config/${encodeURIComponent(event.path)}`);
+  if (!answer.ok) return;
+  const index = settings.findIndex((row) => row.path === event.path);
+  if (index < 0) return;
+  showRevision();
+  const known = settings[index];
+  if (known.version === answer.data.version && known.mod_revision === answer.data.mod_revision) return; // our own save
+  const current = document.querySelector(`article[data-path="${CSS.escape(event.path)}"]`);
+  if (current && current.contains(document.activeElement) && document.activeElement.tagName === "INPUT") {
+    // someone is typing here: keep their text; saving will show the conflict with both values
+    let notice = current.querySelector(".elsewhere");
+    if (!notice) current.append(notice = el("p", { class: "elsewhere", role: "status" }));
+    notice.textContent = `Changed elsewhere: now version ${answer.data.version}`;
+    return;
+  }
+  settings[index] = answer.data;
+  if (current) current.replaceWith(card(answer.data));
 }
 
 function category(path) {
@@ -135,7 +204,79 @@ function card(row) {
   if (row.description) detail(facts, "Description", row.description);
   article.append(facts);
   if (session.writable.has(row.path)) article.append(editor(row));
+  article.append(historyPanel(row));
   return article;
+}
+
+// History: the stored versions, newest first, each with the value it replaced; Rollback (writers only)
+// asks for a confirmation in the page, then restores that version's value as a new version.
+function historyPanel(row) {
+  const panel = el("div", { class: "history" });
+  const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "History" });
+  const body = el("div", { class: "history-body" });
+  body.hidden = true;
+  toggle.addEventListener("click", async () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    body.hidden = !open;
+    if (open) await loadHistory(row, body);
+  });
+  panel.append(toggle, body);
+  return panel;
+}
+
+async function loadHistory(row, body) {
+  const answer = await api("GET", `/api/config/${encodeURIComponent(row.path)}/history?limit=50`);
+  if (!answer.ok) {
+    body.replaceChildren(el("p", { class: "error", role: "alert", text: answer.data.detail }));
+    return;
+  }
+  const versions = answer.data;
+  if (!versions.length) {
+    body.replaceChildren(el("p", { text: "Nothing stored yet: the value comes from the environment or the default." }));
+    return;
+  }
+  const list = el("ol", { class: "versions", "aria-label": `History of ${row.path}` });
+  versions.forEach((item, index) => {
+    const previous = versions[index + 1];
+    const what = item.op === "delete" ? "removed" : asText(item.value);
+    const entry = el("li", { "data-version": String(item.version) },
+      el("p", { class: "version-head", text: `Version ${item.version} · ${item.op} · ${item.actor || "unknown"} · ${item.at || ""}` }),
+      el("p", { class: "value", text: what }));
+    if (previous && item.op !== "delete") entry.append(el("p", { class: "was", text: `was: ${asText(previous.value)}` }));
+    const current = index === 0;
+    if (!current && item.op !== "delete" && session.writable.has(row.path)) entry.append(rollbackControl(row, item));
+    list.append(entry);
+  });
+  body.replaceChildren(list);
+}
+
+function rollbackControl(row, item) {
+  const box = el("div", { class: "rollback" });
+  const start = el("button", { type: "button", class: "secondary", text: "Rollback" });
+  start.setAttribute("aria-label", `Rollback ${row.path} to version ${item.version}`);
+  const error = el("p", { class: "error", role: "alert" });
+  start.addEventListener("click", () => {
+    const question = el("p", { text: `Roll ${row.path} back to version ${item.version}? This stores its value as a new version.` });
+    const confirm = el("button", { type: "button", text: "Confirm rollback" });
+    const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
+    const dialog = el("div", { class: "confirm", role: "group", "aria-label": "Confirm rollback" }, question, confirm, cancel);
+    cancel.addEventListener("click", () => { dialog.remove(); start.hidden = false; start.focus(); });
+    confirm.addEventListener("click", async () => {
+      const url = `/api/config/${encodeURIComponent(row.path)}/rollback`;
+      const answer = await api("POST", url, { to_version: item.version });
+      if (!answer.ok) {
+        error.textContent = (answer.data && answer.data.detail) || `refused (${answer.status})`;
+        return;
+      }
+      replaceRow(answer.data, `Rolled back to version ${item.version}: now version ${answer.data.version}`);
+    });
+    start.hidden = true;
+    box.append(dialog);
+    confirm.focus();
+  });
+  box.append(start, error);
+  return box;
 }
 
 function editor(row) {
