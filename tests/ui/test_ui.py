@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -254,3 +255,20 @@ def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServe
     version = stored(ui_server, "llm.temperature")["version"]
     expect(card.locator("dd.value")).to_have_text(value)  # event-driven: the watch stream, no reload
     expect(card.locator("dt:text-is('Version') + dd")).to_have_text(str(version))
+
+
+def test_the_session_expires_with_the_token_and_ends_when_it_is_revoked(
+    ui_server: AccordServer, page: Page, context: BrowserContext
+) -> None:
+    with ui_server.admin() as admin:
+        answer = admin.post("/api/tokens", json={"name": "brief", "rules": ["config/=read"], "ttl_seconds": 600})
+        assert answer.status_code == 201, answer.text
+        secret = answer.json()["secret"]
+        signed_at = time.time()
+        sign_in(page, ui_server, secret)
+        (cookie,) = context.cookies()
+        assert signed_at + 500 < cookie["expires"] <= signed_at + 601  # the cookie lasts as long as the token
+        assert admin.delete("/api/tokens/brief").status_code == 200
+    page.reload()
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()  # revoked: the cookie no longer signs in
+    assert page.evaluate('async () => (await fetch("/ui/session")).status') == 401
