@@ -218,8 +218,13 @@ def test_phone_width_has_no_horizontal_scroll(ui_server: AccordServer, context: 
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, ui_server, ui_server.token)
     expect(setting_card(page, "llm.openai_api_key")).to_be_visible()
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1] == 390, widths
+    widths = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    settings_widths = page.evaluate(widths)
+    assert settings_widths[0] <= settings_widths[1] == 390, settings_widths
+    page.get_by_role("navigation", name="Views").get_by_role("button", name="Audit").click()
+    expect(page.get_by_role("list", name="Audit records").locator("li").first).to_be_visible()
+    audit_widths = page.evaluate(widths)
+    assert audit_widths[0] <= audit_widths[1] == 390, audit_widths
 
 
 def test_history_shows_the_versions_and_rollback_asks_first(ui_server: AccordServer, page: Page) -> None:
@@ -272,3 +277,29 @@ def test_the_session_expires_with_the_token_and_ends_when_it_is_revoked(
     page.reload()
     expect(page.get_by_label("Token", exact=True)).to_be_visible()  # revoked: the cookie no longer signs in
     assert page.evaluate('async () => (await fetch("/ui/session")).status') == 401
+
+
+def test_the_audit_view_filters_and_pages(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    with ui_server.admin() as admin:  # more than one page (50) of writes to one setting
+        for n in range(55):
+            assert admin.put("/api/config/llm.max_output", json={"input": str(100 + n)}).status_code == 200
+    put_as_admin(ui_server, "embedding.batch_size", "77")
+    sign_in(page, ui_server, ui_server.token)
+    page.get_by_role("navigation", name="Views").get_by_role("button", name="Audit").click()
+    records = page.get_by_role("list", name="Audit records").locator("li")
+    expect(records.first).to_contain_text("embedding.batch_size: ")
+    expect(records.first).to_contain_text("→ 77")
+    page.get_by_label("Prefix", exact=True).fill("config/llm/max_output")
+    page.get_by_role("button", name="Filter").click()
+    expect(records.first).to_contain_text("llm.max_output: 153 → 154")
+    expect(records).to_have_count(50)
+    page.get_by_role("button", name="Older").click()
+    expect(records.nth(50)).to_be_visible()
+    texts = records.all_inner_texts()
+    assert all("llm.max_output" in text for text in texts)
+    revisions = [int(r) for r in records.evaluate_all("items => items.map(item => item.dataset.revision)")]
+    assert revisions == sorted(revisions, reverse=True) and len(set(revisions)) == len(revisions)  # no repeats
+    page.get_by_label("Actor", exact=True).fill("nobody-wrote-this")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_text("No records match.")).to_be_visible()

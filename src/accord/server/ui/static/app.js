@@ -42,7 +42,58 @@ function show(view) {
   $("loading").hidden = true;
   $("signin").hidden = view !== "signin";
   $("settings").hidden = view !== "settings";
-  $("sign-out").hidden = view !== "settings";
+  $("audit").hidden = view !== "audit";
+  $("sign-out").hidden = view === "signin";
+  $("views").hidden = view === "signin";
+  for (const button of $("views").querySelectorAll("button")) {
+    if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+// Audit: /api/audit newest first (only keys the token may read, the server filters), a page at a time;
+// "Older" asks for the page before the last revision shown.
+const AUDIT_PAGE = 50;
+let auditBefore = null;
+
+async function loadAudit(more = false) {
+  const params = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+  for (const name of ["prefix", "actor", "action", "since"]) {
+    const value = $(`audit-${name}`).value.trim();
+    if (value) params.set(name, value);
+  }
+  if (more && auditBefore !== null) params.set("before_revision", String(auditBefore));
+  const answer = await api("GET", `/api/audit?${params}`);
+  if (answer.status === 401) return signedOut("The session ended: sign in again.");
+  if (!answer.ok) {
+    $("audit-status").textContent = (answer.data && answer.data.detail) || `refused (${answer.status})`;
+    return;
+  }
+  const rows = answer.data;
+  const items = rows.map(auditItem);
+  if (more) $("audit-list").append(...items);
+  else $("audit-list").replaceChildren(...items);
+  if (rows.length) auditBefore = rows[rows.length - 1].revision;
+  $("audit-older").hidden = rows.length < AUDIT_PAGE;
+  const shown = $("audit-list").children.length;
+  $("audit-status").textContent = shown ? `${shown} records` : "No records match.";
+}
+
+function auditItem(row) {
+  const what = row.path || row.key;
+  const change = row.op === "delete" ? `${asText(row.old)} → removed` : `${asText(row.old)} → ${asText(row.new)}`;
+  return el("li", { "data-revision": String(row.revision) },
+    el("p", { class: "version-head", text: `Revision ${row.revision} · ${row.at || ""} · ${row.actor || "unknown"} · ${row.action || row.op}` }),
+    el("p", { class: "value", text: `${what}: ${change}` }));
+}
+
+function switchTo(view) {
+  show(view);
+  if (view === "audit") {
+    auditBefore = null;
+    return loadAudit();
+  }
+  return loadSettings();
 }
 
 function signedIn(who) {
@@ -61,6 +112,7 @@ function signedOut(message = "") {
   settings = [];
   $("who").textContent = "";
   $("settings-list").replaceChildren();
+  $("audit-list").replaceChildren();
   $("signin-error").textContent = message;
   show("signin");
   $("token").focus();
@@ -336,6 +388,11 @@ async function boot() {
   $("signin-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("search").addEventListener("input", render);
+  for (const button of $("views").querySelectorAll("button")) {
+    button.addEventListener("click", () => switchTo(button.dataset.view));
+  }
+  $("audit-form").addEventListener("submit", (event) => { event.preventDefault(); auditBefore = null; loadAudit(); });
+  $("audit-older").addEventListener("click", () => loadAudit(true));
   const who = await api("GET", "/ui/session");
   if (who.ok) await signedIn(who.data);
   else signedOut();
