@@ -27,7 +27,18 @@ from accord.server.docs import docs_router
 from accord.server.draining import on_exit_signal
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
-from accord.server.routes import audit, config, events, health, instances, remote, remote_stream, tokens, watch
+from accord.server.routes import (
+    audit,
+    config,
+    events,
+    health,
+    instances,
+    remote,
+    remote_stream,
+    tokens,
+    ui,
+    watch,
+)
 from accord.server.state import ServerState
 from accord.store.engine import resolve_db_url
 from accord.store.types import WriteContext
@@ -114,7 +125,7 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream, events)
+    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream, events, ui)
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
 

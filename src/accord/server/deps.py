@@ -15,6 +15,7 @@ from accord.auth.tokens import Token
 from accord.core.errors import AuthenticationError, PermissionDeniedError
 from accord.core.keys import key_to_path
 from accord.server.state import ServerState
+from accord.server.ui.session import session_secret
 from accord.store.types import WriteContext
 
 
@@ -36,7 +37,8 @@ def presented_token(request: Request) -> str | None:
 
 
 async def get_caller(request: Request) -> Token:
-    secret = presented_token(request)
+    """The calling token: a bearer token first, else the UI's session cookie (with its CSRF header)."""
+    secret = presented_token(request) or session_secret(request)
     if secret is None:
         raise AuthenticationError("a token is required: send 'Authorization: Bearer <token>' or 'X-Consul-Token'")
     state: ServerState = request.app.state.accord  # not a sub-dependency: each level costs FastAPI a solve per request
