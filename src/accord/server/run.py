@@ -42,6 +42,7 @@ class AppFactory:
         app = create_app(
             db_url=self.db_url, redis_url=self.redis_url, metrics_dir=self.metrics_dir, listen_addr=self.listen_addr
         )
+        app.state.redis_url = self.redis_url  # None: ACCORD_REDIS_URL, as the server's own connect() does
         if self.events is not None:
             from accord.events.serving import attach_consumer, per_process
 
