@@ -62,6 +62,12 @@ def serve(
         str, typer.Option(help="Log level of the server and of accord itself (debug, info, warning, error).")
     ] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn's access log).")] = True,
+    events: Annotated[
+        bool, typer.Option("--events", help="Also run the events consumer (as `accord events consume` does).")
+    ] = False,
+    events_consumer: Annotated[
+        str | None, typer.Option(help="With --events: the consumer's name (default: the host name).")
+    ] = None,
 ) -> None:
     """Run the accord server: the /api of settings, tokens and audit, plus /healthz, /readyz, /metrics.
 
@@ -70,7 +76,19 @@ def serve(
     from accord.server.run import AppFactory, ServeOptions
     from accord.server.run import serve as run_server
 
-    run_server(AppFactory(db_url or None, redis_url), ServeOptions(host, port, workers, log_level, access_log))
+    consumer = None
+    if events:
+        from accord.bus.redis_conn import resolve_redis_url
+        from accord.events.consumer import ConsumerOptions
+
+        if resolve_redis_url(redis_url) is None:
+            raise typer.BadParameter(
+                "the events consumer reads a Redis stream: set ACCORD_REDIS_URL", param_hint="--events"
+            )
+
+        consumer = ConsumerOptions(events_consumer) if events_consumer else ConsumerOptions()
+    factory = AppFactory(db_url or None, redis_url, events=consumer)
+    run_server(factory, ServeOptions(host, port, workers, log_level, access_log))
 
 
 @app.command()

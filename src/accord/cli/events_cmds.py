@@ -1,14 +1,19 @@
 """``accord events consume|query|stats|dlq``: the event pipeline on the terminal (docs/events.md).
 
-They work on the database and Redis directly; every command is one call into accord.events.admin.
+They work on the database and Redis directly, every command one call into accord.events.admin; with
+ACCORD_ADDR set, ``query`` and ``stats`` ask that server instead (GET /api/events, /api/events/stats),
+printing the same thing (``consume`` and ``dlq`` stay direct: they need the stream itself).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
 
@@ -64,10 +69,19 @@ async def query(
     json_out: Json = False,
 ) -> None:
     """Stored events, newest first; --json prints one JSON object per line."""
-    from accord.events.admin import query_events
     from accord.events.query import EventQuery, parse_since, parse_where
 
-    found = await query_events(db_url, EventQuery(parse_where(where or []), parse_since(since), limit))
+    query = EventQuery(parse_where(where or []), parse_since(since), limit)  # checked here either way
+    server = _server()
+    if server is not None:
+        pairs = [("where", item) for item in where or []] + [("limit", str(limit))]
+        pairs += [("since", since)] if since else []
+        async with server as backend:
+            found = await backend.get_json("/api/events", pairs)
+    else:
+        from accord.events.admin import query_events
+
+        found = await query_events(db_url, query)
     if json_out:
         for event in found:
             output.line(json.dumps(event, sort_keys=True))
@@ -83,9 +97,14 @@ async def query(
 @run
 async def stats(db_url: DirectDbUrl = None, redis_url: RedisUrl = None, json_out: Json = False) -> None:
     """Stored events per rule and status class; the stream's length, lag, pending and DLQ length."""
-    from accord.events.admin import event_stats
+    server = _server()
+    if server is not None:
+        async with server as backend:
+            found = await backend.get_json("/api/events/stats", [])
+    else:
+        from accord.events.admin import event_stats
 
-    found = await event_stats(db_url, redis_url)
+        found = await event_stats(db_url, redis_url)
     if json_out:
         output.print_json(found)
         return
@@ -126,3 +145,27 @@ async def dlq_replay(
 
     count = await replay_dead_letters(db_url, redis_url, ids)
     output.note(f"replayed {count} entr{'y' if count == 1 else 'ies'} from the DLQ")
+
+
+def _server() -> contextlib.AbstractAsyncContextManager[Any] | None:
+    """The server named by ACCORD_ADDR (as every CLI command talks to), else None: work on the database."""
+    from accord.core import environ
+
+    settings = environ.current()
+    if settings.addr is None:
+        return None
+    from accord.cli.backend.http import HttpBackend
+
+    class EventsOverHttp(HttpBackend):
+        async def get_json(self, path: str, pairs: list[tuple[str, str]]) -> Any:
+            return await self._call("GET", f"{path}?{urlencode(pairs)}" if pairs else path)
+
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[EventsOverHttp]:
+        backend = EventsOverHttp(settings.addr or "", settings.token)
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+
+    return opened()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -46,6 +47,10 @@ CHECK_REAP_INTERVAL = "ACCORD_CHECK_REAP_INTERVAL"
 SERVICE = "ACCORD_SERVICE"
 PROFILE = "ACCORD_ENV"
 ENABLE_SCRIPT_CHECKS = "ACCORD_ENABLE_SCRIPT_CHECKS"
+SPOOL_DIR = "ACCORD_SPOOL_DIR"
+SPOOL_FSYNC = "ACCORD_SPOOL_FSYNC"
+SPOOL_MAX_BYTES = "ACCORD_SPOOL_MAX_BYTES"
+SPOOL_FSYNC_POLICIES = ("always", "interval", "never")  # accord.events.spool.FsyncPolicy
 SECRET_NAMES = frozenset({TOKEN, MASTER_KEY, MASTER_KEYS_RETIRED})
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -74,6 +79,9 @@ class Environ:
     service: str | None = None
     profile: str | None = None
     enable_script_checks: bool = False  # accept Consul script checks (Args) over /v1/agent; stored, never run
+    spool_dir: str | None = None  # the event pipeline's local spool directory (docs/events.md)
+    spool_fsync: str | None = None  # one of SPOOL_FSYNC_POLICIES
+    spool_max_bytes: int | None = None  # the spool's size cap
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environ:
@@ -96,6 +104,9 @@ class Environ:
             service=env.get(SERVICE, "").strip() or None,
             profile=_profile(env),
             enable_script_checks=_flag(env, ENABLE_SCRIPT_CHECKS),
+            spool_dir=_directory(env, SPOOL_DIR),
+            spool_fsync=_choice(env, SPOOL_FSYNC, SPOOL_FSYNC_POLICIES),
+            spool_max_bytes=_byte_count(env, SPOOL_MAX_BYTES),
         )
 
 
@@ -156,3 +167,43 @@ def _profile(env: Mapping[str, str]) -> str | None:
             f"{PROFILE}={json.dumps(text)} is not a profile name: use letters, digits, _ . -", variable=PROFILE
         )
     return text
+
+
+def _directory(env: Mapping[str, str], name: str) -> str | None:
+    """A directory path; refused when it names something that exists and is not a directory."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    if "\x00" in text:
+        raise EnvironError(f"{name} holds a NUL character: not a path", variable=name)
+    path = os.path.expanduser(text)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise EnvironError(f"{name}={json.dumps(text)} exists and is not a directory", variable=name)
+    return path
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return None
+    if text not in choices:
+        raise EnvironError(f"{name}={json.dumps(env[name])} is not one of {', '.join(choices)}", variable=name)
+    return text
+
+
+_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
+_BYTE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _byte_count(env: Mapping[str, str], name: str) -> int | None:
+    """A positive size in bytes, with an optional binary unit: ``268435456``, ``256MiB``, ``1g`` (K/M/G = 1024ⁿ)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    found = _SIZE.match(text)
+    value = int(found.group(1)) * _BYTE_UNITS.get((found.group(2) or "b")[0].lower(), 1) if found else 0
+    if value <= 0:
+        raise EnvironError(
+            f"{name}={json.dumps(text)} is not a size in bytes (e.g. 268435456 or 256MiB)", variable=name
+        )
+    return value

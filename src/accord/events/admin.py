@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.bus.redis_conn import resolve_redis_url
 from accord.core.errors import AccordError, StoreUnavailableError
@@ -23,9 +24,10 @@ from accord.events.factory import MigratedEngine
 from accord.events.keys import EventKeys
 from accord.events.query import EventQuery, run_query, table_stats
 from accord.events.redis_stage import redis_client
+from accord.store.deployment import redis_keys_of
 from accord.store.engine import create_engine, redact, resolve_db_url
 
-__all__ = ["consume", "dead_letters", "event_stats", "query_events", "replay_dead_letters"]
+__all__ = ["consume", "dead_letters", "event_stats", "query_events", "replay_dead_letters", "stats_on"]
 
 
 @contextlib.asynccontextmanager
@@ -90,9 +92,14 @@ async def query_events(db_url: str | None, query: EventQuery) -> list[dict[str, 
 async def event_stats(db_url: str | None, redis_url: str | None) -> dict[str, Any]:
     """The table's counts, and the stream's length, lag, pending and DLQ length when Redis is configured."""
     async with _database(db_url) as migrated:
-        stats: dict[str, Any] = await table_stats(await migrated.ready())
-        keys = await migrated.keys()
+        return await stats_on(await migrated.ready(), redis_url)
+
+
+async def stats_on(engine: AsyncEngine, redis_url: str | None) -> dict[str, Any]:
+    """``event_stats`` on an open engine: what GET /api/events/stats answers, so both ways print the same."""
+    stats: dict[str, Any] = await table_stats(engine)
     if resolve_redis_url(redis_url) is not None:
+        keys = EventKeys.of(await redis_keys_of(engine))
         async with _redis(redis_url) as client:
             stats["stream"] = asdict(await stream_status(client, keys))
     return stats

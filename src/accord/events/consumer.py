@@ -90,6 +90,8 @@ class Consumer:
         self._poison: dict[bytes, str] = {}
         self._group_ready = False
         self.status: StreamStatus | None = None  # refreshed every few seconds by run(), for the collector
+        # why run() is backing off (Redis or the database away): the error's class and first line; None when consuming
+        self.paused: tuple[str, str] | None = None
 
     @classmethod
     def from_url(cls, redis_url: str, engine: AsyncEngine, keys: EventKeys, options: ConsumerOptions) -> Consumer:
@@ -111,7 +113,9 @@ class Consumer:
                     self.status = await stream_status(self._client, self.keys)
                     next_status = loop.time() + 5.0
                 delay = 0.2
+                self.paused = None
             except (RedisError, OSError, StoreUnavailableError) as exc:
+                self.paused = (type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
                 log.warning("event consumer paused %.1fs: %s", delay, str(exc).splitlines()[0] if str(exc) else exc)
                 try:
                     async with asyncio.timeout(delay):

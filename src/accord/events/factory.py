@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -88,7 +88,9 @@ async def start(
     options: PipelineOptions | None = None,
     database_stage: bool = True,
 ) -> Pipeline:
-    """A running pipeline. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL (then the embedded SQLite file).
+    """A running pipeline. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL (then the embedded SQLite file),
+    ``spool_dir`` to ACCORD_SPOOL_DIR (then ./accord-events-spool); without ``options``, ACCORD_SPOOL_FSYNC and
+    ACCORD_SPOOL_MAX_BYTES set the spool's policy and cap.
 
     The policy follows ``config`` (a LiveConfig declaring EventsSettings); with neither ``config`` nor a
     static ``policy`` the pipeline opens its own LiveConfig on the same database. ``database_stage=False``
@@ -97,7 +99,7 @@ async def start(
     env = environ.current()
     migrated = MigratedEngine(create_engine(resolve_db_url(db_url)))
     redis = resolve_redis_url(redis_url)
-    opts = options or PipelineOptions()
+    opts = options or _options_from(env)
     counters = Counters()
     stage = None
     if redis is not None:
@@ -112,7 +114,7 @@ async def start(
     pipeline = Pipeline(
         service or env.service or "app",
         policy=policy or SamplingPolicy(),
-        spool_dir=spool_dir or Path.cwd() / DEFAULT_SPOOL_DIR,
+        spool_dir=spool_dir or env.spool_dir or Path.cwd() / DEFAULT_SPOOL_DIR,
         database=migrated.ready if database_stage else None,
         redis=stage,
         options=opts,
@@ -125,6 +127,16 @@ async def start(
         await _own_config(pipeline, db_url, redis_url)
     pipeline.start()
     return pipeline
+
+
+def _options_from(env: environ.Environ) -> PipelineOptions:
+    """The defaults, with ACCORD_SPOOL_FSYNC / ACCORD_SPOOL_MAX_BYTES where set (an explicit ``options`` wins)."""
+    changes: dict[str, Any] = {}
+    if env.spool_fsync is not None:
+        changes["spool_fsync"] = env.spool_fsync
+    if env.spool_max_bytes is not None:
+        changes["spool_max_bytes"] = env.spool_max_bytes
+    return PipelineOptions(**changes)
 
 
 async def _own_config(pipeline: Pipeline, db_url: str | None, redis_url: str | None) -> None:

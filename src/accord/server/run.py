@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
+    from accord.events.consumer import ConsumerOptions
+
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app did not start
 
 
@@ -29,6 +31,7 @@ class AppFactory:
     redis_url: str | None = None
     metrics_dir: str | None = None  # set under --workers N: the workers' shared metrics files
     listen_addr: str | None = None  # host:port the server listens on (set by serve): the replica's default address
+    events: ConsumerOptions | None = None  # serve --events: run an events consumer in each process
 
     def __call__(self) -> FastAPI:
         from accord.server.app import create_app
@@ -36,9 +39,18 @@ class AppFactory:
 
         if self.metrics_dir is not None:
             share_metrics(self.metrics_dir)
-        return create_app(
+        app = create_app(
             db_url=self.db_url, redis_url=self.redis_url, metrics_dir=self.metrics_dir, listen_addr=self.listen_addr
         )
+        app.state.redis_url = self.redis_url  # None: ACCORD_REDIS_URL, as the server's own connect() does
+        if self.events is not None:
+            from accord.events.serving import attach_consumer, per_process
+
+            options = self.events if self.metrics_dir is None else per_process(self.events)
+            attach_consumer(
+                app, self.db_url, self.redis_url, options, register=lambda c: app.state.accord.metrics.watch(c)
+            )
+        return app
 
 
 @dataclass(frozen=True)

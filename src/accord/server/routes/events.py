@@ -1,16 +1,18 @@
-"""/api/events: stored wide events, with the filters of ``accord events query``. Needs read on ``events/``."""
+"""/api/events (and /stats): stored wide events, as ``accord events query`` and ``stats``. Needs read on ``events/``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import JsonValue
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.core.errors import AccordError
 from accord.events.query import EventQuery, parse_since, parse_where, run_query
 from accord.server import schemas as s
 from accord.server.deps import Caller, State, require_read
+from accord.server.state import ServerState
 from accord.store.kv import SqlKVStore
 
 router = APIRouter(prefix="/api/events", tags=["events"], responses=s.ERROR_RESPONSES)
@@ -26,9 +28,23 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, JsonValue]]:
     require_read(caller, EVENTS_ACL_KEY)
+    query = EventQuery(parse_where(where or []), parse_since(since), limit)
+    found: list[dict[str, JsonValue]] = await run_query(_engine(state), query)
+    return found
+
+
+@router.get("/stats", summary="Stored events per rule and status class; the stream's length, lag, pending, DLQ")
+async def event_stats(state: State, caller: Caller, request: Request) -> dict[str, JsonValue]:
+    """What ``accord events stats`` prints, from this server's database and Redis (the stream part only with Redis)."""
+    require_read(caller, EVENTS_ACL_KEY)
+    from accord.events.admin import stats_on
+
+    found: dict[str, JsonValue] = await stats_on(_engine(state), getattr(request.app.state, "redis_url", None))
+    return found
+
+
+def _engine(state: ServerState) -> AsyncEngine:
     store = state.live.store
     if not isinstance(store, SqlKVStore):
         raise AccordError("this server's store keeps no event table")
-    query = EventQuery(parse_where(where or []), parse_since(since), limit)
-    found: list[dict[str, JsonValue]] = await run_query(store.engine, query)
-    return found
+    return store.engine

@@ -24,14 +24,19 @@ async def readyz(state: State, request: Request, response: Response) -> s.Readin
         "database": {"ok": database_ok, "degraded": not database_ok},
         "bus": {"ok": not status.bus_degraded, "degraded": status.bus_degraded, "mode": status.bus},
     }
-    if _authenticated(state, request):  # where the database is, only for token holders: probes are anonymous
+    authenticated = _authenticated(state, request)
+    if authenticated:  # where the database is, only for token holders: probes are anonymous
         dependencies["database"]["url"] = state.live.store.url
     if status.fallback_active:
         dependencies["redis"] = {"ok": False, "degraded": True, "fallback": status.bus}
     problem = state.admin.secrets_problem()
     if problem is not None:
         dependencies["secrets"] = {"ok": False, "degraded": True, "error": problem}
-    ready = database_ok and problem is None
+    events_ready = True
+    events = getattr(request.app.state, "events", None)  # serve --events: the consumer (accord.events.serving)
+    if events is not None:
+        dependencies["events"], events_ready = events.readiness(detail=authenticated)
+    ready = database_ok and problem is None and events_ready
     response.status_code = 200 if ready else 503
     return s.Readiness(ready=ready, dependencies=dependencies)
 
