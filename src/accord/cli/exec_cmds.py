@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +24,7 @@ from accord.config.connect import connect
 from accord.config.live import LiveConfig
 from accord.core.environ import process_environ
 from accord.core.errors import ConfigFileError, UnknownSettingError
+from accord.core.files import write_atomically
 
 STOP_WAIT_S = 10.0
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
@@ -63,22 +62,6 @@ def render_text(live: LiveConfig, template: str) -> str:
     if missing:
         raise UnknownSettingError(f"the template names settings that are not visible here: {', '.join(missing)}")
     return _PLACEHOLDER.sub(lambda m: text_of(live.get(m.group(1))), template)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, fsync, then rename over it: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @run

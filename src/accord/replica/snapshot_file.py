@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from accord.core.files import write_atomically
 from accord.store.entry_codec import decode_entry, encode_entry
 from accord.store.types import Entry
 
@@ -20,20 +19,8 @@ log = logging.getLogger("accord.replica")
 
 def write(path: str, revision: int, entries: list[Entry]) -> None:
     """Replace the file atomically (write, fsync, rename) with owner-only permissions."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     body = {"revision": revision, "entries": [encode_entry(e) for e in entries]}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(body))
 
 
 def read(path: str) -> tuple[int, list[Entry]] | None:
