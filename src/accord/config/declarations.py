@@ -38,7 +38,12 @@ def same_declaration(stored: str | None, given: str) -> bool:
         return False
     if not isinstance(before, dict) or not isinstance(after, dict):
         return False
-    return {k: v for k, v in before.items() if k not in _STAMP} == {k: v for k, v in after.items() if k not in _STAMP}
+    return _unstamped(before) == _unstamped(after)
+
+
+def _unstamped(declaration: dict[str, object]) -> dict[str, object]:
+    """A stored declaration without who registered it and when: what two registrations must agree on."""
+    return {k: v for k, v in declaration.items() if k not in _STAMP}
 
 
 async def register_declarations(
@@ -133,7 +138,7 @@ def _stamped(form: str, stored: str | None, actor: str) -> str:
     body = json.loads(form)
     if stored is not None:
         before = json.loads(stored)
-        if {k: v for k, v in before.items() if k not in _STAMP} == body and before.get("declared_by"):
+        if _unstamped(before) == body and before.get("declared_by"):
             return stored
     body |= {"declared_by": actor, "declared_at": iso_utc(datetime.now(UTC), timespec="seconds")}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
