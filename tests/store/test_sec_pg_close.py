@@ -92,8 +92,20 @@ async def test_connect_set_aclose_prints_nothing_and_asks_for_no_tls(relay: tupl
     assert SSL_REQUEST not in recorder.openings, "no connection asked for TLS without sslmode/ssl in the URL"
 
 
-async def test_a_url_that_asks_for_tls_still_gets_it_requested(relay: tuple[Relay, str]) -> None:
+@pytest.mark.parametrize("query", ["?ssl=prefer", "?sslmode=prefer"])
+async def test_a_url_that_asks_for_tls_gets_it_on_every_connection_and_still_closes_quietly(
+    relay: tuple[Relay, str], query: str
+) -> None:
+    """Both spellings users write: SQLAlchemy's ``ssl`` and libpq's ``sslmode``.
+
+    The LISTEN/NOTIFY connections are opened by asyncpg from a DSN, not by SQLAlchemy: ``?ssl=`` once
+    reached the server there as a run-time setting ("parameter ssl cannot be changed now", every
+    announcement failed), and ``?sslmode=`` crashed the engine with a TypeError.
+    """
     recorder, db_url = relay
-    done = await run_script(db_url + "?ssl=prefer")
+    done = await run_script(db_url + query)
     assert done.returncode == 0, done.stderr
-    assert SSL_REQUEST in recorder.openings
+    assert done.stderr == "", "closing a PostgreSQL-backed process must print nothing"
+    # The pool's connection, the bus's listener and its publisher each ask first (``prefer`` may then
+    # retry in plain text on a new connection when the server declines).
+    assert recorder.openings.count(SSL_REQUEST) >= 3, recorder.openings

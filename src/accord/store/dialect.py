@@ -122,7 +122,14 @@ def listen_dsn(url: sa.URL) -> str | None:
     """The libpq DSN (with its password) for a LISTEN connection; None for a database without NOTIFY."""
     if not url.drivername.startswith("postgresql"):
         return None
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn_url = url.set(drivername="postgresql")
+    if "ssl" in url.query and "sslmode" not in url.query:
+        # ``?ssl=`` is SQLAlchemy's spelling; asyncpg's DSN parser knows only libpq's ``sslmode`` and would
+        # send ``ssl`` to the server as a run-time setting, which the server refuses ("cannot be changed now").
+        mode = str(url.query["ssl"]).lower()
+        mode = {"true": "require", "false": "disable"}.get(mode, mode)
+        dsn_url = dsn_url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return dsn_url.render_as_string(hide_password=False)
 
 
 def _create_private(path: Path) -> None:
@@ -142,10 +149,27 @@ def ssl_args(url: sa.URL | str) -> dict[str, Any]:
     return {} if ("sslmode" in query or "ssl" in query) else {"ssl": False}
 
 
+def _engine_tls(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+    """The URL SQLAlchemy's asyncpg dialect accepts, and its TLS connect option.
+
+    That dialect understands ``?ssl=`` but hands ``?sslmode=`` (libpq's spelling, which users copy
+    from other tools) to asyncpg as an unknown keyword; it is rewritten as ``ssl`` in the URL, where
+    :func:`listen_dsn` finds it again for the bus's own connections.
+    """
+    if "sslmode" not in url.query:
+        return url, ssl_args(url)
+    mode = url.query["sslmode"]
+    as_ssl = url.difference_update_query(["sslmode"]).update_query_dict(
+        {"ssl": mode if isinstance(mode, str) else mode[-1]}
+    )
+    return as_ssl, {}
+
+
 def engine_for(url: sa.URL) -> AsyncEngine:
     """An async engine tuned for the store: WAL and immediate write transactions on SQLite, a pool on PostgreSQL."""
     if url.drivername.startswith("sqlite"):
         return _sqlite_engine(url)
+    url, tls = _engine_tls(url)
     return create_async_engine(
         url,
         pool_size=10,
@@ -154,7 +178,7 @@ def engine_for(url: sa.URL) -> AsyncEngine:
         pool_recycle=1800,
         pool_timeout=PG_POOL_TIMEOUT_S,
         # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
-        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S, **ssl_args(url)},
+        connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S, **tls},
     )
 
 
