@@ -26,11 +26,23 @@ SCRIPT = textwrap.dedent(
     from tests.config.procs_worker import Knobs
 
     async def main() -> None:
-        cfg = await accord.connect(sys.argv[1], "", groups=[Knobs])
+        cfg = await accord.connect(sys.argv[1], sys.argv[2], groups=[Knobs])
         await cfg.set("knobs.level", 3)
         await cfg.aclose()
 
     asyncio.run(main())
+    """
+)
+# The short script users write most: blocking API, on PostgreSQL + Redis, ended by the interpreter's exit.
+SYNC_SCRIPT_NO_CLOSE = textwrap.dedent(
+    """
+    import sys
+    import accord
+    from tests.config.procs_worker import Knobs
+
+    cfg = accord.connect_sync(sys.argv[1], sys.argv[2], groups=[Knobs])
+    cfg.set("knobs.level", 4)
+    assert cfg.knobs.level == 4
     """
 )
 
@@ -74,9 +86,9 @@ async def relay(pg_url: str) -> AsyncIterator[tuple[Relay, str]]:
         server.close()
 
 
-async def run_script(db_url: str) -> subprocess.CompletedProcess[str]:
+async def run_script(db_url: str, redis_url: str = "", script: str = SCRIPT) -> subprocess.CompletedProcess[str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SCRIPT, db_url, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        sys.executable, "-c", script, db_url, redis_url, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
@@ -109,3 +121,13 @@ async def test_a_url_that_asks_for_tls_gets_it_on_every_connection_and_still_clo
     # The pool's connection, the bus's listener and its publisher each ask first (``prefer`` may then
     # retry in plain text on a new connection when the server declines).
     assert recorder.openings.count(SSL_REQUEST) >= 3, recorder.openings
+
+
+async def test_a_blocking_script_on_postgres_and_redis_that_never_closes_exits_quietly(
+    relay: tuple[Relay, str], redis_url: str
+) -> None:
+    recorder, db_url = relay
+    done = await run_script(db_url, redis_url, SYNC_SCRIPT_NO_CLOSE)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "a process ended without close() must print nothing either"
+    assert recorder.openings and SSL_REQUEST not in recorder.openings
