@@ -25,6 +25,7 @@ from accord.server.consul.router import consul_routes
 from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, ConsulState
 from accord.server.docs import docs_router
 from accord.server.draining import on_exit_signal
+from accord.server.fast_reads import FastReads
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
 from accord.server.routes import (
@@ -114,7 +115,7 @@ def create_app(
     )
     app.router.routes.extend(docs_router(app).routes)
     errors.install(app)
-    app.add_middleware(AccordMiddleware, metrics=metrics)
+    app.add_middleware(AccordMiddleware, metrics=metrics, fast=FastReads(metrics.fast_reads))
     return app
 
 

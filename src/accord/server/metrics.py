@@ -81,6 +81,11 @@ class Metrics:
         )
         self.writes = Counter("accord_writes", "Committed writes (per key)", ["action"], registry=self.registry)
         self.conflicts = Counter("accord_conflicts", "Compare-and-set conflicts", registry=self.registry)
+        self.fast_reads = Counter(
+            "accord_http_fast_reads",
+            "GET /api/config/{path} answered before FastAPI's routing (server/fast_reads.py)",
+            registry=self.registry,
+        )
         self.propagation_lag = Histogram(
             "accord_propagation_lag_seconds",
             "Commit-to-apply delay of changes written by other processes",

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accord.core.errors import BodyTooLargeError, RequestTooLargeError
 from accord.core.keys import MAX_VALUE_BYTES
+from accord.server.fast_reads import FastReads
 from accord.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024  # above the 512 KiB value limit, so a full-size Consul KV value gets through
@@ -20,10 +21,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
 class AccordMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body: int = MAX_BODY_BYTES, fast: FastReads | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,8 +60,9 @@ class AccordMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        route: str | None = None
         try:
-            await self.app(scope, limited_receive, tagged_send)
+            route = await self._dispatch(scope, limited_receive, tagged_send)
         except BodyTooLargeError:
             status["code"] = RequestTooLargeError.http_status
             if consul_kv:
@@ -65,10 +70,15 @@ class AccordMiddleware:
             else:
                 await _too_large(send, request_id, self.max_body)
         finally:
-            self._observe(scope, status["code"], time.perf_counter() - started)
+            observed: str = route if route is not None else getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe_request(scope["method"], observed, status["code"], time.perf_counter() - started)
 
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        self.metrics.observe_request(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status, seconds)
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> str | None:
+        """The fast path's route template when it answered, else FastAPI answers (and None)."""
+        if self.fast is not None and (route := await self.fast.serve(scope, send)) is not None:
+            return route
+        await self.app(scope, receive, send)
+        return None
 
 
 def _scan_headers(scope: Scope) -> tuple[str, int]:
