@@ -59,7 +59,9 @@ class AccordServer(HttpProcess):
         )
         launcher = [sys.executable, "-c", DEBUG_EVERYTHING] if debug_everything else [ACCORD]
         super().__init__(workdir, launcher, child_env(urls | (env or {})), port=port)
-        self._command = [*launcher, "serve", "--port", str(self.port), "--log-level", log_level, *args]
+        # One worker unless a test asks for more: the default (one per CPU) would double every server's cost.
+        workers = () if "--workers" in args else ("--workers", "1")
+        self._command = [*launcher, "serve", "--port", str(self.port), "--log-level", log_level, *workers, *args]
 
     @property
     def addr(self) -> str:

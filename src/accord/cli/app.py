@@ -55,7 +55,14 @@ def main_options(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (8500 is Consul's, so Consul clients find accord).")] = 8500,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing this port and the store.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="the CPUs this process may use (cgroup quota and affinity), at most 8",
+            help="Server processes sharing this port and the store.",
+        ),
+    ] = None,
     db_url: DbUrl = None,
     redis_url: RedisUrl = None,
     log_level: Annotated[
@@ -73,7 +80,7 @@ def serve(
 
     On first start, with no token in the store, it creates a management token and prints it once.
     """
-    from accord.server.run import AppFactory, ServeOptions
+    from accord.server.run import AppFactory, ServeOptions, default_workers
     from accord.server.run import serve as run_server
 
     consumer = None
@@ -88,7 +95,7 @@ def serve(
 
         consumer = ConsumerOptions(events_consumer) if events_consumer else ConsumerOptions()
     factory = AppFactory(db_url or None, redis_url, events=consumer)
-    run_server(factory, ServeOptions(host, port, workers, log_level, access_log))
+    run_server(factory, ServeOptions(host, port, workers or default_workers(), log_level, access_log))
 
 
 @app.command()

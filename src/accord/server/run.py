@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +24,23 @@ if TYPE_CHECKING:
     from accord.events.consumer import ConsumerOptions
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app did not start
+MAX_DEFAULT_WORKERS = 8  # each worker holds its own replica and database pool; more is a choice, not a default
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def default_workers(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may really use, at most MAX_DEFAULT_WORKERS: ``--workers``' default.
+
+    ``os.cpu_count()`` is the node's count; a Kubernetes pod limited to 2 CPUs on a 64-core node
+    would start 64 workers. The cgroup v2 quota (``cpu.max``: ``<quota> <period>`` or ``max``) and
+    the scheduler affinity both bound it; the quota rounds up (1.5 CPUs: 2 workers).
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with contextlib.suppress(OSError, ValueError, ZeroDivisionError):
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            usable = min(usable, max(1, math.ceil(int(quota) / int(period))))
+    return max(1, min(usable, MAX_DEFAULT_WORKERS))
 
 
 @dataclass(frozen=True)
