@@ -73,7 +73,7 @@ async def connect(
     declared = _declared(groups, discover)
     who = actor or default_actor()
     prefixes = (CONFIG_PREFIX, SCHEMA_PREFIX, *profile_prefixes(env.profile), *extra_prefixes)
-    remote = _remote_addr(addr, db_url, env)
+    remote = remote_addr(addr, db_url, env)
     if remote is not None:
         if redis_url:
             raise InvalidInputError("a remote client (addr=) holds no Redis connection: drop redis_url")
@@ -126,10 +126,12 @@ async def connect(
     return live
 
 
-def _remote_addr(
+def remote_addr(
     addr: str | Sequence[str] | None, db_url: str | None, env: environ.Environ
 ) -> str | Sequence[str] | None:
-    """Remote when ``addr`` is given, or ACCORD_ADDR and ACCORD_TOKEN are set and no database URL is."""
+    """Remote when ``addr`` is given, or ACCORD_ADDR and ACCORD_TOKEN are set and no database URL is.
+
+    The one place this choice is made: ``connect()`` and the masking proxy's vault both ask it."""
     if addr is not None:
         return addr
     if db_url is None and env.db_url is None and env.addr is not None and env.token is not None:
