@@ -115,7 +115,7 @@ class Servers:
                 continue
             if response.is_error:
                 raise self.error(response, hint=token is None)
-            return _json(response, method, path)
+            return None if response.status_code == 204 else _json(response, method, path)
         raise ServerUnreachableError(f"cannot reach any accord server ({ADDR_ENV}={self.shown}): {'; '.join(reasons)}")
 
     def error(self, response: httpx.Response, *, hint: bool = True) -> AccordError:
