@@ -1,7 +1,8 @@
 """``accord vault mask|unmask|stats`` and ``accord proxy``: the vault on the terminal, and the masking LLM proxy.
 
-They always work on the database (and Redis) directly: the vault has no HTTP API of its own. Custom
-patterns and retention come from the shared ``vault.*`` settings, as in every proxy instance.
+``accord vault`` works on the database (and Redis) directly; ``accord proxy`` does too, or, with
+ACCORD_ADDR and ACCORD_TOKEN and no database URL, masks through a server's /api/vault (docs/remote.md).
+Custom patterns and retention come from the shared ``vault.*`` settings, as in every proxy instance.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from accord.core import environ
 from accord.core.environ import DEFAULT_START_TIMEOUT_S as DEFAULT_START_TIMEOUT_S
 from accord.core.errors import InvalidInputError
 from accord.core.keys import CONFIG_PREFIX, PROFILE_PREFIX, SCHEMA_PREFIX
-from accord.registry.fleet import Announcer
+from accord.registry.fleet import HEARTBEAT_S, REMOTE_HEARTBEAT_S, Announcer
 from accord.replica.replica import Replica
 from accord.store.engine import redact, resolve_db_url
+from accord.store.instances import InstanceStore
 from accord.store.types import KVStore
 
 log = logging.getLogger("accord.config")
@@ -73,7 +74,8 @@ async def connect(
     declared = _declared(groups, discover)
     who = actor or default_actor()
     prefixes = (CONFIG_PREFIX, SCHEMA_PREFIX, *profile_prefixes(env.profile), *extra_prefixes)
-    remote = _remote_addr(addr, db_url, env)
+    remote = remote_addr(addr, db_url, env)
+    instances: InstanceStore | None = None  # the fleet table: the database's, or a server's over HTTP
     if remote is not None:
         if redis_url:
             raise InvalidInputError("a remote client (addr=) holds no Redis connection: drop redis_url")
@@ -89,7 +91,7 @@ async def connect(
             snapshot_file=snapshot_path,
         )
         parts.bus.position = lambda: replica.last_revision  # the stream resumes from what the replica holds
-        announce = False  # the fleet view is written on the database (docs/remote.md, What is not remote)
+        instances = parts.instances  # the client reports what its replica applied; a server writes the row
     else:
         replica = Replica.unstarted(
             resolve_db_url(db_url),
@@ -117,7 +119,8 @@ async def connect(
         if watch and not first.read_only:
             await replica.wait_connected(min(1.0, budget))
         if (watch if announce is None else announce) and not first.read_only:
-            announcer = Announcer(replica)
+            heartbeat = REMOTE_HEARTBEAT_S if instances is not None else HEARTBEAT_S
+            announcer = Announcer(replica, instances=instances, heartbeat_s=heartbeat)
             await announcer.start()
             live.adopt_announcer(announcer)
     except BaseException:
@@ -126,10 +129,12 @@ async def connect(
     return live
 
 
-def _remote_addr(
+def remote_addr(
     addr: str | Sequence[str] | None, db_url: str | None, env: environ.Environ
 ) -> str | Sequence[str] | None:
-    """Remote when ``addr`` is given, or ACCORD_ADDR and ACCORD_TOKEN are set and no database URL is."""
+    """Remote when ``addr`` is given, or ACCORD_ADDR and ACCORD_TOKEN are set and no database URL is.
+
+    The one place this choice is made: ``connect()`` and the masking proxy's vault both ask it."""
     if addr is not None:
         return addr
     if db_url is None and env.db_url is None and env.addr is not None and env.token is not None:

@@ -19,12 +19,11 @@ from accord.proxy.handler import (
     MAX_ANSWER_BYTES,
     MAX_BODY_BYTES,
     MAX_NEW_MAPPINGS,
-    Closer,
     MaskingProxy,
 )
+from accord.proxy.masking import LocalMasking, Masking, open_masking
 from accord.proxy.openai import OPENAI
 from accord.vault import Vault
-from accord.vault.shared import SharedVault
 from accord.vault.types import DEFAULT_SCOPE
 
 __all__ = ["DEFAULT_PORT", "create_proxy_app"]
@@ -48,15 +47,16 @@ def create_proxy_app(
 ) -> Starlette:
     """The proxy as an ASGI app. Its vault opens on start-up from the URLs (ACCORD_DB_URL / ACCORD_REDIS_URL
     by default), following the shared ``vault.*`` settings unless ``follow_config`` is off; or pass ``vault``
-    (then the caller closes it). ``require_token``: callers present an accord token allowed to write
-    ``vault/<scope>/`` (proxy/guard.py)."""
+    (then the caller closes it). With ACCORD_ADDR and ACCORD_TOKEN set and no database URL, the vault is an
+    accord server's (/api/vault, docs/remote.md): no database, no master key. ``require_token``: callers
+    present an accord token allowed to write ``vault/<scope>/`` (proxy/guard.py; in remote mode the
+    server checks it on every call)."""
     redact_query_strings()
 
-    async def open_vault() -> tuple[Vault, Closer | None]:
+    async def open_vault() -> Masking:
         if vault is not None:
-            return vault, None
-        shared = await SharedVault.from_url(db_url, redis_url, follow_config=follow_config)
-        return shared.vault, shared.aclose
+            return LocalMasking(vault, None)
+        return await open_masking(db_url, redis_url, follow_config=follow_config)
 
     async def open_auth() -> ProxyAuth:
         return await ProxyAuth.open(db_url, redis_url, proxy.scope)
@@ -69,7 +69,8 @@ def create_proxy_app(
         max_body=max_body,
         max_answer=max_answer,
         max_mappings=max_mappings,
-        open_auth=open_auth if require_token else None,
+        open_auth=open_auth,
+        require_token=require_token,
     )
 
     @asynccontextmanager

@@ -25,10 +25,11 @@ from accord.core.errors import (
     UpstreamFailedError,
 )
 from accord.proxy.dialect import Dialect, StreamRewriter
-from accord.proxy.guard import TOKEN_HEADER, ProxyAuth
+from accord.proxy.guard import TOKEN_HEADER, ProxyAuth, presented
+from accord.proxy.masking import Masking
 from accord.proxy.sse import SseEvent, SseParser
-from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, mask_texts, parse_body, unmask_body
-from accord.vault import InvalidInputError, Vault
+from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, parse_body, unmask_body
+from accord.vault import InvalidInputError
 from accord.vault.types import DEFAULT_SCOPE, check_scope
 
 __all__ = [
@@ -58,7 +59,7 @@ _NOT_RETURNED = frozenset(
 )
 
 Closer = Callable[[], Awaitable[None]]
-VaultOpener = Callable[[], Awaitable[tuple[Vault, Closer | None]]]
+VaultOpener = Callable[[], Awaitable[Masking]]
 AuthOpener = Callable[[], Awaitable[ProxyAuth]]
 
 
@@ -76,7 +77,10 @@ class MaskingProxy:
         max_answer: int = MAX_ANSWER_BYTES,
         max_mappings: int = MAX_NEW_MAPPINGS,
         open_auth: AuthOpener | None = None,
+        require_token: bool = False,
     ) -> None:
+        """``require_token``: callers must present an accord token; checked by ``open_auth``'s ProxyAuth, or,
+        when the vault forwards tokens (remote mode), by the server on every vault call."""
         self.upstream = check_upstream(upstream)
         self.scope = check_scope(scope)
         if not timeout > 0:
@@ -89,14 +93,16 @@ class MaskingProxy:
         self.max_mappings = max_mappings
         self._open_vault = open_vault
         self._open_auth = open_auth
+        self._require_token = require_token
         self._auth: ProxyAuth | None = None
-        self._vault: Vault | None = None
+        self._vault: Masking | None = None
         self._client: httpx.AsyncClient | None = None
-        self._close: Closer | None = None
 
     async def start(self) -> None:
-        self._vault, self._close = await self._open_vault()
-        if self._open_auth is not None:
+        self._vault = await self._open_vault()
+        if self._require_token and not self._vault.forwards_tokens:
+            if self._open_auth is None:
+                raise InvalidInputError("require_token needs open_auth when the vault does not check tokens")
             self._auth = await self._open_auth()
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
@@ -106,11 +112,11 @@ class MaskingProxy:
             await self._auth.aclose()
         if self._client is not None:
             await self._client.aclose()
-        if self._close is not None:
-            await self._close()
+        if self._vault is not None:
+            await self._vault.aclose()
 
     @property
-    def vault(self) -> Vault:
+    def vault(self) -> Masking:
         assert self._vault is not None, "the proxy has not started"
         return self._vault
 
@@ -130,7 +136,9 @@ class MaskingProxy:
 
         async def handle(request: Request) -> Response:
             try:
-                self._authenticate(request)
+                token = self._authenticate(request)
+                if token is not None:  # the server checks the caller's token: an empty mask call
+                    await self.vault.mask([], self.scope, max_new=self.max_mappings, token=token)
                 outgoing = self.client.build_request("GET", self._url(request), headers=_forwarded(request.headers.raw))
                 deadline = asyncio.get_running_loop().time() + self.timeout
                 answer = await self._send(outgoing, deadline)
@@ -141,17 +149,30 @@ class MaskingProxy:
                 return _denied(dialect, exc)
             except UpstreamFailedError as exc:
                 return _error(dialect, exc.status, exc.detail, exc.code)
+            except StoreUnavailableError as exc:
+                detail = f"the vault is unavailable, nothing was sent: {exc.detail}"
+                return _error(dialect, 503, detail, "vault_unavailable")
 
         return handle
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> str | None:
+        """Check the caller here (ProxyAuth), or return its token for the vault's server to check."""
         if self._auth is not None:
             self._auth.check(request)
+        elif self._require_token:
+            secret = presented(request)
+            if secret is None:
+                raise AuthenticationError(
+                    "this proxy needs an accord token: send 'X-Accord-Token: <token>' (the Authorization header "
+                    "goes on to the model API)"
+                )
+            return secret
+        return None
 
     async def handle(self, request: Request, dialect: Dialect) -> Response:
         try:
-            self._authenticate(request)
-            body, unmasker = await self._masked_body(request, dialect)
+            token = self._authenticate(request)
+            body, unmasker = await self._masked_body(request, dialect, token)
             outgoing = self.client.build_request(
                 "POST", self._url(request), headers=_forwarded(request.headers.raw), content=body
             )
@@ -192,7 +213,7 @@ class MaskingProxy:
         response.raw_headers += _returned(answer.headers.multi_items())
         return response
 
-    async def _masked_body(self, request: Request, dialect: Dialect) -> tuple[bytes, Unmasker]:
+    async def _masked_body(self, request: Request, dialect: Dialect, token: str | None) -> tuple[bytes, Unmasker]:
         """The body to send upstream, masked; bad input raises before anything reaches the vault."""
         raw = await self._read_request(request)
         parsed = parse_body(raw)
@@ -201,23 +222,13 @@ class MaskingProxy:
             dialect.collect(parsed, texts)
         except RecursionError:
             raise BadRequestError("the body is nested too deeply") from None
-        self._check_mappings(texts.values())
-        masked, mappings = await mask_texts(self.vault, texts.values(), self.scope)
+        values = texts.values()
+        if values or token is not None:  # with a forwarded token, the (empty) call is the token's check
+            masked, mappings = await self.vault.mask(values, self.scope, max_new=self.max_mappings, token=token)
+        else:
+            masked, mappings = [], {}
         body = dump_body(parsed) if texts.apply(masked) else raw
         return body, Unmasker(self.vault.grammar, mappings)
-
-    def _check_mappings(self, texts: list[str]) -> None:
-        """Refuse, before anything is stored, a request whose detections could add too many mappings."""
-        values: set[str] = set()
-        for text in texts:
-            values.update(detection.value for detection in self.vault.detectors.detect(text))
-            if len(values) > self.max_mappings:
-                raise BadRequestError(
-                    f"the request holds more than {self.max_mappings} distinct values to mask; nothing was "
-                    "masked or sent (split it, or raise the proxy's --max-mappings)",
-                    status=413,
-                    code="too_many_mappings",
-                )
 
     async def _read_request(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")

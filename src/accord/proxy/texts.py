@@ -12,6 +12,7 @@ from typing import Any
 
 from accord.core.errors import BadRequestError
 from accord.vault import TokenGrammar, Vault
+from accord.vault.batch import mask_many
 
 __all__ = [
     "BadRequestError",
@@ -25,9 +26,6 @@ __all__ = [
     "unmask_body",
 ]
 
-# Joins a request's texts for one mask call. No text holds a NUL (else they are masked one by one),
-# and tokens never contain one, so a separator survives masking unless a detection ran across it.
-SEPARATOR = "\n\x00\x1f\x00\n"
 JSON_TEXT_KEYS = frozenset({"arguments", "partial_json"})  # strings that are JSON text themselves
 SKIP_KEYS = frozenset({"thinking", "signature"})  # signed by the provider: sent back as received
 
@@ -88,25 +86,7 @@ class Texts:
 
 async def mask_texts(vault: Vault, texts: list[str], scope: str) -> tuple[list[str], dict[str, str]]:
     """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings."""
-    if not texts:
-        return [], {}
-    if len(texts) == 1:
-        result = await vault.mask(texts[0], scope)
-        return [result.text], result.mappings
-    if not any("\x00" in text for text in texts):
-        result = await vault.mask(SEPARATOR.join(texts), scope)
-        parts = result.text.split(SEPARATOR)
-        if len(parts) == len(texts):
-            return parts, result.mappings
-    # A detection ran across two texts (a PEM block begun in one message and ended in another), or a
-    # text holds a NUL: mask them one by one.
-    mappings: dict[str, str] = {}
-    masked: list[str] = []
-    for text in texts:
-        result = await vault.mask(text, scope)
-        masked.append(result.text)
-        mappings.update(result.mappings)
-    return masked, mappings
+    return await mask_many(vault, texts, scope)
 
 
 class Unmasker:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("accord.fleet")
 
 HEARTBEAT_S = 3.0
+REMOTE_HEARTBEAT_S = 10.0  # a remote client's: each beat is a server's write, and there may be thousands
 REPORT_DEBOUNCE_S = 0.2
 STALE_AFTER_S = 30.0
 EXPIRE_AFTER_S = 300.0
@@ -40,6 +41,8 @@ FLEET_ACL_KEY = "fleet/"
 
 __all__ = [
     "FLEET_ACL_KEY",
+    "HEARTBEAT_S",
+    "REMOTE_HEARTBEAT_S",
     "Announcer",
     "InstanceView",
     "list_instances",
@@ -148,9 +151,11 @@ class Announcer:
         heartbeat_s: float = HEARTBEAT_S,
         debounce_s: float = REPORT_DEBOUNCE_S,
         expire_after_s: float = EXPIRE_AFTER_S,
+        instances: InstanceStore | None = None,
     ) -> None:
+        """``instances``: where the row goes (a remote client's is a server's, over HTTP); else the database's."""
         self._replica = replica
-        self._store: InstanceStore = instance_store(replica.store)
+        self._store: InstanceStore = instances if instances is not None else instance_store(replica.store)
         self._heartbeat_s = heartbeat_s
         self._debounce_s = debounce_s
         self._expire_after_s = expire_after_s

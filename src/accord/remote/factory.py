@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from accord.bus.auth import BusAuth
 from accord.bus.factory import Propagation
 from accord.bus.value_cache import NullValueCache
+from accord.remote.instances import HttpInstanceStore
 from accord.remote.servers import Servers, parse_addresses
 from accord.remote.store import HttpKVStore
 from accord.remote.stream import RemoteStreamBus
@@ -18,6 +19,7 @@ class RemoteParts:
     store: HttpKVStore
     propagation: Propagation
     bus: RemoteStreamBus
+    instances: HttpInstanceStore  # the fleet view's row, reported to a server (docs/fleet.md)
 
 
 def remote_parts(addr: str | Sequence[str], token: str, prefixes: Sequence[str]) -> RemoteParts:
@@ -26,4 +28,5 @@ def remote_parts(addr: str | Sequence[str], token: str, prefixes: Sequence[str])
     store = HttpKVStore(servers)
     bus = RemoteStreamBus(servers, prefixes)
     # BusAuth only signs Redis/NOTIFY messages; a remote client has none, so its deployment is never read.
-    return RemoteParts(store, Propagation(bus=bus, cache=NullValueCache(), auth=BusAuth(store)), bus)
+    propagation = Propagation(bus=bus, cache=NullValueCache(), auth=BusAuth(store))
+    return RemoteParts(store, propagation, bus, HttpInstanceStore(servers))

@@ -93,13 +93,18 @@ class Servers:
         self.current = (self.current + 1) % len(self.addresses)
         return self.base
 
-    async def call(self, method: str, path: str, *, params: Any = None, body: object = None) -> Any:
-        """The JSON answer of the first server that answers (starting with the current one)."""
+    async def call(
+        self, method: str, path: str, *, params: Any = None, body: object = None, token: str | None = None
+    ) -> Any:
+        """The JSON answer of the first server that answers (starting with the current one).
+
+        ``token`` replaces this client's own token for the one call (a proxy passing on its caller's)."""
         reasons: list[str] = []
+        headers = None if token is None else {"Authorization": f"Bearer {token}"}
         for _ in self.addresses:
             base = self.base
             try:
-                response = await self.client.request(method, base + path, params=params, json=body)
+                response = await self.client.request(method, base + path, params=params, json=body, headers=headers)
             except httpx.TransportError as exc:
                 reasons.append(f"{shown_addr(base)}: {_reason(exc)}")
                 self.fail_over()
@@ -109,12 +114,14 @@ class Servers:
                 self.fail_over()
                 continue
             if response.is_error:
-                raise self.error(response)
-            return _json(response, method, path)
+                raise self.error(response, hint=token is None)
+            return None if response.status_code == 204 else _json(response, method, path)
         raise ServerUnreachableError(f"cannot reach any accord server ({ADDR_ENV}={self.shown}): {'; '.join(reasons)}")
 
-    def error(self, response: httpx.Response) -> AccordError:
-        return decode_error(response, server=shown_addr(str(response.url)), token_hint=f" (check {TOKEN_ENV})")
+    def error(self, response: httpx.Response, *, hint: bool = True) -> AccordError:
+        """``hint``: a 401 names ACCORD_TOKEN (not when the call carried someone else's token)."""
+        token_hint = f" (check {TOKEN_ENV})" if hint else ""
+        return decode_error(response, server=shown_addr(str(response.url)), token_hint=token_hint)
 
     async def aclose(self) -> None:
         await self.client.aclose()

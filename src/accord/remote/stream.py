@@ -42,6 +42,7 @@ class RemoteStreamBus:
         self.position: Callable[[], int] = lambda: self._seen
         self.server: str | None = None
         self.reconnects = 0
+        self.resyncs = 0  # how often the stream had the replica catch up from history
 
     @property
     def mode(self) -> str:
@@ -136,6 +137,8 @@ class RemoteStreamBus:
 
     async def _deliver_resync(self, reason: str) -> None:
         assert self._handler is not None
+        self.resyncs += 1
+        log.info("remote stream: resync (%s)", reason)
         await self._handler(Resync(reason))
         self._seen = self.position()
 

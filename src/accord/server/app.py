@@ -38,6 +38,7 @@ from accord.server.routes import (
     remote_stream,
     tokens,
     ui,
+    vault,
     watch,
 )
 from accord.server.state import ServerState
@@ -95,10 +96,12 @@ def create_app(
         app.state.consul = consul = ConsulState(live.replica, address)
         metrics.watch(RegistryCollector(live.replica, consul.signal))
         await consul.start(background=not embedded)
+        app.state.vault = vault.ServerVault(resolve_db_url(db_url), redis_url)  # opened on first use
         try:
             with on_exit_signal(consul.signal.drain):
                 yield
         finally:
+            await app.state.vault.aclose()
             await consul.aclose()
             await live.aclose()
 
@@ -126,7 +129,7 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream, events, ui)
+    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream, events, ui, vault)
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
 
