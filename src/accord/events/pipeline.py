@@ -36,9 +36,10 @@ from accord.events.spool import FsyncPolicy, Spool
 from accord.events.stats import STAGES, Counters, PipelineStats
 from accord.store.events import EventRow, insert_events
 
-__all__ = ["Pipeline", "PipelineOptions", "row_of"]
+__all__ = ["NOT_READY_FILL", "Pipeline", "PipelineOptions", "row_of"]
 
 log = logging.getLogger("accord.events")
+NOT_READY_FILL = 0.9  # buffer or spool this full: the producer is about to shed events, so it is not ready
 Event = dict[str, Any]
 
 
@@ -55,6 +56,7 @@ class PipelineOptions:
     spool_fsync: FsyncPolicy = "interval"
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_segment_bytes: int = 4 * 1024 * 1024
+    loss_window_s: float = 10.0  # health(): not ready while events were shed (buffer, spool cap) this recently
 
     def __post_init__(self) -> None:
         if self.unconfirmed_max >= self.stream_maxlen:
@@ -365,6 +367,58 @@ class Pipeline:
     def collector(self) -> Collector:
         """A prometheus-client collector of this pipeline's counters (register it in the app's registry)."""
         return EventsCollector(self)
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        """(what a readiness probe shows, whether the producer is ready): see docs/events.md, "Readiness".
+
+        Not ready only where events are being, or are about to be, lost: the batcher is not running
+        (never started, ended, or closed); events were shed for want of room (full buffer, spool cap) or
+        a batch failed to spool within ``loss_window_s``; the buffer is at least ``NOT_READY_FILL`` full
+        (the next burst is shed); or the spool is at least ``NOT_READY_FILL`` of its cap. Every other
+        state, the spool stage included, is ``degraded`` and still ready.
+        """
+        self._sync_spool_drops()
+        top = self.top_stage
+        buffered, capacity = len(self._buffer), self._buffer.capacity
+        spool_bytes, spool_cap = self._spool.size(), self.options.spool_max_bytes
+        buffer_fill, spool_fill = buffered / capacity, spool_bytes / spool_cap
+        running = self._task is not None and not self._task.done() and not self._closing
+        problems = []
+        if not running:
+            problems.append("the batcher is not running")
+        if buffer_fill >= NOT_READY_FILL:
+            problems.append(f"the buffer is {buffer_fill:.0%} full")
+        if spool_fill >= NOT_READY_FILL:
+            problems.append(f"the spool is at {spool_fill:.0%} of its cap")
+        last_loss = self.counters.last_loss
+        if last_loss and time.monotonic() - last_loss < self.options.loss_window_s:
+            problems.append(f"events were shed {time.monotonic() - last_loss:.1f}s ago")
+        ok = not problems and self.active_stage == top
+        answer: dict[str, Any] = {
+            "ok": ok,
+            "degraded": not ok,
+            "role": "producer",
+            "stage": self.active_stage,
+            "breakers": {name: breaker.state() for name, breaker in self._breakers.items() if self._has(name)},
+            "buffer": {"events": buffered, "capacity": capacity, "fill": round(buffer_fill, 4)},
+            "spool": {"bytes": spool_bytes, "max_bytes": spool_cap, "fill": round(spool_fill, 4)},
+            "dropped": sum(self.counters.dropped.values()),
+        }
+        if problems:
+            answer["error"] = "; ".join(problems)
+        return answer, not problems
+
+    @property
+    def top_stage(self) -> str:
+        """The first stage this pipeline has: where events go when nothing is wrong."""
+        return next(name for name in STAGES if self._has(name))
+
+    def _has(self, stage: str) -> bool:
+        if stage == "redis":
+            return self._redis is not None
+        if stage == "database":
+            return self._database is not None
+        return stage == "spool"
 
     def stats(self) -> PipelineStats:
         c = self.counters
