@@ -72,10 +72,10 @@ RATE_EVENTS = 2_000_000
 
 @pytest.mark.parametrize(("rate", "salt"), [(0.05, "s1"), (0.05, "prod-eu"), (0.2, "s1")])
 def test_the_hashed_share_is_within_one_percent_of_the_rate_relative(tmp_path: Path, rate: float, salt: str) -> None:
-    """Issue 11's "within ±1 % of the rate", read as relative error: kept / normal within rate × (1 ± 0.01).
+    """Issue 11's "within ±1 % of the rate", read as relative error: kept / normal within rate * (1 ± 0.01).
 
     2,000,000 normal events through ``emit`` (half middleware-style random hex ids, half sequential
-    ``req-N``): at 5 % the relative standard deviation is sqrt(0.95 / (2e6 × 0.05)) = 0.31 %, so ±1 % is
+    ``req-N``): at 5 % the relative standard deviation is sqrt(0.95 / (2e6 * 0.05)) = 0.31 %, so ±1 % is
     3.2 sigma for an ideal uniform hash (7 sigma at 20 %). The hash and the ids are deterministic, so the
     outcome is too: this fails only if the hash is biased, never by chance on a rerun.
     """

@@ -25,7 +25,7 @@ class Breaker:
         return self.failures == 0 or time.monotonic() >= self._open_until
 
     def state(self) -> dict[str, object]:
-        """``closed``, ``open`` (backing off) or ``half-open`` (the next batch is a probe), and the failures in a row."""
+        """``closed``, ``open`` (backing off) or ``half-open`` (the next batch is a probe), and failures in a row."""
         if self.failures == 0:
             return {"state": "closed", "failures": 0}
         return {"state": "half-open" if self.allows() else "open", "failures": self.failures}
