@@ -25,7 +25,7 @@ import orjson
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.core.errors import AccordError
+from accord.core.errors import AccordError, StoreUnavailableError
 from accord.events.breaker import Breaker
 from accord.events.buffer import EventBuffer
 from accord.events.bulk import insert_rows
@@ -34,8 +34,9 @@ from accord.events.metrics import EventsCollector
 from accord.events.prepare import Preparer
 from accord.events.redis_stage import RedisStage, StageFailedError
 from accord.events.sampling import PRIORITY_RULES, SamplingPolicy
+from accord.events.server_stage import ServerStage
 from accord.events.spool import FsyncPolicy, Spool
-from accord.events.stats import STAGES, Counters, PipelineStats
+from accord.events.stats import STAGES, UPPER_STAGES, Counters, PipelineStats
 from accord.store.events import EventRow
 
 __all__ = ["NOT_READY_FILL", "Pipeline", "PipelineOptions", "row_of"]
@@ -101,6 +102,7 @@ class Pipeline:
         spool_dir: str | Path,
         database: Callable[[], Awaitable[AsyncEngine]] | None = None,
         redis: RedisStage | None = None,
+        server: ServerStage | None = None,
         options: PipelineOptions | None = None,
         counters: Counters | None = None,
     ) -> None:
@@ -115,14 +117,16 @@ class Pipeline:
         self._preparer = Preparer(self.counters, max_event_bytes=self.options.max_event_bytes)
         self._database = database
         self._redis = redis
-        self._breakers = {name: Breaker(name) for name in STAGES[:2]}
+        self._server = server
+        self._breakers = {name: Breaker(name) for name in UPPER_STAGES}
+        self._lock = asyncio.Lock()  # the batcher and accept() take turns on the stages and the spool
         o = self.options
         self._spool = Spool(
             spool_dir, fsync=o.spool_fsync, segment_bytes=o.spool_segment_bytes, max_bytes=o.spool_max_bytes
         )
         self._spool_pending = not self._spool.is_empty()
         self._counted_segments: set[str] = set()
-        self.active_stage = "redis" if redis is not None else ("database" if database is not None else "spool")
+        self.active_stage = self.top_stage
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._in_flight = 0
@@ -211,7 +215,8 @@ class Pipeline:
 
     async def _run(self) -> None:
         while True:
-            await self._housekeeping()
+            async with self._lock:
+                await self._housekeeping()
             batch = self._buffer.take(self.options.batch_size)
             if not batch:
                 if self._closing:
@@ -222,7 +227,8 @@ class Pipeline:
             try:
                 prepared = [(e, payload) for e in batch if (payload := self._preparer.prepare(e)) is not None]
                 if prepared:
-                    await self._deliver(prepared)
+                    async with self._lock:
+                        await self._deliver(prepared)
             except Exception:  # a bug or a full disk must not stop the batcher: the batch is counted, not hidden
                 log.exception("event batch of %d could not be delivered or spooled; dropped", len(batch))
                 self.counters.drop("internal", "priority", len(batch))
@@ -243,10 +249,25 @@ class Pipeline:
             await self._replay()
 
     def _upper_stage_open(self) -> bool:
+        if self._server is not None and self._breakers["server"].allows():
+            return True
         redis_ok = self._redis is not None and self._breakers["redis"].allows() and not self._redis.full()
         return redis_ok or (self._database is not None and self._breakers["database"].allows())
 
-    async def _deliver(self, prepared: list[tuple[Event, bytes]]) -> None:
+    async def accept(self, payloads: list[bytes]) -> str:
+        """Deliver events another process prepared (a remote producer's batch, relayed by the server) now.
+
+        They take the same way as this pipeline's own: the first stage that takes them, else the spool
+        (behind anything already spooled, so a producer's order holds). Returns the stage that took
+        them; when it returns, the batch is in Redis, the table or the spool file.
+        """
+        if self._closing:
+            raise StoreUnavailableError("this event pipeline is closing")
+        async with self._lock:
+            await self._deliver([(None, payload) for payload in payloads])
+            return self.active_stage
+
+    async def _deliver(self, prepared: list[tuple[Event, bytes]] | list[tuple[None, bytes]]) -> None:
         if not self._spool_pending and await self._deliver_upper(prepared):
             return
         payloads = [payload for _, payload in prepared]
@@ -257,8 +278,15 @@ class Pipeline:
         self._set_active("spool")
 
     async def _deliver_upper(self, prepared: list[tuple[Event, bytes]] | list[tuple[None, bytes]]) -> bool:
-        """Redis, else the database; False when neither took the batch."""
+        """The server (remote mode), else Redis, else the database; False when none took the batch."""
         payloads = [payload for _, payload in prepared]
+        if self._server is not None and self._breakers["server"].allows():
+            try:
+                await self._server.deliver(payloads)
+            except StageFailedError as exc:
+                self._stage_failed("server", exc)
+            else:
+                return self._stage_ok("server", len(payloads))
         if self._redis is not None and self._breakers["redis"].allows() and not self._redis.full():
             try:
                 await self._redis.deliver(payloads)
@@ -316,7 +344,7 @@ class Pipeline:
 
     def _set_active(self, stage: str) -> None:
         if stage != self.active_stage:
-            level = logging.INFO if stage == "redis" else logging.WARNING
+            level = logging.INFO if stage == self.top_stage else logging.WARNING
             log.log(level, "events now go to the %s stage (was %s)", stage, self.active_stage)
             self.active_stage = stage
 
@@ -351,6 +379,8 @@ class Pipeline:
         await asyncio.to_thread(self._spool.close)
         if self._redis is not None:
             await self._redis.aclose()
+        if self._server is not None:
+            await self._server.aclose()
         for closer in reversed(self._closers):
             await closer()
 
@@ -418,6 +448,8 @@ class Pipeline:
         return next(name for name in STAGES if self._has(name))
 
     def _has(self, stage: str) -> bool:
+        if stage == "server":
+            return self._server is not None
         if stage == "redis":
             return self._redis is not None
         if stage == "database":

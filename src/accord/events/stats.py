@@ -6,9 +6,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["STAGES", "Counters", "PipelineStats"]
+__all__ = ["STAGES", "UPPER_STAGES", "Counters", "PipelineStats"]
 
-STAGES = ("redis", "database", "spool")
+STAGES = ("server", "redis", "database", "spool")  # server: remote mode (the accord server relays the batch)
+UPPER_STAGES = STAGES[:3]
 LOSS_REASONS = frozenset({"buffer_full", "spool_full", "internal"})  # the pipeline's state lost them, not the event
 
 
