@@ -374,9 +374,11 @@ class Pipeline:
             rest = self._buffer.take(len(self._buffer))
             payloads = [p for event in rest if (p := self._preparer.prepare(event)) is not None]
             if payloads:
-                await asyncio.to_thread(self._spool.append, payloads)
+                async with self._lock:  # an accept() already in progress finishes first
+                    await asyncio.to_thread(self._spool.append, payloads)
                 self.counters.spooled += len(payloads)
-        await asyncio.to_thread(self._spool.close)
+        async with self._lock:
+            await asyncio.to_thread(self._spool.close)
         if self._redis is not None:
             await self._redis.aclose()
         if self._server is not None:
