@@ -148,11 +148,11 @@ async def test_the_route_needs_write_on_events_and_checks_every_line(
         await pipeline.aclose()
 
 
-async def test_a_server_without_events_answers_503_naming_the_flag(
+async def test_a_server_without_events_answers_404_naming_the_flag(
     sqlite_url: str, tmp_path: Path, accord_servers: AccordServers
 ) -> None:
     server = accord_servers.start(sqlite_url, "", expect_token=True)
     writer = _token(server, "pod", ["events/=write"])
     with server.client(writer) as client:
         answer = client.post("/api/events", content=b'{"event_id":"p:1"}')
-    assert answer.status_code == 503 and "accord serve --events" in answer.json()["detail"]
+    assert answer.status_code == 404 and "accord serve --events" in answer.json()["detail"]

@@ -22,7 +22,7 @@ __all__ = ["MAX_REQUEST_BYTES", "PATH", "ServerStage"]
 PATH = "/api/events"
 MAX_REQUEST_BYTES = 960 * 1024
 TIMEOUT = httpx.Timeout(5.0, connect=1.0)  # a stage that fails fast: the spool is the next stop
-_FAILOVER = (502, 503, 504)
+_FAILOVER = (404, 502, 503, 504)  # 404: that server runs without --events (no relay); another may have one
 
 
 def chunks(payloads: Sequence[bytes], limit: int = MAX_REQUEST_BYTES) -> Iterator[list[bytes]]:
@@ -64,7 +64,7 @@ class ServerStage:
                 reasons.append(f"{shown_addr(base)}: {type(exc).__name__}")
                 servers.fail_over()
                 continue
-            if response.status_code in _FAILOVER:  # this one cannot relay now (no --events, its stages down)
+            if response.status_code in _FAILOVER:  # this one cannot relay (no --events, or not now)
                 reasons.append(f"{shown_addr(base)}: {servers.error(response).detail}")
                 servers.fail_over()
                 continue

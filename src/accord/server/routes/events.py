@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.core.errors import AccordError, StoreUnavailableError
+from accord.core.errors import AccordError, NotFoundError
 from accord.events.query import EventQuery, parse_since, parse_where, run_query
 from accord.server import schemas as s
 from accord.server.deps import Caller, State, require_read, require_write
@@ -48,7 +48,7 @@ async def add_events(caller: Caller, request: Request) -> dict[str, JsonValue]:
     served = getattr(request.app.state, "events", None)
     relay = getattr(served, "relay", None)
     if relay is None:
-        raise StoreUnavailableError("this server does not relay events: run it with accord serve --events")
+        raise NotFoundError("this server does not relay events: run it with accord serve --events")
     payloads = parse_batch(await request.body())
     stage = await relay.accept(payloads)
     return {"accepted": len(payloads), "stage": stage}
