@@ -37,7 +37,15 @@ async def list_events(
 @router.post(
     "",
     summary="Add a remote producer's batch of events (one JSON object per line); 200 once they are safe",
-    openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    # declared as text/plain (OpenAPI tools know no NDJSON serializer); the Content-Type is not checked, producers
+    # send application/x-ndjson
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One JSON object per line, each with a string event_id (application/x-ndjson).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def add_events(caller: Caller, request: Request) -> dict[str, JsonValue]:
     """The batch goes through this server's own delivery (Redis, the database, its spool: ``accord serve
