@@ -8,7 +8,11 @@
 2. *e2e*: the same N events from emit until a consumer (``accord events consume``, its own process)
    has inserted them all into PostgreSQL; beside it, the producer's database stage alone (straight
    ``INSERT ... ON CONFLICT DO NOTHING`` batches, no Redis).
-3. *drain*: a private redis-server is killed for ``--outage`` seconds while a producer emits
+3. *consumer*: N events already in the stream, drained by one in-process consumer into PostgreSQL:
+   the batch insert it uses (``accord.events.bulk``: one ``INSERT … SELECT FROM unnest`` of column
+   arrays) beside the store's ``insert_events`` (SQLAlchemy executemany), same stream, same run,
+   alternating which goes first.
+4. *drain*: a private redis-server is killed for ``--outage`` seconds while a producer emits
    ``--rate`` events/s (no database stage: the spool takes them); the time from the restart until the
    spool is empty and until the table holds every event.
 """
@@ -130,6 +134,51 @@ async def e2e_rate(db_url: str, redis_url: str, n: int, spool: Path) -> dict[str
     return {"e2e_events_per_s": round(ours), "database_stage_events_per_s": round(direct)}
 
 
+async def consumer_rate(db_url: str, redis_url: str, n: int, spool: Path, run: int) -> dict[str, float]:
+    from accord.events.bulk import insert_rows
+    from accord.events.consumer import Consumer, ConsumerOptions
+    from accord.events.factory import MigratedEngine
+    from accord.events.keys import GROUP
+    from accord.store.events import insert_events
+
+    await _reset(db_url, redis_url)
+    opts = PipelineOptions(buffer_events=n + 1, unconfirmed_max=n + 1, stream_maxlen=max(1_000_000, 2 * n))
+    pipeline = await start("bench", db_url, redis_url, spool, policy=POLICY, options=opts, database_stage=False)
+    for i in range(n):
+        pipeline.emit(_event(i))
+    await pipeline.flush(timeout_s=600)
+    await pipeline.aclose()
+    migrated = MigratedEngine(create_engine(db_url))
+    keys = await migrated.keys()
+    client = aioredis.Redis.from_url(redis_url)
+    inserters = {"bulk": insert_rows, "executemany": insert_events}
+    order = list(inserters) if run % 2 == 0 else list(reversed(inserters))
+    figures: dict[str, float] = {}
+    try:
+        for name in order:
+            async with migrated.engine.begin() as conn:
+                await conn.execute(sa.text("DELETE FROM accord_event"))
+            await client.xgroup_destroy(keys.stream, GROUP)
+            await client.xgroup_create(keys.stream, GROUP, id="0")
+            consumer = Consumer.from_url(redis_url, migrated.engine, keys, ConsumerOptions(name=f"drain-{name}"),
+                                         inserter=inserters[name])  # fmt: skip
+            stop = asyncio.Event()
+            t0 = time.perf_counter()
+            task = asyncio.create_task(consumer.run(stop))
+            await _until_count(migrated.engine, n)
+            figures[f"consumer_{name}_events_per_s"] = round(n / (time.perf_counter() - t0))
+            stop.set()
+            await task
+            await consumer.aclose()
+    finally:
+        await client.aclose()
+        await migrated.engine.dispose()
+    figures["consumer_bulk_ratio"] = round(
+        figures["consumer_bulk_events_per_s"] / figures["consumer_executemany_events_per_s"], 3
+    )
+    return figures
+
+
 async def drain(db_url: str, workdir: Path, rate: int, outage_s: float) -> dict[str, float]:
     from tests.harness import RedisServer  # the repository root is on sys.path (top of this file)
 
@@ -184,6 +233,7 @@ async def main() -> None:
             spool = found.workdir / f"spool-{run}"
             figures = await redis_rate(found.db_url, found.redis_url, args.events, spool)
             figures |= await e2e_rate(found.db_url, found.redis_url, args.events, spool)
+            figures |= await consumer_rate(found.db_url, found.redis_url, args.events, spool, run)
             figures |= await drain(found.db_url, found.workdir / f"drain-{run}", args.rate, args.outage)
             note(str(figures))
             per_run.append(figures)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import random
 import subprocess
@@ -45,7 +46,8 @@ def _pipeline(tmp_path: Path, policy: SamplingPolicy = POLICY) -> Pipeline:
     return Pipeline("svc", policy=policy, spool_dir=tmp_path / "spool", options=PipelineOptions(buffer_events=2 * N))
 
 
-def test_rule_keeps_are_total_and_the_rest_is_within_one_point_of_the_rate(tmp_path: Path) -> None:
+def test_rule_keeps_are_total_and_the_rest_is_near_the_rate(tmp_path: Path) -> None:
+    """On the issue's 100,000 mixed events; the ±1 % (relative) bound needs more events: the next test."""
     pipeline = _pipeline(tmp_path)
     events = _mixed(N)
     normal = [e for e in events if POLICY.rule_for(e["status"], None, e["duration_ms"], e["route"]) is None]
@@ -57,9 +59,38 @@ def test_rule_keeps_are_total_and_the_rest_is_within_one_point_of_the_rate(tmp_p
     assert {e["sampling_rule"] for e in priority} == {"error", "slow", "critical"}
     assert all(e["sample_rate"] == 1.0 for e in priority)
     sampled = [e for e in kept if e["sampling_rule"] == "sampled"]
-    assert abs(len(sampled) / len(normal) - 0.05) <= 0.01
+    # ~80,000 normal events: the binomial's relative standard deviation is sqrt(0.95 / (n * 0.05)) = 1.5 %,
+    # so relative ±1 % cannot be promised here; 4 sigma can (the hash is deterministic: so is the outcome).
+    sigma = math.sqrt((1 - 0.05) / (len(normal) * 0.05))
+    assert abs(len(sampled) / len(normal) / 0.05 - 1) <= 4 * sigma
     assert all(e["sample_rate"] == 0.05 and e["policy_version"] == POLICY.version for e in sampled)
     assert pipeline.stats().sampled_out == len(normal) - len(sampled)
+
+
+RATE_EVENTS = 2_000_000
+
+
+@pytest.mark.parametrize(("rate", "salt"), [(0.05, "s1"), (0.05, "prod-eu"), (0.2, "s1")])
+def test_the_hashed_share_is_within_one_percent_of_the_rate_relative(tmp_path: Path, rate: float, salt: str) -> None:
+    """Issue 11's "within ±1 % of the rate", read as relative error: kept / normal within rate * (1 ± 0.01).
+
+    2,000,000 normal events through ``emit`` (half middleware-style random hex ids, half sequential
+    ``req-N``): at 5 % the relative standard deviation is sqrt(0.95 / (2e6 * 0.05)) = 0.31 %, so ±1 % is
+    3.2 sigma for an ideal uniform hash (7 sigma at 20 %). The hash and the ids are deterministic, so the
+    outcome is too: this fails only if the hash is biased, never by chance on a rerun.
+    """
+    policy = SamplingPolicy.of(sample_rate=rate, salt=salt)
+    options = PipelineOptions(buffer_events=int(RATE_EVENTS * rate * 1.2))
+    pipeline = Pipeline("svc", policy=policy, spool_dir=tmp_path / "spool", options=options)
+    rng = random.Random(11)
+    emit = pipeline.emit
+    kept = 0
+    for i in range(RATE_EVENTS):
+        rid = f"req-{i}" if i % 2 else f"{rng.getrandbits(128):032x}"
+        kept += emit({"request_id": rid, "status": 200, "duration_ms": 3.0, "route": "/items/{id}"})
+    assert pipeline.stats().kept == {"sampled": kept}
+    assert pipeline.stats().sampled_out == RATE_EVENTS - kept
+    assert abs(kept / RATE_EVENTS / rate - 1) <= 0.01, f"kept {kept / RATE_EVENTS:.5f} of the events at rate {rate}"
 
 
 def test_raising_the_rate_only_adds_events(tmp_path: Path) -> None:

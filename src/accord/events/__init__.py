@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from accord.events.consumer import Consumer, ConsumerOptions
     from accord.events.context import current
     from accord.events.factory import start
+    from accord.events.health import readiness, readiness_endpoint
     from accord.events.middleware import WideEventMiddleware
     from accord.events.pipeline import Pipeline, PipelineOptions
     from accord.events.sampling import SamplingPolicy, hash_unit
@@ -34,6 +35,8 @@ __all__ = [
     "WideEventMiddleware",
     "current",
     "hash_unit",
+    "readiness",
+    "readiness_endpoint",
     "start",
 ]
 
@@ -47,6 +50,8 @@ _WHERE = {
     "PipelineOptions": "pipeline",
     "SamplingPolicy": "sampling",
     "hash_unit": "sampling",
+    "readiness": "health",
+    "readiness_endpoint": "health",
     "EventsSettings": "settings",
     "PipelineStats": "stats",
 }

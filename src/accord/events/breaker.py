@@ -24,6 +24,12 @@ class Breaker:
         """Closed, or open long enough that one probe may go (half-open)."""
         return self.failures == 0 or time.monotonic() >= self._open_until
 
+    def state(self) -> dict[str, object]:
+        """``closed``, ``open`` (backing off) or ``half-open`` (the next batch is a probe), and failures in a row."""
+        if self.failures == 0:
+            return {"state": "closed", "failures": 0}
+        return {"state": "half-open" if self.allows() else "open", "failures": self.failures}
+
     def succeeded(self) -> None:
         self.failures = 0
 

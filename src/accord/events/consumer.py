@@ -13,28 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.core.errors import StoreUnavailableError
+from accord.events.bulk import RefusedBatchError, insert_rows
 from accord.events.keys import FIELD, GROUP, EventKeys
 from accord.events.pipeline import row_of
 from accord.events.redis_stage import ensure_group, redis_client
-from accord.store.events import EventRow, insert_events
+from accord.store.events import EventRow
 
 __all__ = ["Consumer", "ConsumerCollector", "ConsumerOptions", "ConsumerStats", "StreamStatus", "stream_status"]
 
 log = logging.getLogger("accord.events")
 Entry = tuple[bytes, dict[bytes, bytes]]
+Inserter = Callable[[AsyncEngine, Sequence[EventRow]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,17 @@ async def stream_status(client: aioredis.Redis, keys: EventKeys) -> StreamStatus
 
 
 class Consumer:
-    def __init__(self, client: aioredis.Redis, engine: AsyncEngine, keys: EventKeys, options: ConsumerOptions) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        engine: AsyncEngine,
+        keys: EventKeys,
+        options: ConsumerOptions,
+        *,
+        inserter: Inserter = insert_rows,
+    ) -> None:
         self._client = client
+        self._inserter = inserter  # bench/events_delivery.py compares the store's executemany with it
         self._engine = engine
         self.keys = keys
         self.options = options
@@ -88,21 +98,48 @@ class Consumer:
         self._own_cursor: str | None = "0"  # None once our own pending entries were read
         self._claim_cursor = "0-0"
         self._poison: dict[bytes, str] = {}
+        self._overlap = False  # set by run(): one batch's insert in flight while the next is read
+        self._in_flight: asyncio.Task[None] | None = None
         self._group_ready = False
         self.status: StreamStatus | None = None  # refreshed every few seconds by run(), for the collector
         # why run() is backing off (Redis or the database away): the error's class and first line; None when consuming
         self.paused: tuple[str, str] | None = None
 
     @classmethod
-    def from_url(cls, redis_url: str, engine: AsyncEngine, keys: EventKeys, options: ConsumerOptions) -> Consumer:
-        return cls(redis_client(redis_url, read_timeout_s=options.block_ms / 1000 + 2.0), engine, keys, options)
+    def from_url(
+        cls,
+        redis_url: str,
+        engine: AsyncEngine,
+        keys: EventKeys,
+        options: ConsumerOptions,
+        *,
+        inserter: Inserter = insert_rows,
+    ) -> Consumer:
+        client = redis_client(redis_url, read_timeout_s=options.block_ms / 1000 + 2.0)
+        return cls(client, engine, keys, options, inserter=inserter)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Consume until ``stop`` is set; Redis or the database going away means a pause, never an exit."""
+        """Consume until ``stop`` is set; Redis or the database going away means a pause, never an exit.
+
+        One batch's insert and XACK run while the next batch is read and decoded (never more than one
+        in flight), so waiting on PostgreSQL's commit overlaps the Python work of the next batch. After
+        a failure the consumer reads its own pending entries again first (what the failed insert held).
+        """
         stop = stop or asyncio.Event()
+        self._overlap = True
+        try:
+            await self._run(stop)
+        finally:
+            self._overlap = False
+            try:
+                await self._finish_in_flight()
+            except (RedisError, OSError, StoreUnavailableError) as exc:  # its entries stay pending: re-read
+                log.warning("event consumer stopped with its last batch unacknowledged: %s", type(exc).__name__)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         delay = 0.2
         next_status = 0.0
         loop = asyncio.get_running_loop()
@@ -115,6 +152,7 @@ class Consumer:
                 delay = 0.2
                 self.paused = None
             except (RedisError, OSError, StoreUnavailableError) as exc:
+                self._own_cursor = "0"  # what a failed batch held is pending on us: read it first when back
                 self.paused = (type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
                 log.warning("event consumer paused %.1fs: %s", delay, str(exc).splitlines()[0] if str(exc) else exc)
                 try:
@@ -207,13 +245,26 @@ class Consumer:
         if not entries:
             return 0
         decoded = [(entry_id, *self._decode(entry_id, fields)) for entry_id, fields in entries]
+        await self._finish_in_flight()
+        if self._overlap:
+            self._in_flight = asyncio.create_task(self._commit(decoded), name="accord-events-insert")
+        else:
+            await self._commit(decoded)
+        return len(entries)
+
+    async def _finish_in_flight(self) -> None:
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
+
+    async def _commit(self, decoded: list[tuple[bytes, list[EventRow], bool]]) -> None:
+        """Insert (one transaction), then XACK what was committed and is not poison."""
         done = await self._insert([(entry_id, rows) for entry_id, rows, _ in decoded])
         ackable = [entry_id for entry_id, _, poison in decoded if not poison and entry_id in done]
         if ackable:
             await self._client.xack(self.keys.stream, GROUP, *ackable)
             self.stats.acked += len(ackable)
-        self.stats.entries += len(entries)
-        return len(entries)
+        self.stats.entries += len(decoded)
 
     def _decode(self, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[list[EventRow], bool]:
         """The rows of one entry (one event per line) and whether any line was poison.
@@ -240,17 +291,17 @@ class Consumer:
         """The entries whose rows are committed; a batch the database refuses is retried entry by entry."""
         rows = [row for _, entry_rows in batch for row in entry_rows]
         try:
-            await insert_events(self._engine, rows)
+            await self._inserter(self._engine, rows)
             self.stats.inserted_batches += 1
             return {entry_id for entry_id, _ in batch}
-        except sa.exc.DBAPIError:
+        except RefusedBatchError:
             pass
         done = set()
         for entry_id, entry_rows in batch:
             try:
-                await insert_events(self._engine, entry_rows)
-            except sa.exc.DBAPIError as exc:
-                self._poison[entry_id] = str(exc.orig).splitlines()[0][:300] if exc.orig else "refused"
+                await self._inserter(self._engine, entry_rows)
+            except RefusedBatchError as exc:
+                self._poison[entry_id] = exc.detail
                 self.stats.poison_seen += 1
                 continue
             done.add(entry_id)

@@ -27,8 +27,7 @@ def current() -> dict[str, Any]:
     return state.event if state is not None else {}
 
 
-def request_state() -> RequestState | None:
-    return _state.get()
+request_state = _state.get  # the bound method itself: emit() calls it on every event
 
 
 def enter(state: RequestState) -> object:

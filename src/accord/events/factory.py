@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accord.bus.redis_conn import resolve_redis_url
 from accord.config.connect import connect
 from accord.core import environ
-from accord.core.errors import AccordError, UnknownSettingError
+from accord.core.errors import AccordError, InvalidInputError, UnknownSettingError
 from accord.events.keys import EventKeys
 from accord.events.pipeline import Pipeline, PipelineOptions
 from accord.events.redis_stage import RedisStage
 from accord.events.sampling import SamplingPolicy
+from accord.events.server_stage import ServerStage
 from accord.events.settings import EventsSettings
 from accord.events.stats import Counters
 from accord.store.deployment import redis_keys_of
@@ -87,6 +89,8 @@ async def start(
     policy: SamplingPolicy | None = None,
     options: PipelineOptions | None = None,
     database_stage: bool = True,
+    addr: str | Sequence[str] | None = None,
+    token: str | None = None,
 ) -> Pipeline:
     """A running pipeline. URLs default to ACCORD_DB_URL / ACCORD_REDIS_URL (then the embedded SQLite file),
     ``spool_dir`` to ACCORD_SPOOL_DIR (then ./accord-events-spool); without ``options``, ACCORD_SPOOL_FSYNC and
@@ -95,11 +99,19 @@ async def start(
     The policy follows ``config`` (a LiveConfig declaring EventsSettings); with neither ``config`` nor a
     static ``policy`` the pipeline opens its own LiveConfig on the same database. ``database_stage=False``
     leaves out the direct-to-database fallback (Redis, then the spool).
+
+    Remote mode (docs/events.md, "Remote producers"): with ``addr`` (one or several comma-separated
+    server addresses), or ACCORD_ADDR and ACCORD_TOKEN set and no database or Redis URL given (the
+    rule of ``accord.connect``), batches go to an accord server (``POST /api/events``, a token with
+    write on ``events/``) and to the local spool while no server takes them; no database, no Redis.
     """
     env = environ.current()
+    remote = _remote_addr(addr, db_url, redis_url, env)
+    if remote is not None:
+        return await _start_remote(service, remote, token or env.token or "", spool_dir, config, policy, options, env)
     migrated = MigratedEngine(create_engine(resolve_db_url(db_url)))
     redis = resolve_redis_url(redis_url)
-    opts = options or _options_from(env)
+    opts = options or options_from(env)
     counters = Counters()
     stage = None
     if redis is not None:
@@ -129,7 +141,50 @@ async def start(
     return pipeline
 
 
-def _options_from(env: environ.Environ) -> PipelineOptions:
+def _remote_addr(
+    addr: str | Sequence[str] | None, db_url: str | None, redis_url: str | None, env: environ.Environ
+) -> str | Sequence[str] | None:
+    if addr is not None:
+        if db_url is not None or redis_url is not None:
+            raise InvalidInputError("a remote event producer (addr=) opens no database and no Redis: drop the URLs")
+        return addr
+    if db_url is None and redis_url is None and env.db_url is None and env.addr is not None and env.token is not None:
+        return env.addr
+    return None
+
+
+async def _start_remote(
+    service: str | None,
+    addr: str | Sequence[str],
+    token: str,
+    spool_dir: str | Path | None,
+    config: LiveConfig | None,
+    policy: SamplingPolicy | None,
+    options: PipelineOptions | None,
+    env: environ.Environ,
+) -> Pipeline:
+    pipeline = Pipeline(
+        service or env.service or "app",
+        policy=policy or SamplingPolicy(),
+        spool_dir=spool_dir or env.spool_dir or Path.cwd() / DEFAULT_SPOOL_DIR,
+        server=ServerStage(addr, token),
+        options=options or options_from(env),
+    )
+    if config is not None:
+        follow(pipeline, config)
+    elif policy is None:
+        try:
+            live = await connect(addr=addr, token=token, groups=[EventsSettings], announce=False)
+        except AccordError as exc:
+            log.warning("events: sampling policy not followed live (%s); using the defaults until restart", exc.detail)
+        else:
+            follow(pipeline, live)
+            pipeline.add_closer(live.aclose)
+    pipeline.start()
+    return pipeline
+
+
+def options_from(env: environ.Environ) -> PipelineOptions:
     """The defaults, with ACCORD_SPOOL_FSYNC / ACCORD_SPOOL_MAX_BYTES where set (an explicit ``options`` wins)."""
     changes: dict[str, Any] = {}
     if env.spool_fsync is not None:

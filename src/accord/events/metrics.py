@@ -71,7 +71,9 @@ class EventsCollector(Collector):
             active.add_metric([stage], 1.0 if stage == stats.active_stage else 0.0)
         yield active
         yield GaugeMetricFamily(
-            P + "fallback_active", "1 while events do not go to Redis.", value=float(stats.active_stage != "redis")
+            P + "fallback_active",
+            "1 while events go to the database or the spool.",
+            value=float(stats.active_stage in ("database", "spool")),
         )
         yield GaugeMetricFamily(P + "buffered", "Events waiting in memory.", value=stats.buffered)
         yield GaugeMetricFamily(

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,21 +25,26 @@ import orjson
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.core.errors import AccordError
+from accord.core.errors import AccordError, StoreUnavailableError
 from accord.events.breaker import Breaker
 from accord.events.buffer import EventBuffer
+from accord.events.bulk import insert_rows
 from accord.events.context import RequestState, request_state
 from accord.events.metrics import EventsCollector
 from accord.events.prepare import Preparer
 from accord.events.redis_stage import RedisStage, StageFailedError
 from accord.events.sampling import PRIORITY_RULES, SamplingPolicy
+from accord.events.server_stage import ServerStage
 from accord.events.spool import FsyncPolicy, Spool
-from accord.events.stats import STAGES, Counters, PipelineStats
-from accord.store.events import EventRow, insert_events
+from accord.events.stats import STAGES, UPPER_STAGES, Counters, PipelineStats
+from accord.store.events import EventRow
 
-__all__ = ["Pipeline", "PipelineOptions", "row_of"]
+__all__ = ["NOT_READY_FILL", "Pipeline", "PipelineOptions", "row_of"]
 
 log = logging.getLogger("accord.events")
+_current_state = request_state
+_crc32 = zlib.crc32
+NOT_READY_FILL = 0.9  # buffer or spool this full: the producer is about to shed events, so it is not ready
 Event = dict[str, Any]
 
 
@@ -55,6 +61,7 @@ class PipelineOptions:
     spool_fsync: FsyncPolicy = "interval"
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_segment_bytes: int = 4 * 1024 * 1024
+    loss_window_s: float = 10.0  # health(): not ready while events were shed (buffer, spool cap) this recently
 
     def __post_init__(self) -> None:
         if self.unconfirmed_max >= self.stream_maxlen:
@@ -95,6 +102,7 @@ class Pipeline:
         spool_dir: str | Path,
         database: Callable[[], Awaitable[AsyncEngine]] | None = None,
         redis: RedisStage | None = None,
+        server: ServerStage | None = None,
         options: PipelineOptions | None = None,
         counters: Counters | None = None,
     ) -> None:
@@ -109,14 +117,16 @@ class Pipeline:
         self._preparer = Preparer(self.counters, max_event_bytes=self.options.max_event_bytes)
         self._database = database
         self._redis = redis
-        self._breakers = {name: Breaker(name) for name in STAGES[:2]}
+        self._server = server
+        self._breakers = {name: Breaker(name) for name in UPPER_STAGES}
+        self._lock = asyncio.Lock()  # the batcher and accept() take turns on the stages and the spool
         o = self.options
         self._spool = Spool(
             spool_dir, fsync=o.spool_fsync, segment_bytes=o.spool_segment_bytes, max_bytes=o.spool_max_bytes
         )
         self._spool_pending = not self._spool.is_empty()
         self._counted_segments: set[str] = set()
-        self.active_stage = "redis" if redis is not None else ("database" if database is not None else "spool")
+        self.active_stage = self.top_stage
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._in_flight = 0
@@ -136,14 +146,31 @@ class Pipeline:
         """Decide and buffer one event; never raises, never waits. True when it was buffered.
 
         Inside a request of this pipeline the event is held with the request and decided with it.
+        The decision reads ``event`` in place; only a kept event is copied (most events are sampled
+        out, and copying them cost about a fifth of an emit).
         """
         try:
-            record = dict(event)
-            state = request_state()
+            state = _current_state()
             if state is not None and state.owner is self and not keep:
-                state.extras.append(record)
+                state.extras.append(dict(event))
                 return True
-            return self._decide(record, "forced" if keep else None)
+            policy = self._policy
+            n = next(self._ids)
+            if keep:
+                return self._stamp(dict(event), "forced", policy, n)
+            get = event.get
+            rule = policy.rule_for(get("status"), get("error_type"), get("duration_ms"), get("route"))
+            if rule is None:
+                key = get("request_id")
+                if not key:
+                    key = f"{self.producer}:{n}"
+                elif key.__class__ is not str:
+                    key = str(key)
+                if _crc32(key.encode(), policy.hash_seed) >= policy.hash_bound:  # policy.hashed_keep, inlined
+                    self.counters.sampled_out += 1
+                    return False
+                rule = "sampled"
+            return self._stamp(dict(event), rule, policy, n)
         except Exception:  # a mapping whose keys or values misbehave: counted, never the caller's problem
             self.counters.drop("invalid", "normal")
             return False
@@ -163,23 +190,6 @@ class Pipeline:
         for extra in state.extras:
             extra.setdefault("request_id", event["request_id"])
             self._stamp(extra, chosen, policy)
-
-    def _decide(self, record: Event, forced: str | None) -> bool:
-        policy = self._policy
-        n = next(self._ids)
-        get = record.get
-        rule = forced or policy.rule_for(get("status"), get("error_type"), get("duration_ms"), get("route"))
-        if rule is None:
-            key = get("request_id")
-            if not key:
-                key = f"{self.producer}:{n}"
-            elif key.__class__ is not str:
-                key = str(key)
-            if not policy.hashed_keep(key):
-                self.counters.sampled_out += 1
-                return False
-            rule = "sampled"
-        return self._stamp(record, rule, policy, n)
 
     def _stamp(self, record: Event, rule: str, policy: SamplingPolicy, n: int | None = None) -> bool:
         n = n if n is not None else next(self._ids)
@@ -205,7 +215,8 @@ class Pipeline:
 
     async def _run(self) -> None:
         while True:
-            await self._housekeeping()
+            async with self._lock:
+                await self._housekeeping()
             batch = self._buffer.take(self.options.batch_size)
             if not batch:
                 if self._closing:
@@ -216,7 +227,8 @@ class Pipeline:
             try:
                 prepared = [(e, payload) for e in batch if (payload := self._preparer.prepare(e)) is not None]
                 if prepared:
-                    await self._deliver(prepared)
+                    async with self._lock:
+                        await self._deliver(prepared)
             except Exception:  # a bug or a full disk must not stop the batcher: the batch is counted, not hidden
                 log.exception("event batch of %d could not be delivered or spooled; dropped", len(batch))
                 self.counters.drop("internal", "priority", len(batch))
@@ -237,10 +249,25 @@ class Pipeline:
             await self._replay()
 
     def _upper_stage_open(self) -> bool:
+        if self._server is not None and self._breakers["server"].allows():
+            return True
         redis_ok = self._redis is not None and self._breakers["redis"].allows() and not self._redis.full()
         return redis_ok or (self._database is not None and self._breakers["database"].allows())
 
-    async def _deliver(self, prepared: list[tuple[Event, bytes]]) -> None:
+    async def accept(self, payloads: list[bytes]) -> str:
+        """Deliver events another process prepared (a remote producer's batch, relayed by the server) now.
+
+        They take the same way as this pipeline's own: the first stage that takes them, else the spool
+        (behind anything already spooled, so a producer's order holds). Returns the stage that took
+        them; when it returns, the batch is in Redis, the table or the spool file.
+        """
+        if self._closing:
+            raise StoreUnavailableError("this event pipeline is closing")
+        async with self._lock:
+            await self._deliver([(None, payload) for payload in payloads])
+            return self.active_stage
+
+    async def _deliver(self, prepared: list[tuple[Event, bytes]] | list[tuple[None, bytes]]) -> None:
         if not self._spool_pending and await self._deliver_upper(prepared):
             return
         payloads = [payload for _, payload in prepared]
@@ -251,8 +278,15 @@ class Pipeline:
         self._set_active("spool")
 
     async def _deliver_upper(self, prepared: list[tuple[Event, bytes]] | list[tuple[None, bytes]]) -> bool:
-        """Redis, else the database; False when neither took the batch."""
+        """The server (remote mode), else Redis, else the database; False when none took the batch."""
         payloads = [payload for _, payload in prepared]
+        if self._server is not None and self._breakers["server"].allows():
+            try:
+                await self._server.deliver(payloads)
+            except StageFailedError as exc:
+                self._stage_failed("server", exc)
+            else:
+                return self._stage_ok("server", len(payloads))
         if self._redis is not None and self._breakers["redis"].allows() and not self._redis.full():
             try:
                 await self._redis.deliver(payloads)
@@ -262,7 +296,7 @@ class Pipeline:
                 return self._stage_ok("redis", len(payloads))
         if self._database is not None and self._breakers["database"].allows():
             try:
-                await insert_events(await self._database(), [row_of(payload, event) for event, payload in prepared])
+                await insert_rows(await self._database(), [row_of(payload, event) for event, payload in prepared])
             except Exception as exc:  # any database failure sends the batch on to the spool
                 self._stage_failed("database", exc)
             else:
@@ -310,7 +344,7 @@ class Pipeline:
 
     def _set_active(self, stage: str) -> None:
         if stage != self.active_stage:
-            level = logging.INFO if stage == "redis" else logging.WARNING
+            level = logging.INFO if stage == self.top_stage else logging.WARNING
             log.log(level, "events now go to the %s stage (was %s)", stage, self.active_stage)
             self.active_stage = stage
 
@@ -340,11 +374,15 @@ class Pipeline:
             rest = self._buffer.take(len(self._buffer))
             payloads = [p for event in rest if (p := self._preparer.prepare(event)) is not None]
             if payloads:
-                await asyncio.to_thread(self._spool.append, payloads)
+                async with self._lock:  # an accept() already in progress finishes first
+                    await asyncio.to_thread(self._spool.append, payloads)
                 self.counters.spooled += len(payloads)
-        await asyncio.to_thread(self._spool.close)
+        async with self._lock:
+            await asyncio.to_thread(self._spool.close)
         if self._redis is not None:
             await self._redis.aclose()
+        if self._server is not None:
+            await self._server.aclose()
         for closer in reversed(self._closers):
             await closer()
 
@@ -365,6 +403,60 @@ class Pipeline:
     def collector(self) -> Collector:
         """A prometheus-client collector of this pipeline's counters (register it in the app's registry)."""
         return EventsCollector(self)
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        """(what a readiness probe shows, whether the producer is ready): see docs/events.md, "Readiness".
+
+        Not ready only where events are being, or are about to be, lost: the batcher is not running
+        (never started, ended, or closed); events were shed for want of room (full buffer, spool cap) or
+        a batch failed to spool within ``loss_window_s``; the buffer is at least ``NOT_READY_FILL`` full
+        (the next burst is shed); or the spool is at least ``NOT_READY_FILL`` of its cap. Every other
+        state, the spool stage included, is ``degraded`` and still ready.
+        """
+        self._sync_spool_drops()
+        top = self.top_stage
+        buffered, capacity = len(self._buffer), self._buffer.capacity
+        spool_bytes, spool_cap = self._spool.size(), self.options.spool_max_bytes
+        buffer_fill, spool_fill = buffered / capacity, spool_bytes / spool_cap
+        running = self._task is not None and not self._task.done() and not self._closing
+        problems = []
+        if not running:
+            problems.append("the batcher is not running")
+        if buffer_fill >= NOT_READY_FILL:
+            problems.append(f"the buffer is {buffer_fill:.0%} full")
+        if spool_fill >= NOT_READY_FILL:
+            problems.append(f"the spool is at {spool_fill:.0%} of its cap")
+        last_loss = self.counters.last_loss
+        if last_loss and time.monotonic() - last_loss < self.options.loss_window_s:
+            problems.append(f"events were shed {time.monotonic() - last_loss:.1f}s ago")
+        ok = not problems and self.active_stage == top
+        answer: dict[str, Any] = {
+            "ok": ok,
+            "degraded": not ok,
+            "role": "producer",
+            "stage": self.active_stage,
+            "breakers": {name: breaker.state() for name, breaker in self._breakers.items() if self._has(name)},
+            "buffer": {"events": buffered, "capacity": capacity, "fill": round(buffer_fill, 4)},
+            "spool": {"bytes": spool_bytes, "max_bytes": spool_cap, "fill": round(spool_fill, 4)},
+            "dropped": sum(self.counters.dropped.values()),
+        }
+        if problems:
+            answer["error"] = "; ".join(problems)
+        return answer, not problems
+
+    @property
+    def top_stage(self) -> str:
+        """The first stage this pipeline has: where events go when nothing is wrong."""
+        return next(name for name in STAGES if self._has(name))
+
+    def _has(self, stage: str) -> bool:
+        if stage == "server":
+            return self._server is not None
+        if stage == "redis":
+            return self._redis is not None
+        if stage == "database":
+            return self._database is not None
+        return stage == "spool"
 
     def stats(self) -> PipelineStats:
         c = self.counters

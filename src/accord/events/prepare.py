@@ -52,7 +52,22 @@ class Preparer:
     def prepare(self, event: dict[str, Any]) -> bytes | None:
         """The event's JSON, masked and within the size cap; None when it had to be dropped (counted)."""
         flags = _Flags()
-        clean = {str(k): (v if k in INTERNAL_FIELDS else self._clean(str(k), v, flags, 0)) for k, v in event.items()}
+        clean: dict[str, Any] = {}
+        seen, secret_names = self._seen, self._secret_names
+        for key, value in event.items():
+            name = key if key.__class__ is str else str(key)
+            kind = value.__class__
+            if key in INTERNAL_FIELDS or value is None or kind is int or kind is float or kind is bool:
+                clean[name] = value
+                continue
+            # the common case, inlined: a short string under a name known not to be secret, scanned before
+            if kind is str and secret_names.get(name) is False and (len(value) < _MIN_DETECT_CHARS or value in seen):
+                masked = seen.get(value) if len(value) >= _MIN_DETECT_CHARS else None
+                if masked is not None:
+                    flags.masked = True
+                clean[name] = value if masked is None else masked
+                continue
+            clean[name] = self._clean(name, value, flags, 0)
         data = self._dumps(clean, flags)
         if flags.coerced:
             self._counters.coerced += 1

@@ -35,11 +35,13 @@ class SamplingPolicy:
     sample_rate: float = DEFAULT_SAMPLE_RATE
     salt: str = field(default="", repr=False)
     version: str = field(default="", compare=False)
+    # crc32(salt + ":" + key) == crc32(key, hash_seed): the salt's part is computed once; keep when < hash_bound
+    hash_seed: int = field(init=False, repr=False, compare=False)
+    hash_bound: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # crc32(salt + ":" + key) == crc32(key, crc32(salt + ":")): the salt's part is computed once.
-        object.__setattr__(self, "_seed", zlib.crc32(f"{self.salt}:".encode()))
-        object.__setattr__(self, "_bound", self.sample_rate * _SCALE)
+        object.__setattr__(self, "hash_seed", zlib.crc32(f"{self.salt}:".encode()))
+        object.__setattr__(self, "hash_bound", self.sample_rate * _SCALE)
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValidationFailedError(f"events.sample_rate must be within [0, 1], got {self.sample_rate!r}")
         if self.slow_ms < 0:
@@ -96,4 +98,4 @@ class SamplingPolicy:
         return None
 
     def hashed_keep(self, key: str) -> bool:
-        return zlib.crc32(key.encode(), self._seed) < self._bound  # type: ignore[attr-defined,no-any-return]
+        return zlib.crc32(key.encode(), self.hash_seed) < self.hash_bound

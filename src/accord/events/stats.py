@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["STAGES", "Counters", "PipelineStats"]
+__all__ = ["STAGES", "UPPER_STAGES", "Counters", "PipelineStats"]
 
-STAGES = ("redis", "database", "spool")
+STAGES = ("server", "redis", "database", "spool")  # server: remote mode (the accord server relays the batch)
+UPPER_STAGES = STAGES[:3]
+LOSS_REASONS = frozenset({"buffer_full", "spool_full", "internal"})  # the pipeline's state lost them, not the event
 
 
 @dataclass
@@ -24,9 +27,12 @@ class Counters:
     redelivered: int = 0
     spool_corrupt: int = 0
     spool_truncated: int = 0
+    last_loss: float = 0.0  # time.monotonic() of the last drop for want of room or by failure (LOSS_REASONS)
 
     def drop(self, reason: str, klass: str, n: int = 1) -> None:
         self.dropped[(reason, klass)] += n
+        if n and reason in LOSS_REASONS:
+            self.last_loss = time.monotonic()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""/api/events (and /stats): stored wide events, as ``accord events query`` and ``stats``. Needs read on ``events/``."""
+"""/api/events (and /stats): stored wide events, as ``accord events query`` and ``stats`` (read on ``events/``);
+``POST /api/events``: a remote producer's batch, relayed into this server's stages (write on ``events/``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.core.errors import AccordError
+from accord.core.errors import AccordError, NotFoundError
 from accord.events.query import EventQuery, parse_since, parse_where, run_query
 from accord.server import schemas as s
-from accord.server.deps import Caller, State, require_read
+from accord.server.deps import Caller, State, require_read, require_write
 from accord.server.state import ServerState
 from accord.store.kv import SqlKVStore
 
@@ -31,6 +32,34 @@ async def list_events(
     query = EventQuery(parse_where(where or []), parse_since(since), limit)
     found: list[dict[str, JsonValue]] = await run_query(_engine(state), query)
     return found
+
+
+@router.post(
+    "",
+    summary="Add a remote producer's batch of events (one JSON object per line); 200 once they are safe",
+    # declared as text/plain (OpenAPI tools know no NDJSON serializer); the Content-Type is not checked, producers
+    # send application/x-ndjson
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One JSON object per line, each with a string event_id (application/x-ndjson).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def add_events(caller: Caller, request: Request) -> dict[str, JsonValue]:
+    """The batch goes through this server's own delivery (Redis, the database, its spool: ``accord serve
+    --events``); the answer comes once it is in one of them, naming which."""
+    require_write(caller, EVENTS_ACL_KEY)
+    from accord.events.relay import parse_batch
+
+    served = getattr(request.app.state, "events", None)
+    relay = getattr(served, "relay", None)
+    if relay is None:
+        raise NotFoundError("this server does not relay events: run it with accord serve --events")
+    payloads = parse_batch(await request.body())
+    stage = await relay.accept(payloads)
+    return {"accepted": len(payloads), "stage": stage}
 
 
 @router.get("/stats", summary="Stored events per rule and status class; the stream's length, lag, pending, DLQ")
