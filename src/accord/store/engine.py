@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core import environ
 from accord.core.errors import AccordError, ConflictError, StoreUnavailableError
-from accord.store.dialect import ASYNC_DRIVERS, WRITE_OPTION, async_driver, engine_for, is_sqlite
+from accord.store.dialect import (
+    ASYNC_DRIVERS,
+    WRITE_OPTION,
+    async_driver,
+    engine_for,
+    is_sqlite,
+    sqlite_writer_turn,
+)
 
 __all__ = [
     "DEFAULT_DB_FILE",
@@ -32,6 +39,7 @@ __all__ = [
     "redact",
     "resolve_db_url",
     "retry_deadlocks",
+    "retry_unsent",
     "sqlite_file",
     "translate_errors",
     "write_tx",
@@ -45,6 +53,9 @@ _PG_CONFLICT = "AC409"  # raised by accord_put_many (migration 0004): key in DET
 _PG_DEADLOCK = "40P01"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # sqlite:, postgresql+asyncpg:, ...
 _CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
+# The server ended the session before the statement ran (pg_terminate_backend, a shutdown, a restart):
+# a transaction it had not finished was rolled back, so the statement can be sent again.
+_PG_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
 def default_db_url() -> str:
@@ -103,12 +114,38 @@ def create_engine(url: str) -> AsyncEngine:
 
 @contextlib.asynccontextmanager
 async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction: IMMEDIATE on SQLite, with driver errors translated."""
+    """A write transaction: IMMEDIATE on SQLite (after this engine's turn among the file's writers)."""
     with translate_errors(engine):
-        async with engine.connect() as conn:
+        async with sqlite_writer_turn(engine), engine.connect() as conn:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+
+async def retry_unsent(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run ``operation``; run it once more if it failed on a connection that was dead before its statement ran.
+
+    That replaces a ping on every checkout. Only failures that prove the statement did not run are
+    retried, so a retried write is written exactly once; a connection lost while the statement was in
+    flight is not (it may have committed), and its StoreUnavailableError reaches the caller.
+    """
+    try:
+        return await operation()
+    except StoreUnavailableError as exc:
+        if not _never_ran(exc.__cause__):
+            raise
+        log.debug("connection was dead before the statement ran, retrying once: %s", exc.detail)
+    return await operation()
+
+
+def _never_ran(exc: BaseException | None) -> bool:
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.orig is None:
+        return False
+    if _sqlstate(exc) in _PG_SESSION_ENDED:
+        return True
+    cause = exc.orig.__cause__
+    # asyncpg checks its own state before sending anything: "connection is closed" means nothing went out.
+    return type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause)
 
 
 @contextlib.asynccontextmanager
