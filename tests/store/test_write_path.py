@@ -7,6 +7,7 @@ import pytest
 
 from accord.store.dialect import listen_dsn
 from accord.store.kv import SqlKVStore
+from tests.config.procs_worker import eventually
 
 
 async def _terminate_other_backends(store: SqlKVStore) -> int:
@@ -15,10 +16,16 @@ async def _terminate_other_backends(store: SqlKVStore) -> int:
     admin = await asyncpg.connect(dsn, ssl=False)
     try:
         query = (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "SELECT pid FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         )
-        return int(await admin.fetchval(query))
+        pids = [row["pid"] for row in await admin.fetch(query)]
+        for pid in pids:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        # pg_terminate_backend only signals: wait until the backends are gone, so their FATAL was sent.
+        gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+        await eventually(lambda: admin.fetchval(gone, pids), "the terminated backends to exit")
+        return len(pids)
     finally:
         await admin.close()
 

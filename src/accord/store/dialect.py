@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import math
 import os
+import select
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -194,10 +195,25 @@ def engine_for(url: sa.URL) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raw = getattr(dbapi_connection, "_connection", None)  # the asyncpg connection under SQLAlchemy's adapter
-        if raw is not None and raw.is_closed():
-            raise sa.exc.DisconnectionError("pooled connection already closed")  # the pool opens a fresh one
+        if raw is not None and (raw.is_closed() or _server_spoke(raw)):
+            raise sa.exc.DisconnectionError("pooled connection ended by the server")  # the pool opens a fresh one
 
     return engine
+
+
+def _server_spoke(raw: Any) -> bool:
+    """Whether an idle pooled connection has bytes (or EOF) waiting: a server only speaks unasked to end the session.
+
+    One poll(2) with no timeout, no round trip: it sees a FATAL message or a closed socket that the event
+    loop has not processed yet, which ``is_closed()`` would only report later.
+    """
+    transport = getattr(raw, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
 
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:

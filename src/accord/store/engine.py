@@ -53,8 +53,7 @@ _PG_CONFLICT = "AC409"  # raised by accord_put_many (migration 0004): key in DET
 _PG_DEADLOCK = "40P01"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # sqlite:, postgresql+asyncpg:, ...
 _CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
-# The server ended the session before the statement ran (pg_terminate_backend, a shutdown, a restart):
-# a transaction it had not finished was rolled back, so the statement can be sent again.
+# The server ended the session (pg_terminate_backend, a shutdown, a restart).
 _PG_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
@@ -122,30 +121,28 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
                 yield conn
 
 
-async def retry_unsent(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run ``operation``; run it once more if it failed on a connection that was dead before its statement ran.
+async def retry_unsent(operation: Callable[[], Awaitable[T]], *, committing: Callable[[], bool]) -> T:
+    """Run a write transaction; run it once more if its connection was lost before the COMMIT went out.
 
-    That replaces a ping on every checkout. Only failures that prove the statement did not run are
-    retried, so a retried write is written exactly once; a connection lost while the statement was in
-    flight is not (it may have committed), and its StoreUnavailableError reaches the caller.
+    That replaces a ping on every checkout. ``committing()`` tells whether the failed attempt had
+    reached its COMMIT: a connection lost before it leaves the server to roll the transaction back,
+    so the rerun writes exactly once; one lost during the COMMIT may have committed, and its
+    StoreUnavailableError reaches the caller (as does any failure of the second attempt).
     """
     try:
         return await operation()
     except StoreUnavailableError as exc:
-        if not _never_ran(exc.__cause__):
+        if committing() or not _connection_lost(exc.__cause__):
             raise
-        log.debug("connection was dead before the statement ran, retrying once: %s", exc.detail)
+        log.debug("connection lost before the commit, retrying once: %s", exc.detail)
     return await operation()
 
 
-def _never_ran(exc: BaseException | None) -> bool:
+def _connection_lost(exc: BaseException | None) -> bool:
+    """A dead connection (the server ended the session, the socket closed), not a timeout or a refusal."""
     if not isinstance(exc, sa.exc.DBAPIError) or exc.orig is None:
         return False
-    if _sqlstate(exc) in _PG_SESSION_ENDED:
-        return True
-    cause = exc.orig.__cause__
-    # asyncpg checks its own state before sending anything: "connection is closed" means nothing went out.
-    return type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause)
+    return exc.connection_invalidated or _sqlstate(exc) in _PG_SESSION_ENDED or _is_connection_error(exc)
 
 
 @contextlib.asynccontextmanager

@@ -174,7 +174,7 @@ class SqlKVStore:
     async def _put_many_fn(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
         """One statement: the revision lock is held for the function and the commit, not across round trips.
 
-        No ping at checkout: a connection found dead before its BEGIN went out is retried once.
+        No ping at checkout: a transaction whose connection was lost before its COMMIT is retried once.
         """
         params = {
             "keys": [item.key for item in items],
@@ -186,11 +186,16 @@ class SqlKVStore:
             "request_id": ctx.request_id,
         }
 
-        async def attempt() -> Sequence[Any]:
-            async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
-                return (await conn.execute(_PG_PUT_MANY, params)).all()
+        committing: list[bool] = []
 
-        rows = await retry_unsent(attempt)
+        async def attempt() -> Sequence[Any]:
+            committing.clear()
+            async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
+                rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+                committing.append(True)  # leaving the block sends COMMIT
+            return rows
+
+        rows = await retry_unsent(attempt, committing=lambda: bool(committing))
         return [
             Change(
                 int(rev),
