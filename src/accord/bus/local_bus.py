@@ -20,6 +20,7 @@ from pathlib import Path
 
 from accord.bus.types import EventHandler, Resync
 from accord.core.errors import AccordError, StoreUnavailableError
+from accord.store import tables as t
 from accord.store.engine import sqlite_file
 from accord.store.types import Change, KVStore
 
@@ -28,6 +29,7 @@ DEFAULT_POLL_INTERVAL_S = 0.005
 UNWATCHED_POLL_INTERVAL_S = 0.05  # a database without a file to watch: the revision row itself is read
 FULL_CHECK_INTERVAL_S = 1.0
 CHECKPOINT_INTERVAL_S = 1.0
+_REVISION_QUERY = f"SELECT value FROM {t.meta.name} WHERE name = ?"
 
 _handlers_by_store: defaultdict[str, set[EventHandler]] = defaultdict(set)
 
@@ -45,6 +47,7 @@ class LocalChangeBus:
         self._degraded = False
         self._file = _watched_file(store)
         self._checkpointer: asyncio.Task[None] | None = None
+        self._writing = False
 
     @property
     def mode(self) -> str:
@@ -69,6 +72,10 @@ class LocalChangeBus:
             self._checkpointer = asyncio.create_task(self._checkpoint_forever(self._file), name="accord-checkpoint")
 
     async def publish(self, change: Change) -> None:
+        # This process's own write: the poller need not ask its receiver to resync for it (a receiver
+        # that missed a revision before it finds the gap itself).
+        self._seen_revision = max(self._seen_revision, change.revision)
+        self._writing = True
         for handler in list(_handlers_by_store[self._store_id]):
             if handler is not self._handler:
                 await handler(change)
@@ -94,25 +101,33 @@ class LocalChangeBus:
     async def _poll(self, handler: EventHandler, watch: _DataVersion | None, interval: float) -> None:
         seen_version: int | None = None
         next_full = 0.0
+        pause = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(pause)
             if watch is not None and not self._degraded and time.monotonic() < next_full:
                 version = watch.read()
                 if version is not None and version == seen_version:
+                    pause = interval  # quiet again: notice the next change quickly
                     continue
                 seen_version = version
             next_full = time.monotonic() + FULL_CHECK_INTERVAL_S
-            try:
-                revision = await self._store.current_revision()
-            except StoreUnavailableError as exc:
-                if not self._degraded:
-                    log.warning("revision polling failed: %s", exc.detail)
-                self._degraded = True
-                continue
+            revision = watch.revision() if watch is not None and not self._degraded else None
+            if revision is None:
+                try:
+                    revision = await self._store.current_revision()
+                except StoreUnavailableError as exc:
+                    if not self._degraded:
+                        log.warning("revision polling failed: %s", exc.detail)
+                    self._degraded = True
+                    continue
             self._degraded = False
             if revision != self._seen_revision:
                 self._seen_revision = revision
                 await handler(Resync("revision moved"))
+            # A process that is writing itself catches up on every write (its receiver resyncs on the gap), so
+            # while it writes, polling backs off to batch the others' changes; an idle watcher polls quickly.
+            writing, self._writing = self._writing, False
+            pause = min(pause * 2, max(interval, UNWATCHED_POLL_INTERVAL_S)) if writing else interval
 
     async def _checkpoint_forever(self, path: Path) -> None:
         while True:
@@ -146,6 +161,16 @@ class _DataVersion:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error:
             self.close()
+            return None
+
+    def revision(self) -> int | None:
+        """The revision row, read on the same private connection (microseconds); None when it cannot be read."""
+        try:
+            if self._conn is None:
+                return None
+            row = self._conn.execute(_REVISION_QUERY, (t.REVISION_ROW,)).fetchone()
+            return int(row[0]) if row else 0
+        except sqlite3.Error:
             return None
 
     def close(self) -> None:
