@@ -298,7 +298,8 @@ async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     async with services(args) as found:
         workdir = Path(tempfile.mkdtemp(prefix="accord-bench-vs-etcd-"))
-        with private_etcd(workdir) as (etcd_url, etcd_version):
+        with contextlib.ExitStack() as cleanup, private_etcd(workdir) as (etcd_url, etcd_version):
+            cleanup.callback(shutil.rmtree, workdir, True)
             note(f"private etcd {etcd_version} at {etcd_url}, data in {workdir / 'etcd'} (fsync on)")
             urls = {
                 "pg": found.db_url,
