@@ -12,7 +12,9 @@ import logging
 import redis.asyncio as aioredis
 
 from accord.bus.auth import BusAuth
+from accord.bus.redis_bus import REDIS_MESSAGE_MAX_BYTES
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS
+from accord.bus.wire import encode_change
 from accord.core.errors import StoreUnavailableError
 from accord.core.redis_keys import RedisKeys
 from accord.store.entry_codec import decode_entry, encode_entry
@@ -22,11 +24,15 @@ log = logging.getLogger("accord.bus.cache")
 REBUILD_LOCK_MS = 30_000
 
 # KEYS[1] values hash, KEYS[2] revision marker, KEYS[3] pending revisions (sorted set)
-# ARGV[1] key, ARGV[2] revision, ARGV[3] "put" or "delete", ARGV[4] encoded entry (put only)
+# ARGV[1] key, ARGV[2] revision, ARGV[3] "put" or "delete", ARGV[4] encoded entry (put only),
+# ARGV[5] change bus channel, ARGV[6] signed bus message ("" publishes nothing)
+# Publishes the change first (whether or not the cache is complete), so one round trip both announces
+# and caches it; the script is atomic, so no reader sees the message without the cache having it.
 # Applies one change when the cache is complete (marker present) and the change is newer than what
 # the cache holds for that key. The marker only advances over a contiguous run of applied revisions,
 # so it never claims a revision whose writer did not update the cache (a writer without Redis).
 APPLY_CHANGE = """
+if ARGV[6] and ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local rev = tonumber(ARGV[2])
 local held = redis.call('HGET', KEYS[1], ARGV[1])
@@ -70,16 +76,32 @@ class RedisValueCache:
         A missed update is remembered: later updates would raise the marker past it, so the next
         ``ensure`` invalidates the cache and rebuilds it rather than serve a value the marker misdescribes.
         """
+        await self._run(change, entry, publish=False)
+
+    async def apply_and_publish(self, change: Change, entry: Entry | None) -> bool:
+        """Update the cache and publish ``change`` on the deployment's bus channel in one round trip.
+
+        False when Redis did not answer: the cache update is then remembered as missed, and the caller
+        announces the change on its bus (whose fallback carries it).
+        """
+        return await self._run(change, entry, publish=True)
+
+    async def _run(self, change: Change, entry: Entry | None, *, publish: bool) -> bool:
         payload = encode_entry(entry) if entry is not None else ""
         keys = await self._auth.keys()
+        message = ""
+        if publish:
+            message = await self._auth.seal(encode_change(change, max_bytes=REDIS_MESSAGE_MAX_BYTES))
         try:
             await self._apply(
                 keys=[keys.cache_values, keys.cache_revision, keys.cache_pending],
-                args=[change.key, change.revision, change.op, payload],
+                args=[change.key, change.revision, change.op, payload, keys.changes_channel, message],
             )
         except REDIS_DOWN_ERRORS as exc:
             self._missed_update = True
             log.debug("cache update skipped, redis unavailable: %s", exc)
+            return False
+        return True
 
     async def refresh(self, store: KVStore, checked_revision: int) -> None:
         """Best effort: drop a cache behind ``checked_revision``, then rebuild it if it is gone.

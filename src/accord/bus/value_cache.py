@@ -18,6 +18,13 @@ class ValueCache(Protocol):
         """Record a committed change (best effort: the database already has it)."""
         ...
 
+    async def apply_and_publish(self, change: Change, entry: Entry | None) -> bool:
+        """Record a committed change and announce it on the bus in the same round trip, if this cache can.
+
+        True when it was announced; False leaves announcing to the bus (no shared cache, or it is down).
+        """
+        ...
+
     async def refresh(self, store: KVStore, checked_revision: int) -> None:
         """The periodic repair: drop the cache if it is behind ``checked_revision``, rebuild it if it is gone."""
         ...
@@ -32,6 +39,9 @@ class NullValueCache:
 
     async def apply(self, change: Change, entry: Entry | None) -> None:
         return None
+
+    async def apply_and_publish(self, change: Change, entry: Entry | None) -> bool:
+        return False
 
     async def refresh(self, store: KVStore, checked_revision: int) -> None:
         return None

@@ -258,7 +258,8 @@ class Replica:
 
     async def _announce(self, change: Change) -> None:
         entry = (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
-        await self._propagation.cache.apply(change, entry)
+        if await self._propagation.cache.apply_and_publish(change, entry):
+            return  # cached and published in one round trip (Redis)
         try:
             await self._propagation.bus.publish(change)
         except Exception as exc:  # the write is committed; others catch up by the revision check

@@ -7,9 +7,14 @@ dialect would be one edit in this module.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import math
 import os
+import select
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,12 +36,15 @@ __all__ = [
     "is_sqlite",
     "listen_dsn",
     "lock_out_other_writers",
+    "sqlite_writer_turn",
     "uses_put_function",
 ]
 
 InsertClass = type[postgresql.Insert] | type[sqlite.Insert]
 WRITE_OPTION = "accord_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000  # a safety bound only: watchers checkpoint off the write path (bus/local_bus.py)
+WRITER_LOCK_SUFFIX = "-writer.lock"
 PG_CONNECT_TIMEOUT_S = 5.0
 PG_COMMAND_TIMEOUT_S = 15.0
 PG_POOL_TIMEOUT_S = 10.0
@@ -170,22 +178,51 @@ def engine_for(url: sa.URL) -> AsyncEngine:
     if url.drivername.startswith("sqlite"):
         return _sqlite_engine(url)
     url, tls = _engine_tls(url)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
-        pool_pre_ping=True,
+        # No pool_pre_ping: it costs round trips on every checkout. A connection the driver already knows
+        # is closed is discarded at checkout (below); one that dies unnoticed fails its first statement
+        # before sending it, and the store retries such a write once (engine.retry_unsent).
+        pool_pre_ping=False,
         pool_recycle=1800,
         pool_timeout=PG_POOL_TIMEOUT_S,
         # A hung server (not a refused connection) must still fail fast as StoreUnavailableError.
         connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S, **tls},
     )
 
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        raw = getattr(dbapi_connection, "_connection", None)  # the asyncpg connection under SQLAlchemy's adapter
+        if raw is not None and (raw.is_closed() or _server_spoke(raw)):
+            raise sa.exc.DisconnectionError("pooled connection ended by the server")  # the pool opens a fresh one
+
+    return engine
+
+
+def _server_spoke(raw: Any) -> bool:
+    """Whether an idle pooled connection has bytes (or EOF) waiting: a server only speaks unasked to end the session.
+
+    One poll(2) with no timeout, no round trip: it sees a FATAL message or a closed socket that the event
+    loop has not processed yet, which ``is_closed()`` would only report later.
+    """
+    transport = getattr(raw, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
 
 def _sqlite_engine(url: sa.URL) -> AsyncEngine:
+    file_backed = bool(url.database) and url.database != ":memory:" and not str(url.database).startswith("file:")
     if url.database and url.database != ":memory:":
         _create_private(Path(url.database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    if file_backed and url.query.get("mode") != "memory":
+        _writer_queues[engine.sync_engine] = _WriterQueue(Path(str(url.database)).expanduser().absolute())
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -195,6 +232,7 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -204,6 +242,76 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+class _WriterQueue:
+    """One engine's place in the queue of writers of a SQLite file: an asyncio lock, then a file lock.
+
+    SQLite's busy handler sleeps 1, 2, 5, 10, ... 100 ms between attempts at the write lock, so a writer
+    that lost the race waits long after the lock became free. Writers that queue on ``flock`` are woken
+    by the kernel the moment the holder releases it, and then find SQLite's write lock free.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + WRITER_LOCK_SUFFIX)
+        self.fd = -1
+        self.lock: asyncio.Lock | None = None
+
+    def _open(self) -> int:
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        async with self.lock:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                await _flock_in_thread(fd)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+async def _flock_in_thread(fd: int) -> None:
+    """Wait for the file lock in a worker thread; a cancelled waiter gives the lock back once it gets it."""
+    waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+    try:
+        await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        waiting.add_done_callback(lambda f: None if f.cancelled() or f.exception() else fcntl.flock(fd, fcntl.LOCK_UN))
+        raise
+
+
+_writer_queues: weakref.WeakKeyDictionary[sa.Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def sqlite_writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold this engine's turn among the writers of its SQLite file (nothing to wait for on PostgreSQL)."""
+    queue = _writer_queues.get(engine.sync_engine)
+    if queue is None:
+        yield
+        return
+    async with queue.turn():
+        yield
+
+
+def close_writer_queue(engine: AsyncEngine) -> None:
+    """Close the lock file of a disposed engine."""
+    queue = _writer_queues.get(engine.sync_engine)
+    if queue is not None:
+        queue.close()  # reopened if the engine is used again
 
 
 # Tables whose rows hold blobs sealed with the master key (stored secrets and vault originals).

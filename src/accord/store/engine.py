@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core import environ
 from accord.core.errors import AccordError, ConflictError, StoreUnavailableError
-from accord.store.dialect import ASYNC_DRIVERS, WRITE_OPTION, async_driver, engine_for, is_sqlite
+from accord.store.dialect import (
+    ASYNC_DRIVERS,
+    WRITE_OPTION,
+    async_driver,
+    engine_for,
+    is_sqlite,
+    sqlite_writer_turn,
+)
 
 __all__ = [
     "DEFAULT_DB_FILE",
@@ -32,6 +39,7 @@ __all__ = [
     "redact",
     "resolve_db_url",
     "retry_deadlocks",
+    "retry_unsent",
     "sqlite_file",
     "translate_errors",
     "write_tx",
@@ -45,6 +53,8 @@ _PG_CONFLICT = "AC409"  # raised by accord_put_many (migration 0004): key in DET
 _PG_DEADLOCK = "40P01"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # sqlite:, postgresql+asyncpg:, ...
 _CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
+# The server ended the session (pg_terminate_backend, a shutdown, a restart).
+_PG_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
 def default_db_url() -> str:
@@ -103,12 +113,36 @@ def create_engine(url: str) -> AsyncEngine:
 
 @contextlib.asynccontextmanager
 async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction: IMMEDIATE on SQLite, with driver errors translated."""
+    """A write transaction: IMMEDIATE on SQLite (after this engine's turn among the file's writers)."""
     with translate_errors(engine):
-        async with engine.connect() as conn:
+        async with sqlite_writer_turn(engine), engine.connect() as conn:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+
+async def retry_unsent(operation: Callable[[], Awaitable[T]], *, committing: Callable[[], bool]) -> T:
+    """Run a write transaction; run it once more if its connection was lost before the COMMIT went out.
+
+    That replaces a ping on every checkout. ``committing()`` tells whether the failed attempt had
+    reached its COMMIT: a connection lost before it leaves the server to roll the transaction back,
+    so the rerun writes exactly once; one lost during the COMMIT may have committed, and its
+    StoreUnavailableError reaches the caller (as does any failure of the second attempt).
+    """
+    try:
+        return await operation()
+    except StoreUnavailableError as exc:
+        if committing() or not _connection_lost(exc.__cause__):
+            raise
+        log.debug("connection lost before the commit, retrying once: %s", exc.detail)
+    return await operation()
+
+
+def _connection_lost(exc: BaseException | None) -> bool:
+    """A dead connection (the server ended the session, the socket closed), not a timeout or a refusal."""
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.orig is None:
+        return False
+    return exc.connection_invalidated or _sqlstate(exc) in _PG_SESSION_ENDED or _is_connection_error(exc)
 
 
 @contextlib.asynccontextmanager

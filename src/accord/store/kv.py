@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -21,8 +22,14 @@ from accord.core.keys import SCHEMA_PREFIX, check_value_size, validate_key, vali
 from accord.store import tables as t
 from accord.store.audit import audit_rows
 from accord.store.deployment import read_deployment
-from accord.store.dialect import listen_dsn, lock_out_other_writers, sqlite_holds_sealed, uses_put_function
-from accord.store.engine import conflict_error, create_engine, read_tx, redact, write_tx
+from accord.store.dialect import (
+    close_writer_queue,
+    listen_dsn,
+    lock_out_other_writers,
+    sqlite_holds_sealed,
+    uses_put_function,
+)
+from accord.store.engine import conflict_error, create_engine, read_tx, redact, retry_unsent, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
 from accord.store.timers import SqlTimers
@@ -110,6 +117,7 @@ class SqlKVStore:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+        close_writer_queue(self.engine)
 
     async def __aenter__(self) -> SqlKVStore:
         return self
@@ -164,7 +172,10 @@ class SqlKVStore:
             return [await _put_one(conn, item, context) for item in items]
 
     async def _put_many_fn(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
-        """One statement: the revision lock is held for the function and the commit, not across round trips."""
+        """One statement: the revision lock is held for the function and the commit, not across round trips.
+
+        No ping at checkout: a transaction whose connection was lost before its COMMIT is retried once.
+        """
         params = {
             "keys": [item.key for item in items],
             "values": [item.value for item in items],
@@ -174,8 +185,17 @@ class SqlKVStore:
             "action": ctx.action,
             "request_id": ctx.request_id,
         }
-        async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
-            rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+
+        committing: list[bool] = []
+
+        async def attempt() -> Sequence[Any]:
+            committing.clear()
+            async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
+                rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+                committing.append(True)  # leaving the block sends COMMIT
+            return rows
+
+        rows = await retry_unsent(attempt, committing=lambda: bool(committing))
         return [
             Change(
                 int(rev),

@@ -1,0 +1,30 @@
+"""Child of the concurrent-writer test: `python writer_worker.py DB_URL REDIS_URL INDEX COUNT`.
+
+Writes COUNT changes to its own keys through a Replica (so they are announced as a service's are),
+printing ``writing <n>`` just before each write and ``done`` at the end. A Redis URL of "-" means none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from accord.replica.replica import Replica
+from accord.store.types import PutItem
+
+
+async def main(db_url: str, redis_url: str, index: int, count: int) -> None:
+    replica = await Replica.from_url(
+        db_url, "" if redis_url == "-" else redis_url, prefixes=["w/"], actor=f"writer-{index}", watch=False
+    )
+    try:
+        for n in range(count):
+            print(f"writing {n}", flush=True)
+            await replica.put_keys([PutItem(f"w/{index}/k{n % 4}", f"{index}:{n}".encode())])
+        print("done", flush=True)
+    finally:
+        await replica.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
