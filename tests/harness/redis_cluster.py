@@ -109,7 +109,7 @@ class RedisCluster:
             with redis.Redis(port=node.port) as client:
                 client.flushall()
 
-    def keys(self) -> list[bytes]:
+    def all_keys(self) -> list[bytes]:
         """Every key on every node."""
         found: list[bytes] = []
         for node in self.nodes:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from accord.bus.redis_conn import RedisClient
 from accord.core.crypto import Cipher
 from accord.core.redis_keys import RedisKeys
 from accord.store import tables as t
@@ -49,6 +49,6 @@ class ConfigSecrets:
     async def kept_keys(self, _conn: AsyncConnection) -> list[str]:
         return []  # every config secret opens with whichever key sealed it: none is needed forever
 
-    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    async def invalidate(self, client: RedisClient, keys: RedisKeys) -> None:
         """The value cache holds the old blobs: drop its marker, so the next revision check rebuilds it."""
         await client.delete(keys.cache_revision)
