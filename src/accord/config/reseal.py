@@ -8,15 +8,18 @@ cache holds the old blobs, so after a rotation it is invalidated and rebuilt fro
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from accord.bus.redis_conn import RedisClient
 from accord.core.crypto import Cipher
 from accord.core.redis_keys import RedisKeys
 from accord.store import tables as t
 from accord.store.reseal import ResealCount, reseal_blob
+
+if TYPE_CHECKING:
+    from accord.bus.redis_conn import RedisClient
 
 __all__ = ["ConfigSecrets"]
 
