@@ -16,12 +16,16 @@ import accord
 from accord.bus.auth import BusAuth
 from accord.bus.redis_cache import RedisValueCache
 from accord.bus.redis_conn import redis_client, validate_redis_url
+from accord.cache import open_cache
+from accord.config.reseal import ConfigSecrets
 from accord.core.errors import InputError
 from accord.core.redis_keys import DEPLOYMENT_POINTER_PREFIX
 from accord.events.keys import EventKeys
+from accord.keys.rotate import invalidate_caches
 from accord.store.kv import SqlKVStore
 from accord.store.types import Entry
 from accord.vault import Vault
+from accord.vault.reseal import VaultOriginals
 from tests.config.procs_worker import Knobs, eventually
 from tests.harness.redis_cluster import RedisCluster
 
@@ -178,3 +182,31 @@ def _subscribed(cluster: RedisCluster) -> list[int]:
                 if any(int(entry.get("sub", 0)) for entry in client.client_list()):
                     found.append(index)
     return found
+
+
+async def test_the_app_cache_works_on_a_cluster(cluster_url: str) -> None:
+    cache = await open_cache(backend="redis", redis_url=cluster_url, namespace="sessions", deployment_id="d1")
+    try:
+        for n in range(20):  # keys spread over the three nodes
+            await cache.set(f"user/{n}", {"n": n})
+        assert [await cache.get(f"user/{n}") for n in range(20)] == [{"n": n} for n in range(20)]
+        assert await cache.delete("user/3") and await cache.get("user/3") is None
+    finally:
+        await cache.aclose()
+
+
+async def test_a_key_rotation_drops_the_vault_and_cache_copies_on_every_node(
+    pg_url: str, redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    async with await accord.connect(pg_url, cluster_url, groups=[Knobs], announce=False) as cfg:
+        await cfg.set("knobs.level", 3)
+        await eventually(lambda: _cache_built(redis_cluster), "the value cache to be rebuilt on the cluster")
+        keys = await BusAuth(cfg.store).keys()
+    async with await Vault.connect(pg_url, cluster_url, sweep=False) as vault:
+        await vault.mask(TEXT)
+    assert any(key.startswith(keys.vault_prefix.encode()) for key in redis_cluster.all_keys())
+    done = await invalidate_caches(cluster_url, [ConfigSecrets(), VaultOriginals()], keys)
+    assert sorted(done) == ["config", "vault"]
+    left = [key.decode() for key in redis_cluster.all_keys()]
+    assert not [key for key in left if key.startswith(keys.vault_prefix)], left
+    assert keys.cache_revision not in left
