@@ -2,8 +2,9 @@
 
 Layout: `process` (the managed-process base and `ServerError`), `waiting` (the one polling loop),
 `ports`, `redis_server`, `redis_cluster` (a 3-node Redis Cluster), `postgres_server` (+ `os_user`),
-`http_process` (anything with /healthz: the proxy and the echo upstream), `accord_server`, `backends` (sqlite / postgres / postgres_redis), and
-`plugin`, the pytest plugin holding the fixtures, registered once by tests/conftest.py.
+`http_process` (anything with /healthz: the proxy and the echo upstream), `accord_server`, `backends`
+(sqlite / postgres / postgres_redis), and `plugin`, the pytest plugin holding the fixtures, registered once
+by tests/conftest.py.
 """
 
 from tests.harness.accord_server import AccordServer, AccordServers
