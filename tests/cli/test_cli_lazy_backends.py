@@ -45,3 +45,15 @@ def test_a_redis_url_loads_redis(tmp_path: Path, redis_url: str) -> None:
     code, loaded, stdout = run_probe("config", "get", "lazy.model", env=env)
     assert code == 0 and "bge-m3" in stdout
     assert "redis" in loaded and "alembic" not in loaded
+
+
+def test_the_head_read_off_the_files_is_alembics_head() -> None:
+    """The fast path compares the database with ``head_revision()``: it must be the head Alembic would reach."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from accord.store.migrate import SCRIPT_LOCATION, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
