@@ -4,6 +4,9 @@ Times `accord --version`, `accord config get PATH` over HTTP (a real `accord ser
 SQLite database, on a free port) and `accord config get PATH` on the SQLite database directly. The
 commands run interleaved, one of each per round, so they share whatever else the machine is doing.
 Each is a fresh process, so the figures include the interpreter's start-up and every import.
+With ``--compare SRC`` every accord command also runs on another source tree in the same rounds
+(``<label>@compare``), for a same-run before/after; each command's CPU time (user + system, from the
+child's rusage) is reported beside its wall time, since CPU time moves less with the machine's load.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -80,13 +84,16 @@ def start_server(workdir: Path, db_url: str) -> tuple[subprocess.Popen[bytes], s
     raise BenchError("accord serve did not become healthy within 60 s")
 
 
-def timed(args: list[str], env: dict[str, str], cwd: Path) -> float:
+def timed(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of ``args``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args)} exited with {done.returncode}: {done.stderr.decode()[-500:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def commands(addr: str, token: str, db_url: str, pythonpath: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -101,15 +108,30 @@ def commands(addr: str, token: str, db_url: str, pythonpath: str | None) -> dict
     return {label: (args, env if label == "python_c_pass" else env | extra) for label, (args, env) in todo.items()}
 
 
+def with_compare(
+    todo: dict[str, tuple[list[str], dict[str, str]]], compare: str | None
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each accord command once more as ``<label>@compare``, importing accord from ``compare``."""
+    if not compare:
+        return todo
+    more = {f"{label}@compare": (args, env | {"PYTHONPATH": compare}) for label, (args, env) in todo.items()}
+    return todo | {label: entry for label, entry in more.items() if not label.startswith("python_c_pass")}
+
+
 def measure(todo: dict[str, tuple[list[str], dict[str, str]]], runs: int, warmup: int, cwd: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {label: [] for label in todo}
+    cpu: dict[str, list[float]] = {label: [] for label in todo}
     for round_no in range(-warmup, runs):
         for label, (args, env) in todo.items():
-            elapsed = timed(args, env, cwd)
+            elapsed, used = timed(args, env, cwd)
             if round_no >= 0:
                 times[label].append(elapsed)
+                cpu[label].append(used)
         note(f"round {round_no + 1}/{runs}" if round_no >= 0 else "warm-up")
-    return {label: {**summary(values), "samples": [round(v, 4) for v in values]} for label, values in times.items()}
+    return {
+        label: {**summary(values), "cpu": summary(cpu[label]), "samples": [round(v, 4) for v in values]}
+        for label, values in times.items()
+    }
 
 
 def verdict(figures: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +153,7 @@ def main() -> None:
         help="run the accord commands on the source tree at this path (e.g. an older commit's src/); the server "
         "always runs this checkout",
     )
+    p.add_argument("--compare", help="also run every accord command on this source tree, in the same rounds")
     opts = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="accord-bench-cli-") as tmp:
         workdir = Path(tmp)
@@ -138,14 +161,20 @@ def main() -> None:
         asyncio.run(prepare(db_url))
         proc, addr, token = start_server(workdir, db_url)
         try:
-            figures = measure(commands(addr, token, db_url, opts.pythonpath), opts.runs, opts.warmup, workdir)
+            todo = with_compare(commands(addr, token, db_url, opts.pythonpath), opts.compare)
+            figures = measure(todo, opts.runs, opts.warmup, workdir)
         finally:
             proc.terminate()
             proc.wait(15)
     report = {"benchmark": "cli_startup", "unit": "seconds", "runs": opts.runs, "machine": machine()}
     report["accord_source"] = opts.pythonpath or "this checkout"
+    report["compare_source"] = opts.compare
     report |= {"figures": figures, **verdict(figures)}
-    lines = [f"{label:>18}: median {f['median']:.3f} s, p90 {f['p90']:.3f} s" for label, f in figures.items()]
+    lines = [
+        f"{label:>26}: median {f['median']:.3f} s, p90 {f['p90']:.3f} s, p99 {f['p99']:.3f} s;"
+        f" cpu median {f['cpu']['median']:.3f} s"
+        for label, f in figures.items()
+    ]
     lines += [
         f"target {label} <= {t['target_s']} s: {'met' if t['met'] else 'NOT met'}"
         for label, t in report["targets"].items()

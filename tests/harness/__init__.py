@@ -1,9 +1,10 @@
 """The test harness: real Redis, PostgreSQL, `accord serve`, proxy and echo processes, and the fixtures on them.
 
 Layout: `process` (the managed-process base and `ServerError`), `waiting` (the one polling loop),
-`ports`, `redis_server`, `postgres_server` (+ `os_user`), `http_process` (anything with /healthz: the
-proxy and the echo upstream), `accord_server`, `backends` (sqlite / postgres / postgres_redis), and
-`plugin`, the pytest plugin holding the fixtures, registered once by tests/conftest.py.
+`ports`, `redis_server`, `redis_cluster` (a 3-node Redis Cluster), `postgres_server` (+ `os_user`),
+`http_process` (anything with /healthz: the proxy and the echo upstream), `accord_server`, `backends`
+(sqlite / postgres / postgres_redis), and `plugin`, the pytest plugin holding the fixtures, registered once
+by tests/conftest.py.
 """
 
 from tests.harness.accord_server import AccordServer, AccordServers

@@ -65,7 +65,7 @@ async def mask(db_url: str, redis_url: str, text: str) -> str:
 
 def vault_hashes(redis_url: str) -> int:
     with redis.Redis.from_url(redis_url) as client:
-        return sum(1 for _ in client.scan_iter(match="accord:*:vault:*"))
+        return sum(1 for _ in client.scan_iter(match="accord:{*:vault}:*"))
 
 
 async def test_rotate_twice_delete_the_retired_key_and_everything_still_opens(

@@ -11,7 +11,10 @@ import pytest
 
 from accord.vault import Vault
 from tests.harness import Backend
+from tests.harness.redis_cluster import cluster_url, redis_cluster
 from tests.vault.vault_helpers import TEST_KEY
+
+__all__ = ["cluster_url", "redis_cluster"]  # the Redis Cluster fixtures, for the vault tests on a cluster
 
 
 @pytest.fixture

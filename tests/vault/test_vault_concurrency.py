@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from accord.store.engine import create_engine, read_tx
@@ -28,6 +29,7 @@ from accord.vault._sql import tables as t
 from accord.vault.sequences import sequence_name
 from accord.vault.tokens import split_token
 from tests.harness import RedisServer
+from tests.harness.redis_cluster import RedisCluster
 from tests.vault.vault_helpers import TEST_KEY
 
 WORKER = Path(__file__).with_name("vault_worker.py")
@@ -161,6 +163,59 @@ async def test_redis_restart_mid_run_reuses_no_number(
     after = await _numbers(pg_url)
     assert after - before, "no token was allocated after the restart, so the test proved nothing"
     await _unmask_all(pg_url, own_redis.url, token_of)
+
+
+@HEAVY
+async def test_eight_processes_share_one_numbering_on_a_redis_cluster(
+    tmp_path: Path, pg_url: str, cluster_url: str, master_key: str, workers_started: Workers
+) -> None:
+    """The same run on a 3-node Redis Cluster: every vault script's keys share one slot (docs/redis-cluster.md)."""
+    started = time.perf_counter()
+    results = _finish(_start_workers(tmp_path, pg_url, cluster_url, workers_started))
+    elapsed = time.perf_counter() - started
+    token_of = await _check(pg_url, results)
+    assert len(token_of) == POOL + CALLS // 5
+    await _unmask_all(pg_url, cluster_url, token_of)
+    print(f"{PROCESSES} x {CALLS} mask calls on a cluster in {elapsed:.1f} s; {len(token_of)} originals")
+
+
+@HEAVY
+async def test_the_vault_node_of_a_cluster_killed_mid_run_reuses_no_number(
+    tmp_path: Path,
+    pg_url: str,
+    redis_cluster: RedisCluster,
+    cluster_url: str,
+    master_key: str,
+    workers_started: Workers,
+) -> None:
+    """Killing the node that owns the vault's slot is a Redis restart for the vault: no number issued twice."""
+    workers = _start_workers(tmp_path, pg_url, cluster_url, workers_started)
+    deadline = time.monotonic() + DEADLINE_S
+    while _progress(workers) < PROCESSES * CALLS // 3:
+        assert time.monotonic() < deadline, "workers made no progress"
+        assert all(proc.poll() is None for proc, _, _ in workers), "a worker exited early"
+        await asyncio.sleep(0.05)
+    before = await _numbers(pg_url)
+    vault_node = _vault_node(redis_cluster)
+    redis_cluster.kill(vault_node)
+    await asyncio.sleep(0.5)
+    redis_cluster.restart(vault_node)  # empty: counters and cached mappings are gone
+    results = _finish(workers)
+    token_of = await _check(pg_url, results)
+    assert len(token_of) == POOL + CALLS // 5
+    assert await _numbers(pg_url) - before, "no token was allocated after the restart, so the test proved nothing"
+    await _unmask_all(pg_url, cluster_url, token_of)
+
+
+def _vault_node(cluster: RedisCluster) -> int:
+    """The index of the node holding the vault's keys (all in one slot)."""
+    holders = set()
+    for index, node in enumerate(cluster.nodes):
+        with redis.Redis(port=node.port) as client:
+            if any(True for _ in client.scan_iter(match="accord:{*:vault}:*", count=1000)):
+                holders.add(index)
+    assert len(holders) == 1, f"the vault's keys are on nodes {sorted(holders)}"
+    return holders.pop()
 
 
 async def _numbers(db_url: str) -> set[tuple[str, int]]:

@@ -175,7 +175,7 @@ async def test_redis_keeps_only_ciphertext_and_fingerprints(pg_url: str, redis_u
     with redis.Redis.from_url(redis_url) as client:
         keys = sorted(key.decode() for key in client.keys("*"))
         assert ours.sequence_prefix + sequence_name("AWS_EKS_CLUSTER") in keys
-        assert all(key.startswith(ours.base) for key in keys), "every key in this deployment's namespace"
-        assert client.hlen(ours.vault_prefix + "{default}:tok") == 4
-        for value in client.hvals(ours.vault_prefix + "{default}:tok"):
+        assert all(ours.owns(key) for key in keys), "every key in this deployment's namespace"
+        assert client.hlen(ours.vault_scope("default")[1]) == 4
+        for value in client.hvals(ours.vault_scope("default")[1]):
             assert b"example.com" not in value and b"arn:aws" not in value

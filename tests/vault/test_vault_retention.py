@@ -41,7 +41,7 @@ async def _age(vault: Vault, backend: VaultBackend, token: str, seconds: float) 
             .values(last_used_at=datetime.now(UTC) - timedelta(seconds=seconds))
         )
     if backend.redis_url:
-        used_hash = (await redis_keys_of(vault.engine)).vault_prefix + "{default}:used"
+        used_hash = (await redis_keys_of(vault.engine)).vault_scope("default")[2]
         with redis.Redis.from_url(backend.redis_url) as client:
             client.hset(used_hash, token, int(time.time() - seconds))
 

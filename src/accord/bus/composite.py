@@ -8,11 +8,14 @@ drop the duplicates by revision.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from accord.bus.redis_bus import RedisChangeBus
-from accord.bus.redis_conn import redact_redis
+from accord.bus.redis_url import redact_redis
 from accord.bus.types import BusUnavailableError, ChangeBus, EventHandler
 from accord.store.types import Change
+
+if TYPE_CHECKING:
+    from accord.bus.redis_bus import RedisChangeBus
 
 log = logging.getLogger("accord.bus")
 

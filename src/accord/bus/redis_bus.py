@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from accord.bus.auth import BusAuth
 from accord.bus.reconnect import Connected, ReconnectingListener
-from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redact_redis, redis_client
+from accord.bus.redis_conn import REDIS_DOWN_ERRORS, RedisClient, redact_redis, redis_client
 from accord.bus.types import BusUnavailableError, EventHandler
 from accord.bus.wire import decode_change, encode_change
 from accord.core.errors import StoreUnavailableError
@@ -28,6 +29,7 @@ class RedisChangeBus:
         self.url = url
         self.auth = auth
         self._client = redis_client(url)
+        self._sessions = 0
         self._listener = ReconnectingListener(
             self._listen_once,
             down_errors=(*REDIS_DOWN_ERRORS, StoreUnavailableError),
@@ -57,7 +59,7 @@ class RedisChangeBus:
         return False
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> RedisClient:
         return self._client
 
     async def start(self, handler: EventHandler) -> None:
@@ -82,7 +84,7 @@ class RedisChangeBus:
 
     async def _listen_once(self, connected: Connected, handler: EventHandler) -> None:
         keys = await self.auth.keys()
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = await self._subscriber()
         try:
             await pubsub.subscribe(keys.changes_channel)
             await connected()
@@ -96,3 +98,17 @@ class RedisChangeBus:
         finally:
             with contextlib.suppress(*REDIS_DOWN_ERRORS, RuntimeError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _subscriber(self) -> PubSub:
+        """A pub/sub connection; on a cluster to one node, the next one at each reconnect.
+
+        A classic PUBLISH on a cluster reaches every node, so any node will do; moving on after each
+        failure means a dead node is left behind even before the client's slot map knows it is dead.
+        """
+        if not isinstance(self._client, aioredis.RedisCluster):
+            return self._client.pubsub(ignore_subscribe_messages=True)
+        await self._client.initialize()
+        nodes = sorted(self._client.get_primaries(), key=lambda node: node.name)
+        self._sessions += 1
+        node = nodes[self._sessions % len(nodes)]
+        return self._client.pubsub(node=node, ignore_subscribe_messages=True)

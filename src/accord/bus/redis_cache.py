@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
-
 from accord.bus.auth import BusAuth
 from accord.bus.redis_bus import REDIS_MESSAGE_MAX_BYTES
-from accord.bus.redis_conn import REDIS_DOWN_ERRORS
+from accord.bus.redis_conn import REDIS_DOWN_ERRORS, RedisClient
 from accord.bus.wire import encode_change
 from accord.core.errors import StoreUnavailableError
 from accord.core.redis_keys import RedisKeys
@@ -64,7 +62,7 @@ return 1
 class RedisValueCache:
     """Current values by key plus the revision they reflect (the ValueCache of a process with Redis)."""
 
-    def __init__(self, client: aioredis.Redis, auth: BusAuth) -> None:
+    def __init__(self, client: RedisClient, auth: BusAuth) -> None:
         self._client = client
         self._auth = auth
         self._apply = client.register_script(APPLY_CHANGE)

@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from accord.bus.redis_conn import redis_client
 from accord.cache.port import JsonValue
 from accord.core.errors import AccordError, CacheUnavailableError
 from accord.store.engine import redact
@@ -85,9 +85,8 @@ class RedisCache:
     def __init__(self, url: str, prefix: str, *, timeout_s: float = 0.5) -> None:
         self._url = url
         self.prefix = prefix
-        self._client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
-        )
+        # The one client factory, so a redis+cluster:// URL works here too (docs/redis-cluster.md).
+        self._client = redis_client(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
     async def get(self, key: str) -> JsonValue:
         _check(key)

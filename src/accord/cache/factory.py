@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_url import resolve_redis_url
 from accord.cache.adapters import FallbackCache, MemoryCache, RedisCache
 from accord.cache.port import Cache
 from accord.config.settings import Setting, SettingsGroup

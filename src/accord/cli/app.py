@@ -85,7 +85,7 @@ def serve(
 
     consumer = None
     if events:
-        from accord.bus.redis_conn import resolve_redis_url
+        from accord.bus.redis_url import resolve_redis_url
         from accord.events.consumer import ConsumerOptions
 
         if resolve_redis_url(redis_url) is None:

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 
 from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_url import resolve_redis_url
 from accord.config.declarations import register_declarations
 from accord.config.live import DEFAULT_CHECK_INTERVAL_S, LiveConfig
 from accord.config.registry import SettingRegistry

@@ -8,8 +8,8 @@ cache holds the old blobs, so after a rotation it is invalidated and rebuilt fro
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +17,9 @@ from accord.core.crypto import Cipher
 from accord.core.redis_keys import RedisKeys
 from accord.store import tables as t
 from accord.store.reseal import ResealCount, reseal_blob
+
+if TYPE_CHECKING:
+    from accord.bus.redis_conn import RedisClient
 
 __all__ = ["ConfigSecrets"]
 
@@ -49,6 +52,6 @@ class ConfigSecrets:
     async def kept_keys(self, _conn: AsyncConnection) -> list[str]:
         return []  # every config secret opens with whichever key sealed it: none is needed forever
 
-    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    async def invalidate(self, client: RedisClient, keys: RedisKeys) -> None:
         """The value cache holds the old blobs: drop its marker, so the next revision check rebuilds it."""
         await client.delete(keys.cache_revision)

@@ -19,4 +19,4 @@ class EventKeys:
 
     @classmethod
     def of(cls, keys: RedisKeys) -> EventKeys:
-        return cls(keys.base + "events:stream", keys.base + "events:dlq")
+        return cls(keys.events_stream, keys.events_dlq)  # one slot: the DLQ moves are MULTI over both

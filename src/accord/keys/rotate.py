@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redis_client
+from accord.bus.redis_conn import REDIS_DOWN_ERRORS, RedisClient, redis_client
 from accord.config.reseal import ConfigSecrets
 from accord.core.crypto import Cipher
 from accord.core.redis_keys import RedisKeys
@@ -57,7 +56,7 @@ class Resealer(Protocol):
         """Key ids this capability needs for good, whatever seals its blobs."""
         ...
 
-    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    async def invalidate(self, client: RedisClient, keys: RedisKeys) -> None:
         """Drop the copies of old blobs this capability keeps in Redis."""
         ...
 

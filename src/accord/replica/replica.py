@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from accord.bus.factory import Propagation, build_propagation
 from accord.bus.local_bus import DEFAULT_POLL_INTERVAL_S
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_url import resolve_redis_url
 from accord.bus.types import BusEvent
 from accord.core.errors import CompactedError, ReadOnlyError, StoreUnavailableError
 from accord.replica import snapshot_file

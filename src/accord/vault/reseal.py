@@ -8,9 +8,9 @@ old blobs, so after a rotation the vault's Redis hashes are dropped (the databas
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from accord.bus.redis_conn import RedisClient
 from accord.core.crypto import Cipher
 from accord.core.redis_keys import RedisKeys
 from accord.store.reseal import ResealCount
@@ -36,5 +36,5 @@ class VaultOriginals:
         pinned = await pinned_key_id(conn)
         return [] if pinned is None else [pinned]
 
-    async def invalidate(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    async def invalidate(self, client: RedisClient, keys: RedisKeys) -> None:
         await RedisMappings(client, keys).invalidate()

@@ -13,7 +13,7 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_url import resolve_redis_url
 from accord.store.engine import create_engine, resolve_db_url
 from accord.store.migrate import upgrade
 from accord.vault._redis.gate import RedisGate

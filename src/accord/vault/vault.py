@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_url import resolve_redis_url
 from accord.config.live import LiveConfig
 from accord.config.values import SettingChange
 from accord.core.crypto import Cipher, cipher_for_database

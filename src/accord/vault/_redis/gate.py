@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.bus.redis_conn import REDIS_DOWN_ERRORS, redact_redis, redis_client
+from accord.bus.redis_conn import REDIS_DOWN_ERRORS, RedisClient, redact_redis, redis_client
 from accord.core.redis_keys import RedisKeys
 from accord.store.deployment import redis_keys_of
 
@@ -31,7 +30,7 @@ class RedisGate:
 
     def __init__(self, url: str | None) -> None:
         self.url = url
-        self.client: aioredis.Redis | None = redis_client(url) if url else None
+        self.client: RedisClient | None = redis_client(url) if url else None
         self._retry_at = 0.0
         self._pause = FIRST_PAUSE_S
         self.degraded = False
@@ -41,7 +40,7 @@ class RedisGate:
         """Read the deployment's Redis namespace from its database (call once it is migrated)."""
         self.keys = await redis_keys_of(engine)
 
-    def usable(self) -> aioredis.Redis | None:
+    def usable(self) -> RedisClient | None:
         """The client, unless Redis is not configured or is in its pause after a failure."""
         if self.client is None or time.monotonic() < self._retry_at:
             return None

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-import redis.asyncio as aioredis
-
-from accord.core.redis_keys import VAULT_FINGERPRINTS, VAULT_TOKENS, VAULT_USED, RedisKeys
+from accord.bus.redis_conn import RedisClient
+from accord.core.redis_keys import RedisKeys
 from accord.vault._redis.gate import REDIS_FAILURES, RedisGate
 from accord.vault._redis.scripts import GET_OR_CREATE, PUBLISH, RESOLVE, SWEEP
 from accord.vault._redis.sequences import RedisCounters
@@ -33,11 +32,6 @@ PENDING = "?"
 FINGERPRINT_BYTES = 32  # HMAC-SHA256: the scripts cut packed fingerprints at this width
 _CHUNK = 500
 _MAX_ATTEMPTS = 20
-
-
-def scope_keys(keys: RedisKeys, scope: str) -> tuple[str, str, str]:
-    base = f"{keys.vault_prefix}{{{scope}}}:"
-    return base + VAULT_FINGERPRINTS, base + VAULT_TOKENS, base + VAULT_USED
 
 
 def _checked(item: Item) -> Item:
@@ -56,7 +50,7 @@ class Lacking:
 class RedisMappings:
     """The scripts on one client, with their arguments packed (see accord.vault._redis.scripts)."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: RedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._keys = keys
         self._get_or_create = client.register_script(GET_OR_CREATE)
@@ -68,7 +62,7 @@ class RedisMappings:
         self, scope: str, items: Sequence[Item], ttl: int, *, allocate: bool
     ) -> list[str] | Lacking:
         """One state per item, in the order of ``items`` (see GET_OR_CREATE)."""
-        fingerprints, _, used = scope_keys(self._keys, scope)
+        fingerprints, _, used = self._keys.vault_scope(scope)
         groups: dict[str, list[Item]] = collections.defaultdict(list)
         for item in items:
             groups[item.token_type].append(_checked(item))
@@ -95,10 +89,10 @@ class RedisMappings:
                 ",".join(str(len(blob)) for _, _, blob in chunk),
                 b"".join(blob for _, _, blob in chunk),
             ]
-            await self._publish(keys=list(scope_keys(self._keys, scope)), args=args)
+            await self._publish(keys=list(self._keys.vault_scope(scope)), args=args)
 
     async def resolve(self, scope: str, tokens: Sequence[str]) -> list[bytes | None]:
-        _, token_hash, used = scope_keys(self._keys, scope)
+        _, token_hash, used = self._keys.vault_scope(scope)
         blobs: list[bytes | None] = []
         for start in range(0, len(tokens), _CHUNK):
             blobs += await self._resolve(keys=[token_hash, used], args=list(tokens[start : start + _CHUNK]))
@@ -111,7 +105,7 @@ class RedisMappings:
             args: list[ScriptArg] = [ttl]
             for token, field in candidates[start : start + _CHUNK]:
                 args += [token, field]
-            result += [int(value) for value in await self._sweep(keys=list(scope_keys(self._keys, scope)), args=args)]
+            result += [int(value) for value in await self._sweep(keys=list(self._keys.vault_scope(scope)), args=args)]
         return result
 
     async def invalidate(self) -> int:

@@ -11,8 +11,7 @@ import asyncio
 import collections
 import time
 
-import redis.asyncio as aioredis
-
+from accord.bus.redis_conn import RedisClient
 from accord.core.redis_keys import RedisKeys
 from accord.store.engine import write_tx
 from accord.vault._redis.scripts import INSTALL_RANGE, NEXT
@@ -29,7 +28,7 @@ _BUSY_S = 1.0  # refills of one name closer together than this double its lease
 class RedisCounters:
     """Numbers from a Redis hash per name, refilled with leases from the database (``db``)."""
 
-    def __init__(self, client: aioredis.Redis, db: SqlCounters, *, lease: int, keys: RedisKeys) -> None:
+    def __init__(self, client: RedisClient, db: SqlCounters, *, lease: int, keys: RedisKeys) -> None:
         self.lease = lease
         self._prefix = keys.sequence_prefix
         self._db = db
