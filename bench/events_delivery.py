@@ -61,7 +61,7 @@ async def _reset(db_url: str, redis_url: str) -> None:
     finally:
         await engine.dispose()
     client = aioredis.Redis.from_url(redis_url)
-    for key in [k async for k in client.scan_iter("accord:*:events:*")]:
+    for key in [k async for k in client.scan_iter("accord:{*:events}:*")]:
         await client.delete(key)
     await client.aclose()
 

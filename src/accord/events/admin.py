@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accord.bus.redis_conn import resolve_redis_url
+from accord.bus.redis_conn import RedisClient, resolve_redis_url
 from accord.core.errors import AccordError, StoreUnavailableError
 from accord.events.consumer import Consumer, ConsumerCollector, ConsumerOptions, stream_status
 from accord.events.dlq import DeadLetter, list_dead, replay_dead
@@ -40,7 +39,7 @@ async def _database(db_url: str | None) -> AsyncIterator[MigratedEngine]:
 
 
 @contextlib.asynccontextmanager
-async def _redis(redis_url: str | None) -> AsyncIterator[aioredis.Redis]:
+async def _redis(redis_url: str | None) -> AsyncIterator[RedisClient]:
     url = resolve_redis_url(redis_url)
     if url is None:
         raise AccordError("the event stream lives in Redis: give --redis-url or set ACCORD_REDIS_URL")

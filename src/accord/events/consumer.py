@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accord.bus.redis_conn import RedisClient
 from accord.core.errors import StoreUnavailableError
 from accord.events.bulk import RefusedBatchError, insert_rows
 from accord.events.keys import FIELD, GROUP, EventKeys
@@ -66,7 +66,7 @@ class StreamStatus:
     consumers: int
 
 
-async def stream_status(client: aioredis.Redis, keys: EventKeys) -> StreamStatus:
+async def stream_status(client: RedisClient, keys: EventKeys) -> StreamStatus:
     length = int(await client.xlen(keys.stream))
     dlq = int(await client.xlen(keys.dlq))
     try:
@@ -82,7 +82,7 @@ async def stream_status(client: aioredis.Redis, keys: EventKeys) -> StreamStatus
 class Consumer:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         engine: AsyncEngine,
         keys: EventKeys,
         options: ConsumerOptions,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from accord.bus.redis_conn import RedisClient
 from accord.events.keys import FIELD, EventKeys
 
 __all__ = ["DeadLetter", "list_dead", "replay_dead"]
@@ -21,12 +20,12 @@ class DeadLetter:
     payload: str
 
 
-async def list_dead(client: aioredis.Redis, keys: EventKeys, *, limit: int = 100) -> list[DeadLetter]:
+async def list_dead(client: RedisClient, keys: EventKeys, *, limit: int = 100) -> list[DeadLetter]:
     entries: Any = await client.xrange(keys.dlq, count=limit)
     return [_letter(entry_id, fields) for entry_id, fields in entries]
 
 
-async def replay_dead(client: aioredis.Redis, keys: EventKeys, ids: list[str] | None = None) -> int:
+async def replay_dead(client: RedisClient, keys: EventKeys, ids: list[str] | None = None) -> int:
     """Add DLQ entries (all, or those named) back to the stream, then delete them from the DLQ; how many."""
     entries: list[Any] = []
     for entry_id in ids or ["-"]:

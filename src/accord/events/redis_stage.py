@@ -15,9 +15,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
+from accord.bus.redis_conn import RedisClient
+from accord.bus.redis_conn import redis_client as bus_redis_client
 from accord.events.keys import FIELD, GROUP, EventKeys
 from accord.events.stats import Counters
 
@@ -38,18 +40,16 @@ def parse_id(value: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def redis_client(url: str, *, read_timeout_s: float | None = SOCKET_TIMEOUT_S) -> aioredis.Redis:
+def redis_client(url: str, *, read_timeout_s: float | None = SOCKET_TIMEOUT_S) -> RedisClient:
     """A client that fails instead of hanging (no retries inside redis-py: the breaker decides).
 
     ``read_timeout_s=None`` leaves reads unbounded for a caller that bounds a whole batch itself
     (redis-py's per-reply timeout costs a timer per pipelined command).
     """
-    return aioredis.Redis.from_url(
-        url, socket_timeout=read_timeout_s, socket_connect_timeout=SOCKET_TIMEOUT_S, retry_on_timeout=False
-    )
+    return bus_redis_client(url, socket_timeout=read_timeout_s, socket_connect_timeout=SOCKET_TIMEOUT_S)
 
 
-async def ensure_group(client: aioredis.Redis, keys: EventKeys) -> None:
+async def ensure_group(client: RedisClient, keys: EventKeys) -> None:
     try:
         await client.xgroup_create(keys.stream, GROUP, id="0", mkstream=True)
     except ResponseError as exc:
@@ -119,7 +119,11 @@ class RedisStage:
 
     async def _reset_connections(self) -> None:
         """A batch cut off mid-reply leaves a connection out of step: drop them all, the pool reconnects."""
-        await self._client.connection_pool.disconnect()
+        if isinstance(self._client, RedisCluster):
+            for node in self._client.get_nodes():
+                await node.disconnect()
+        else:
+            await self._client.connection_pool.disconnect()
 
     async def _resolved(self) -> EventKeys:
         if self._keys is None:
