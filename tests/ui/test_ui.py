@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
 
 from tests.harness import AccordServer
+from tests.server.server_harness import create_token
 
 SECRET_VALUE = "sk-ui-test-never-shown-0123456789"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+
+
+def snap(target: Page | Locator, name: str) -> None:
+    """With ACCORD_UI_SCREENSHOTS=1, save docs/ui/<name>.png (how the screenshots in docs/ui.md are made)."""
+    if os.environ.get("ACCORD_UI_SCREENSHOTS") == "1":
+        target.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def body_of(response: Response) -> str:
+    """A response's body; the watch stream (which ends only with the page) as its change notices so far."""
+    if "/api/watch" in response.url:
+        return ""  # its events name a path and a revision, never a value (docs/ui.md, Live)
+    if 300 <= response.status < 400:
+        return response.headers.get("location", "")  # a redirect has no body
+    return response.text()
 
 
 def sign_in(page: Page, server: AccordServer, token: str) -> None:
@@ -198,18 +217,62 @@ def test_sign_in_refuses_another_origin_and_a_form_post(ui_server: AccordServer)
         assert form.status_code == 422 and "set-cookie" not in form.headers
 
 
-def test_a_secret_is_masked_and_never_in_the_page(ui_server: AccordServer, page: Page) -> None:
+def test_a_secret_is_masked_until_an_explicit_reveal_by_a_token_with_the_right(
+    ui_server: AccordServer, page: Page
+) -> None:
     assert ui_server.token
     with ui_server.admin() as admin:
         assert admin.put("/api/config/llm.openai_api_key", json={"input": SECRET_VALUE}).status_code == 200
     bodies: list[str] = []
-    page.on("response", lambda response: bodies.append(response.text()) if response.ok else None)
+    page.on("response", lambda response: bodies.append(body_of(response)))
     sign_in(page, ui_server, ui_server.token)
     card = setting_card(page, "llm.openai_api_key")
     expect(card.locator("dt:text-is('Source') + dd")).to_have_text("stored")
     expect(card.get_by_label("llm.openai_api_key", exact=True)).to_have_value("")
     assert SECRET_VALUE not in page.content()
-    assert not any(SECRET_VALUE in body for body in bodies)
+    assert not any(SECRET_VALUE in body for body in bodies)  # before the click: in no answer at all
+
+    with page.expect_response(lambda response: "reveal=true" in response.url) as revealed:
+        card.get_by_role("button", name="Reveal llm.openai_api_key").click()
+    assert SECRET_VALUE in revealed.value.text()  # the value travels only in the answer the click asked for
+    expect(card.locator(".secret-text")).to_have_text(SECRET_VALUE)
+    snap(card, "secret-revealed")
+    card.get_by_role("button", name="Hide llm.openai_api_key").click()
+    expect(card.locator(".secret-text")).not_to_have_text(SECRET_VALUE)
+    assert SECRET_VALUE not in page.content()
+
+
+def test_a_token_without_the_reveal_right_never_receives_the_secret(
+    ui_server: AccordServer, viewer_token: str, browser: Browser
+) -> None:
+    assert ui_server.token
+    with ui_server.admin() as admin:
+        assert admin.put("/api/config/llm.openai_api_key", json={"input": SECRET_VALUE}).status_code == 200
+        writer = create_token(admin, "no-reveal-writer", ["config/=write"])  # may write, may not reveal
+    for secret in (writer, viewer_token):
+        bodies: list[str] = []
+        fresh = browser.new_context().new_page()  # its own profile: no cookie of the other token
+        fresh.on("response", lambda response: bodies.append(body_of(response)))
+        sign_in(fresh, ui_server, secret)
+        card = setting_card(fresh, "llm.openai_api_key")
+        expect(card).to_be_visible()
+        expect(card.get_by_role("button", name=re.compile("Reveal"))).to_have_count(0)
+        card.get_by_role("button", name="History").click()
+        expect(card.locator("li[data-version]").first).to_be_visible()
+        forced = fresh.evaluate(
+            """async (csrf) => {
+                const answer = await fetch("/api/config/llm.openai_api_key?reveal=true", {headers: {"X-Accord-CSRF": csrf}});
+                return [answer.status, await answer.text()];
+            }""",
+            page_csrf(fresh),
+        )
+        assert forced[0] == 403 and SECRET_VALUE not in forced[1]
+        assert SECRET_VALUE not in fresh.content()
+        assert SECRET_VALUE not in fresh.evaluate("document.documentElement.outerHTML")
+        assert not any(SECRET_VALUE in body for body in bodies)
+        fresh.context.close()
+    with ui_server.admin() as admin:
+        assert admin.delete("/api/tokens/no-reveal-writer").status_code == 200
 
 
 def test_phone_width_has_no_horizontal_scroll(ui_server: AccordServer, context: BrowserContext) -> None:
@@ -247,6 +310,28 @@ def test_history_shows_the_versions_and_rollback_asks_first(ui_server: AccordSer
     expect(card.locator("dd.value")).to_have_text("model-a")
     after = stored(ui_server, "embedding.model")
     assert after["value"] == "model-a" and after["version"] == first + 2
+
+
+def test_history_diffs_any_two_versions(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    for value in ("diff-one", "diff-two", "diff-three"):
+        put_as_admin(ui_server, "llm.model", value)
+    newest = stored(ui_server, "llm.model")["version"]
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.model")
+    card.get_by_role("button", name="History").click()
+    compare = card.get_by_role("form", name="Compare versions of llm.model")
+    expect(compare.get_by_label("From version", exact=True)).to_have_value(str(newest - 1))  # the last change by default
+    expect(compare.get_by_label("To version", exact=True)).to_have_value(str(newest))
+    compare.get_by_label("From version", exact=True).select_option(str(newest - 2))
+    compare.get_by_role("button", name="Show diff").click()
+    diff = compare.get_by_role("list", name=f"Diff of llm.model from version {newest - 2} to version {newest}")
+    expect(diff.locator("li.diff-removed")).to_have_text("-diff-one")
+    expect(diff.locator("li.diff-added")).to_have_text("+diff-three")
+    compare.get_by_label("To version", exact=True).select_option(str(newest - 2))
+    compare.get_by_role("button", name="Show diff").click()
+    expect(compare.get_by_text("identical")).to_be_visible()
+    snap(card, "history-diff")
 
 
 def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServer, page: Page) -> None:
