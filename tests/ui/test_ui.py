@@ -21,7 +21,11 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
 def snap(target: Page | Locator, name: str) -> None:
     """With ACCORD_UI_SCREENSHOTS=1, save docs/ui/<name>.png (how the screenshots in docs/ui.md are made)."""
     if os.environ.get("ACCORD_UI_SCREENSHOTS") == "1":
-        target.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        path = str(SCREENSHOTS / f"{name}.png")
+        if isinstance(target, Page):
+            target.screenshot(path=path, full_page=True)
+        else:
+            target.screenshot(path=path)
 
 
 def body_of(response: Response) -> str:

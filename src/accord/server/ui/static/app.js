@@ -738,7 +738,9 @@ function rulesPanel(stats, events, settingRows) {
   const note = el("p", { class: "version-head", text: configured
     ? `Configured events.sample_rate: ${asText(configured.value)} (the share of events no rule keeps). Dropped events are counted by each producer (its /metrics), not stored.`
     : "events.sample_rate is not declared here. Dropped events are counted by each producer (its /metrics), not stored." });
-  return panel("Kept per rule", table, note);
+  const box = panel("Kept per rule", table, note);
+  box.classList.add("wide");
+  return box;
 }
 
 function statusPanel(stats) {
