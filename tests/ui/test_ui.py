@@ -256,7 +256,7 @@ def test_a_token_without_the_reveal_right_never_receives_the_secret(
     for secret in (writer, viewer_token):
         bodies: list[str] = []
         fresh = browser.new_context().new_page()  # its own profile: no cookie of the other token
-        fresh.on("response", lambda response: bodies.append(body_of(response)))
+        fresh.on("response", lambda response, seen=bodies: seen.append(body_of(response)))
         sign_in(fresh, ui_server, secret)
         card = setting_card(fresh, "llm.openai_api_key")
         expect(card).to_be_visible()
@@ -265,7 +265,8 @@ def test_a_token_without_the_reveal_right_never_receives_the_secret(
         expect(card.locator("li[data-version]").first).to_be_visible()
         forced = fresh.evaluate(
             """async (csrf) => {
-                const answer = await fetch("/api/config/llm.openai_api_key?reveal=true", {headers: {"X-Accord-CSRF": csrf}});
+                const url = "/api/config/llm.openai_api_key?reveal=true";
+                const answer = await fetch(url, {headers: {"X-Accord-CSRF": csrf}});
                 return [answer.status, await answer.text()];
             }""",
             page_csrf(fresh),
@@ -325,7 +326,7 @@ def test_history_diffs_any_two_versions(ui_server: AccordServer, page: Page) -> 
     card = setting_card(page, "llm.model")
     card.get_by_role("button", name="History").click()
     compare = card.get_by_role("form", name="Compare versions of llm.model")
-    expect(compare.get_by_label("From version", exact=True)).to_have_value(str(newest - 1))  # the last change by default
+    expect(compare.get_by_label("From version", exact=True)).to_have_value(str(newest - 1))  # last change
     expect(compare.get_by_label("To version", exact=True)).to_have_value(str(newest))
     compare.get_by_label("From version", exact=True).select_option(str(newest - 2))
     compare.get_by_role("button", name="Show diff").click()

@@ -184,9 +184,7 @@ def consul_put(server: AccordServer, path: str, body: object | None = None) -> N
     assert answer.status_code == 200, answer.text
 
 
-def test_services_show_instances_and_check_status_and_output_live(
-    ops_server: AccordServer, page: Page
-) -> None:
+def test_services_show_instances_and_check_status_and_output_live(ops_server: AccordServer, page: Page) -> None:
     assert ops_server.token
     for n in (1, 2):
         consul_put(
@@ -262,7 +260,7 @@ def test_events_show_kept_per_rule_ratios_lag_the_chart_and_replay_the_dlq(
         try:
             for i in range(400):
                 table.emit({"route": "/cart", "status": 500 if i % 10 == 0 else 200, "user": f"u{i}"})
-            for i in range(5):
+            for _ in range(5):
                 stream.emit({"route": "/slow", "status": 500})
             assert await table.flush() and await stream.flush()
         finally:
