@@ -339,6 +339,52 @@ def test_history_diffs_any_two_versions(ui_server: AccordServer, page: Page) -> 
     snap(card, "history-diff")
 
 
+def test_a_profile_value_is_set_and_unset_and_a_stored_value_unset(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    put_as_admin(ui_server, "llm.org_id", "org-ui-unset")
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "embedding.model")
+    card.get_by_role("button", name="Profiles of embedding.model").click()
+    card.get_by_label("Profile", exact=True).fill("staging")
+    card.get_by_role("button", name="Show").click()
+    expect(card.locator(".profile-value")).to_contain_text("Not set in staging")
+    card.get_by_label("embedding.model in staging", exact=True).fill("stage-model")
+    card.get_by_role("button", name="Save embedding.model in staging").click()
+    expect(card.locator(".profile-value .value")).to_have_text("In staging: stage-model (version 1)")
+    with ui_server.admin() as admin:
+        assert admin.get("/api/config/embedding.model?env=staging").json()["value"] == "stage-model"
+    card.get_by_role("button", name="Unset embedding.model in staging").click()
+    expect(card.locator(".profile-value")).to_contain_text("Not set in staging")
+    with ui_server.admin() as admin:
+        assert admin.get("/api/config/embedding.model?env=staging").status_code == 404
+    snap(card, "profile")
+
+    secret_card = setting_card(page, "llm.org_id")
+    secret_card.get_by_role("button", name="Unset llm.org_id").click()
+    secret_card.get_by_role("button", name="Cancel").click()
+    assert stored(ui_server, "llm.org_id")["source"] == "stored"
+    secret_card.get_by_role("button", name="Unset llm.org_id").click()
+    secret_card.get_by_role("button", name="Confirm unset").click()
+    expect(secret_card.get_by_role("status").filter(has_text="Unset")).to_have_text("Unset: now default")
+    expect(secret_card.locator("dt:text-is('Source') + dd")).to_have_text("default")
+    assert stored(ui_server, "llm.org_id")["source"] == "default"
+    expect(secret_card.get_by_role("button", name="Unset llm.org_id")).to_have_count(0)
+
+
+def test_a_read_only_token_sees_profiles_without_edit_controls(
+    ui_server: AccordServer, viewer_token: str, page: Page
+) -> None:
+    sign_in(page, ui_server, viewer_token)
+    expect(page.get_by_role("button", name=re.compile("^Unset"))).to_have_count(0)
+    card = setting_card(page, "embedding.model")
+    card.get_by_role("button", name="Profiles of embedding.model").click()
+    card.get_by_label("Profile", exact=True).fill("staging")
+    card.get_by_role("button", name="Show").click()
+    expect(card.locator(".profile-value")).to_contain_text(re.compile("may not read|Not set in staging"))
+    expect(card.get_by_role("textbox", name="embedding.model in staging")).to_have_count(0)
+    expect(card.get_by_role("button", name=re.compile("^Save"))).to_have_count(0)
+
+
 def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServer, page: Page) -> None:
     assert ui_server.token
     sign_in(page, ui_server, ui_server.token)

@@ -283,8 +283,12 @@ function card(row) {
   detail(facts, "Version", String(row.version));
   if (row.description) detail(facts, "Description", row.description);
   article.append(facts);
-  if (session.writable.has(row.path)) article.append(editor(row));
+  if (session.writable.has(row.path)) {
+    article.append(editor(row));
+    if (row.source === "stored" && row.version > 0) article.append(unsetControl(row));
+  }
   article.append(historyPanel(row));
+  article.append(profilePanel(row));
   return article;
 }
 
@@ -455,6 +459,111 @@ function rollbackControl(row, item) {
   });
   box.append(start, error);
   return box;
+}
+
+// Unset: remove the stored value (DELETE, expecting the version shown), back to the env or the default.
+function unsetControl(row) {
+  const box = el("div", { class: "rollback" });
+  const start = el("button", { type: "button", class: "secondary", text: "Unset" });
+  start.setAttribute("aria-label", `Unset ${row.path}`);
+  const error = el("p", { class: "error", role: "alert" });
+  start.addEventListener("click", () => {
+    const confirm = el("button", { type: "button", text: "Confirm unset" });
+    const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
+    const dialog = el("div", { class: "confirm", role: "group", "aria-label": "Confirm unset" },
+      el("p", { text: `Remove the stored value of ${row.path}? It falls back to the environment or the default.` }), confirm, cancel);
+    cancel.addEventListener("click", () => { dialog.remove(); start.hidden = false; start.focus(); });
+    confirm.addEventListener("click", async () => {
+      const url = `/api/config/${encodeURIComponent(row.path)}?expect_version=${row.version}`;
+      const answer = await api("DELETE", url);
+      if (!answer.ok) { error.textContent = refused(answer); return; }
+      const now = await api("GET", `/api/config/${encodeURIComponent(row.path)}`);
+      if (now.ok) replaceRow(now.data, `Unset: now ${now.data.source}`);
+    });
+    start.hidden = true;
+    box.append(dialog);
+    confirm.focus();
+  });
+  box.append(start, error);
+  return box;
+}
+
+// Profiles (environments): a setting's value in one profile's layer (?env=), set and unset there. The
+// server decides who may write env/<profile>/...: a refusal is shown next to the field.
+function profilePanel(row) {
+  const panel = el("div", { class: "history" });
+  const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "Profiles" });
+  toggle.setAttribute("aria-label", `Profiles of ${row.path}`);
+  const body = el("div", { class: "history-body" });
+  body.hidden = true;
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    body.hidden = !open;
+    if (open && !body.children.length) body.append(profileForm(row));
+  });
+  panel.append(toggle, body);
+  return panel;
+}
+
+function profileForm(row) {
+  const id = `profile-${row.path}`;
+  const name = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false", placeholder: "production" });
+  const pick = el("form", { class: "edit", "aria-label": `Profile of ${row.path}` },
+    el("label", { for: id, text: "Profile" }), name, el("button", { type: "submit", class: "secondary", text: "Show" }));
+  const out = el("div", { class: "profile-out" });
+  pick.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const profile = name.value.trim();
+    if (profile) await showProfile(row, profile, out);
+  });
+  return el("div", {}, pick, out);
+}
+
+async function showProfile(row, profile, out) {
+  const url = `/api/config/${encodeURIComponent(row.path)}?env=${encodeURIComponent(profile)}`;
+  const answer = await api("GET", url);
+  const box = el("div", { class: "profile-value", "data-env": profile });
+  if (answer.ok) {
+    box.append(el("p", { class: "value", text: `In ${profile}: ${asText(answer.data.value)} (version ${answer.data.version})` }));
+  } else if (answer.status === 404) {
+    box.append(el("p", { text: `Not set in ${profile}: the base value applies there.` }));
+  } else {
+    box.append(el("p", { class: "error", role: "alert", text: refused(answer) }));
+    out.replaceChildren(box);
+    return;
+  }
+  if (session.writable.has(row.path)) {
+    const id = `edit-${profile}-${row.path}`;
+    const label = `${row.path} in ${profile}`;
+    const input = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false" });
+    if (answer.ok && !row.secret) input.value = asText(answer.data.value);
+    const error = el("p", { class: "error", role: "alert" });
+    const ok = el("p", { class: "ok", role: "status" });
+    const form = el("form", { class: "edit", novalidate: "" },
+      el("label", { for: id, text: label }), input, el("button", { type: "submit", text: "Save" }), error, ok);
+    form.querySelector("button").setAttribute("aria-label", `Save ${label}`);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      const saved = await api("PUT", url, { input: input.value });
+      if (!saved.ok) { error.textContent = refused(saved); return; }
+      await showProfile(row, profile, out);
+      out.querySelector(".ok").textContent = `Saved in ${profile}: version ${saved.data.version}`;
+    });
+    box.append(form);
+    if (answer.ok) {
+      const unset = el("button", { type: "button", class: "secondary", text: "Unset" });
+      unset.setAttribute("aria-label", `Unset ${label}`);
+      unset.addEventListener("click", async () => {
+        const removed = await api("DELETE", url);
+        if (!removed.ok) { error.textContent = refused(removed); return; }
+        await showProfile(row, profile, out);
+      });
+      box.append(unset);
+    }
+  }
+  out.replaceChildren(box);
 }
 
 function editor(row) {
