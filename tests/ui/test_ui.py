@@ -439,3 +439,24 @@ def test_the_audit_view_filters_and_pages(ui_server: AccordServer, page: Page) -
     page.get_by_label("Actor", exact=True).fill("nobody-wrote-this")
     page.get_by_role("button", name="Filter").click()
     expect(page.get_by_text("No records match.")).to_be_visible()
+
+
+def test_the_ui_json_routes_check_the_acl_and_name_a_missing_redis(ui_server: AccordServer, viewer_token: str) -> None:
+    """GET /api/services, /api/events/dlq[/replay], /api/vault/stats: the API's ACL; no Redis, no DLQ, said so."""
+    assert ui_server.token
+    with ui_server.client() as client:
+        viewer = {"Authorization": f"Bearer {viewer_token}"}
+        admin = {"Authorization": f"Bearer {ui_server.token}"}
+        assert client.get("/api/vault/stats", headers=viewer).status_code == 403
+        assert client.get("/api/vault/stats?scope=team-a", headers=viewer).status_code == 403
+        assert client.get("/api/events/dlq", headers=viewer).status_code == 403
+        assert client.post("/api/events/dlq/replay", json={}, headers=viewer).status_code == 403
+        assert client.get("/api/services", headers=viewer).json() == []  # it may read no catalog key
+        assert client.get("/api/services").status_code == 401
+        stats = client.get("/api/vault/stats?scope=team-a", headers=admin)
+        assert stats.status_code == 200 and stats.json()["scope"] == "team-a" and stats.json()["total"] == 0
+        assert client.get("/api/vault/stats?scope=bad%20scope", headers=admin).status_code == 422
+        no_redis = client.get("/api/events/dlq", headers=admin)
+        assert no_redis.status_code == 400 and "--redis-url" in no_redis.json()["detail"]
+        bad_ids = client.post("/api/events/dlq/replay", json={"ids": ["not-an-id"]}, headers=admin)
+        assert bad_ids.status_code == 422

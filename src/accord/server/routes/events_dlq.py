@@ -20,7 +20,7 @@ from accord.events.dlq import list_dead, replay_dead
 from accord.events.keys import EventKeys
 from accord.events.redis_stage import redis_client
 from accord.server import schemas as s
-from accord.server.deps import Caller, Context, State, require_read, require_write
+from accord.server.deps import Caller, State, require_read, require_write
 from accord.server.routes.events import EVENTS_ACL_KEY
 from accord.server.state import ServerState
 from accord.store.deployment import redis_keys_of
@@ -53,8 +53,9 @@ async def dlq_list(
 
 @router.post("/replay", summary="Add DLQ entries (all, or those named) back to the stream; how many")
 async def dlq_replay(
-    state: State, caller: Caller, ctx: Context, request: Request, body: Annotated[ReplayIn, Body()]
+    state: State, caller: Caller, request: Request, body: Annotated[ReplayIn, Body()]
 ) -> dict[str, int]:
+    """Not an audit record: it writes Redis, not the store (like ``accord events dlq replay``)."""
     require_write(caller, EVENTS_ACL_KEY)
     keys, url = await _stream(state, request)
     client = redis_client(url)
@@ -64,7 +65,6 @@ async def dlq_replay(
         raise StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}") from exc
     finally:
         await client.aclose()
-    request.state.actor = ctx.actor
     return {"replayed": replayed}
 
 
