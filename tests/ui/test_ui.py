@@ -18,12 +18,12 @@ SECRET_VALUE = "sk-ui-test-never-shown-0123456789"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
 
 
-def snap(target: Page | Locator, name: str) -> None:
+def snap(target: Page | Locator, name: str, *, full: bool = True) -> None:
     """With ACCORD_UI_SCREENSHOTS=1, save docs/ui/<name>.png (how the screenshots in docs/ui.md are made)."""
     if os.environ.get("ACCORD_UI_SCREENSHOTS") == "1":
         path = str(SCREENSHOTS / f"{name}.png")
         if isinstance(target, Page):
-            target.screenshot(path=path, full_page=True)
+            target.screenshot(path=path, full_page=full)
         else:
             target.screenshot(path=path)
 
@@ -109,6 +109,8 @@ def test_a_bad_token_is_refused_and_a_good_one_signs_in_with_a_strict_httponly_c
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{ui_server.url}/")
     expect(page).to_have_url(f"{ui_server.url}/ui/")
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()
+    snap(page, "sign-in")
     page.get_by_label("Token", exact=True).fill("acc_not-a-token-anyone-issued-0000000000")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert").filter(has_text="unknown")).to_be_visible()
@@ -118,6 +120,7 @@ def test_a_bad_token_is_refused_and_a_good_one_signs_in_with_a_strict_httponly_c
     sign_in(page, ui_server, ui_server.token)
     expect(page.get_by_text("Signed in as management")).to_be_visible()
     expect(setting_card(page, "llm.model")).to_be_visible()
+    snap(page, "settings", full=False)
     assert ui_server.token not in page.url
     (cookie,) = context.cookies()
     assert cookie["name"] == "accord_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -155,6 +158,7 @@ def test_an_invalid_value_is_refused_inline_naming_the_rule(ui_server: AccordSer
     card.get_by_role("button", name="Save").click()
     expect(card.get_by_role("alert")).to_contain_text(">= 1")
     expect(card.get_by_role("alert")).to_contain_text("embedding.batch_size")
+    snap(card, "validation-error")
     assert stored(ui_server, "embedding.batch_size") == before
 
 
@@ -183,9 +187,11 @@ def test_a_read_only_token_sees_no_edit_controls_and_a_forced_write_is_refused(
     put_as_admin(ui_server, "llm.temperature", "0.3")
     put_as_admin(ui_server, "llm.temperature", "0.4")
     before = stored(ui_server, "llm.temperature")
+    page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, ui_server, viewer_token)
     card = setting_card(page, "llm.temperature")
     expect(card).to_be_visible()
+    snap(page, "phone-read-only", full=False)
     expect(page.get_by_role("button", name="Save")).to_have_count(0)
     expect(page.get_by_role("textbox", name="llm.temperature")).to_have_count(0)
     card.get_by_role("button", name="History").click()
@@ -310,6 +316,7 @@ def test_history_shows_the_versions_and_rollback_asks_first(ui_server: AccordSer
     card.get_by_role("button", name="Cancel").click()  # asking first: cancelling changes nothing
     assert stored(ui_server, "embedding.model")["value"] == "model-b"
     card.get_by_role("button", name=f"Rollback embedding.model to version {first}").click()
+    snap(card, "history-rollback")
     card.get_by_role("button", name="Confirm rollback").click()
     expect(card.get_by_role("status")).to_have_text(f"Rolled back to version {first}: now version {first + 2}")
     expect(card.locator("dd.value")).to_have_text("model-a")
@@ -430,6 +437,7 @@ def test_the_audit_view_filters_and_pages(ui_server: AccordServer, page: Page) -
     page.get_by_role("button", name="Filter").click()
     expect(records.first).to_contain_text("llm.max_output: 153 → 154")
     expect(records).to_have_count(50)
+    snap(page, "audit", full=False)
     page.get_by_role("button", name="Older").click()
     expect(records.nth(50)).to_be_visible()
     texts = records.all_inner_texts()

@@ -283,12 +283,16 @@ function card(row) {
   detail(facts, "Version", String(row.version));
   if (row.description) detail(facts, "Description", row.description);
   article.append(facts);
+  // one row of actions (Unset, History, Profiles); the disclosures open below it, full width
+  const actions = el("div", { class: "actions" });
   if (session.writable.has(row.path)) {
     article.append(editor(row));
-    if (row.source === "stored" && row.version > 0) article.append(unsetControl(row));
+    if (row.source === "stored" && row.version > 0) actions.append(unsetControl(row));
   }
-  article.append(historyPanel(row));
-  article.append(profilePanel(row));
+  const [historyToggle, historyBody] = historyPanel(row);
+  const [profileToggle, profileBody] = profilePanel(row);
+  actions.append(historyToggle, profileToggle);
+  article.append(actions, historyBody, profileBody);
   return article;
 }
 
@@ -324,7 +328,6 @@ function revealControl(row, cell) {
 // History: the stored versions, newest first, each with the value it replaced; Rollback (writers only)
 // asks for a confirmation in the page, then restores that version's value as a new version.
 function historyPanel(row) {
-  const panel = el("div", { class: "history" });
   const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "History" });
   const body = el("div", { class: "history-body" });
   body.hidden = true;
@@ -334,8 +337,7 @@ function historyPanel(row) {
     body.hidden = !open;
     if (open) await loadHistory(row, body);
   });
-  panel.append(toggle, body);
-  return panel;
+  return [toggle, body];
 }
 
 async function loadHistory(row, body) {
@@ -491,7 +493,6 @@ function unsetControl(row) {
 // Profiles (environments): a setting's value in one profile's layer (?env=), set and unset there. The
 // server decides who may write env/<profile>/...: a refusal is shown next to the field.
 function profilePanel(row) {
-  const panel = el("div", { class: "history" });
   const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "Profiles" });
   toggle.setAttribute("aria-label", `Profiles of ${row.path}`);
   const body = el("div", { class: "history-body" });
@@ -502,8 +503,7 @@ function profilePanel(row) {
     body.hidden = !open;
     if (open && !body.children.length) body.append(profileForm(row));
   });
-  panel.append(toggle, body);
-  return panel;
+  return [toggle, body];
 }
 
 function profileForm(row) {
