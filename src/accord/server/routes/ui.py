@@ -121,17 +121,14 @@ async def sign_out() -> Response:
 
 def _who(state: State, token: Token, secret: str) -> dict[str, Any]:
     """What the page needs to draw itself; writability is the server's decision, never the page's."""
-    readable = token.policy.can_read
-    writable = [
-        row["path"]
-        for row in state.admin.settings(readable=readable)
-        if token.policy.can_write(state.live.spec(row["path"]).key)
-    ]
-    revealable = [
-        row["path"]
-        for row in state.admin.settings(readable=readable)
-        if row["secret"] and token.policy.can_reveal(state.live.spec(row["path"]).key)
-    ]
+    writable: list[str] = []
+    revealable: list[str] = []
+    for row in state.admin.settings(readable=token.policy.can_read):
+        key = state.live.spec(row["path"]).key
+        if token.policy.can_write(key):
+            writable.append(row["path"])
+        if row["secret"] and token.policy.can_reveal(key):
+            revealable.append(row["path"])
     expires = token.expires_at.isoformat() if token.expires_at else None
     return {
         "name": token.name,

@@ -43,6 +43,8 @@ function show(view) {
   $("loading").hidden = true;
   $("signin").hidden = view !== "signin";
   for (const name of VIEWS) $(name).hidden = view !== name;
+  const heading = VIEWS.includes(view) ? $(`${view}-title`) : null;
+  if (heading) { heading.tabIndex = -1; heading.focus(); }  // a keyboard or screen-reader user lands on the view
   $("sign-out").hidden = view === "signin";
   $("views").hidden = view === "signin";
   for (const button of $("views").querySelectorAll("button")) {
@@ -97,6 +99,18 @@ const LOADERS = {
   vault: () => loadVault(),
 };
 
+// A re-read redraws the view: a keyboard user's focus goes back to the control with the same label.
+async function keepingFocus(view, load) {
+  const active = document.activeElement;
+  const inside = active && active !== document.body && $(view).contains(active);
+  const label = inside ? active.getAttribute("aria-label") || active.textContent : null;
+  await load();
+  if (!label || $(view).contains(active)) return;
+  const again = [...$(view).querySelectorAll("button, a, input, select, textarea")].find(
+    (node) => (node.getAttribute("aria-label") || node.textContent) === label);
+  again?.focus();
+}
+
 function switchTo(view) {
   clearInterval(session.poll);
   session.poll = null;
@@ -106,7 +120,7 @@ function switchTo(view) {
     return loadAudit();
   }
   if (LOADERS[view]) {
-    if (view !== "tokens") session.poll = setInterval(LOADERS[view], POLL_MS);
+    if (view !== "tokens") session.poll = setInterval(() => keepingFocus(view, LOADERS[view]), POLL_MS);
     return LOADERS[view]();
   }
   return loadSettings();
