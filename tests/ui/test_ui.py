@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
 
+from tests.cli.cli_helpers import run_cli
 from tests.harness import AccordServer
 from tests.server.server_harness import create_token
 
@@ -403,6 +404,18 @@ def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServe
     version = stored(ui_server, "llm.temperature")["version"]
     expect(card.locator("dd.value")).to_have_text(value)  # event-driven: the watch stream, no reload
     expect(card.locator("dt:text-is('Version') + dd")).to_have_text(str(version))
+
+
+def test_a_change_made_with_the_cli_appears_in_an_open_page_within_2_s(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.max_output")
+    page.wait_for_function("() => document.querySelector('#settings-status').textContent.includes('revision')")
+    value = "2222" if stored(ui_server, "llm.max_output")["value"] != 2222 else "3333"
+    run_cli("config", "set", "llm.max_output", value, db=ui_server.db_url)  # another process, on the database
+    done = time.monotonic()
+    expect(card.locator("dd.value")).to_have_text(value, timeout=2000)
+    assert time.monotonic() - done < 2.0
 
 
 def test_the_session_expires_with_the_token_and_ends_when_it_is_revoked(
