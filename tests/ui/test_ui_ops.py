@@ -341,6 +341,32 @@ def test_a_reader_of_events_sees_no_replay_and_a_forced_replay_is_refused(
     page.context.close()
 
 
+def test_the_events_view_highlights_a_paused_consumer_and_the_bus_fallback_when_redis_dies(
+    own_redis: RedisServer, tmp_path: Path, page: Page
+) -> None:
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    with ThreadPoolExecutor(1) as pool:  # declare() runs its own event loop: not in Playwright's thread
+        pool.submit(declare, db, "").result()
+    with running(AccordServer(db, own_redis.url, tmp_path / "server", expect_token=True, args=("--events",))) as server:
+        assert server.token
+        sign_in(page, server, server.token)
+        open_view(page, "Events")
+        stream = page.get_by_role("region", name="Stream and delivery")
+        expect(stream.locator("dd.consumer")).to_have_text("consuming")
+        expect(stream.locator("dd.consumer")).not_to_have_class(re.compile("fallback"))
+        expect(stream.locator("dd.bus")).not_to_have_class(re.compile("fallback"))
+        own_redis.kill()  # the page keeps re-reading: the consumer pauses, the bus falls back
+        expect(stream.locator("dd.consumer")).to_have_class(re.compile("fallback"), timeout=20_000)
+        expect(stream.locator("dd.consumer")).to_contain_text("paused")
+        expect(stream.locator("dd.bus")).to_contain_text("(fallback)", timeout=20_000)
+        expect(page.locator("#events-status")).to_contain_text("Stats unavailable")
+        expect(page.locator("#dlq-status")).to_contain_text("Unavailable")
+        snap(page, "events-fallback")
+        own_redis.start()
+        expect(stream.locator("dd.consumer")).to_have_text("consuming", timeout=30_000)
+        page.close()  # before the server stops: its open watch stream would hold the shutdown
+
+
 # ----- the vault -------------------------------------------------------------------------------------
 
 

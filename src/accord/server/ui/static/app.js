@@ -818,16 +818,21 @@ async function loadEvents() {
     api("GET", "/api/config?category=events"),
   ]);
   if (stats.status === 401) return signedOut("The session ended: sign in again.");
-  if (!stats.ok) { $("events-status").textContent = refused(stats); return; }
+  if (stats.status === 403) { $("events-status").textContent = refused(stats); return; }
+  // Redis away: the stats call fails (its stream part), but the table, the chart and the consumer's and
+  // bus's state still show, with the failure named: that is when an operator looks here.
+  const counts = stats.ok ? stats.data : { stored: null, kept_by_rule: {}, by_status_class: {}, stream: null };
   const events = recent.ok ? recent.data : [];
   $("events-chart").replaceChildren(eventsChart(events));
   const panels = [];
-  panels.push(rulesPanel(stats.data, events, settingsAnswer.ok ? settingsAnswer.data.settings : []));
-  panels.push(statusPanel(stats.data));
-  panels.push(streamPanel(stats.data.stream, ready.data && ready.data.dependencies));
+  panels.push(rulesPanel(counts, events, settingsAnswer.ok ? settingsAnswer.data.settings : []));
+  panels.push(statusPanel(counts));
+  panels.push(streamPanel(counts.stream, ready.data && ready.data.dependencies, stats.ok ? null : refused(stats)));
   $("events-stats").replaceChildren(...panels);
-  $("events-status").textContent = `${stats.data.stored} events stored; ${events.length} in the last hour`;
-  await loadDeadLetters(Boolean(stats.data.stream));
+  $("events-status").textContent = stats.ok
+    ? `${counts.stored} events stored; ${events.length} in the last hour`
+    : `Stats unavailable: ${refused(stats)}; ${events.length} events in the last hour`;
+  await loadDeadLetters(Boolean(counts.stream), stats.ok ? null : refused(stats));
 }
 
 function panel(title, ...children) {
@@ -853,7 +858,7 @@ function rulesPanel(stats, events, settingRows) {
     const observed = seen.get(rule);
     const ratio = observed ? `${(100 * observed.kept / observed.weight).toFixed(1)} % (${observed.kept} of ~${Math.round(observed.weight)})` : "–";
     body.append(el("tr", { "data-rule": rule }, el("th", { scope: "row", text: rule }),
-      el("td", { text: String((stats.kept_by_rule || {})[rule] || 0) }),
+      el("td", { text: stats.stored === null ? "–" : String((stats.kept_by_rule || {})[rule] || 0) }),
       el("td", { text: String(observed ? observed.kept : 0) }), el("td", { text: ratio })));
   }
   table.append(body);
@@ -873,11 +878,13 @@ function statusPanel(stats) {
   return panel("By status class", facts);
 }
 
-function streamPanel(stream, dependencies) {
+function streamPanel(stream, dependencies, failure) {  // failure: the stats call's error, shown in the status line
   const facts = el("dl", { class: "facts" });
   const consumer = dependencies && dependencies.events;
   const bus = dependencies && dependencies.bus;
-  if (!stream) {
+  if (failure) {
+    fact(facts, "Stream", "unavailable (the reason is above)", "attention fallback");
+  } else if (!stream) {
     fact(facts, "Stream", "this server has no Redis: events go to the database directly");
   } else {
     fact(facts, "Stream length", String(stream.length), "stream-length");
@@ -888,11 +895,12 @@ function streamPanel(stream, dependencies) {
   }
   if (consumer) {
     const state = consumer.stage || (consumer.ok ? "consuming" : "paused");
-    fact(facts, "This server's consumer", state, state === "consuming" ? "" : "attention fallback");
+    const why = consumer.error ? ` (${consumer.error})` : "";
+    fact(facts, "This server's consumer", state + why, state === "consuming" ? "consumer" : "consumer attention fallback");
   }
   if (bus) {
     const mode = bus.degraded ? `${bus.mode} (fallback)` : String(bus.mode);
-    fact(facts, "Change bus (this server)", mode, bus.degraded ? "attention fallback" : "");
+    fact(facts, "Change bus (this server)", mode, bus.degraded ? "bus attention fallback" : "bus");
   }
   return panel("Stream and delivery", facts);
 }
@@ -937,11 +945,11 @@ function eventsChart(events) {
   return svg;
 }
 
-async function loadDeadLetters(hasStream) {
+async function loadDeadLetters(hasStream, failure) {
   $("dlq-replay-all").hidden = true;
   if (!hasStream) {
     $("dlq-list").replaceChildren();
-    $("dlq-status").textContent = "No stream (no Redis), so no dead letters.";
+    $("dlq-status").textContent = failure ? `Unavailable: ${failure}` : "No stream (no Redis), so no dead letters.";
     return;
   }
   const answer = await api("GET", "/api/events/dlq");
