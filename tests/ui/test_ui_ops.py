@@ -44,7 +44,8 @@ def ops_server(
 ) -> Iterator[AccordServer]:
     if not redis_server.is_running():
         redis_server.start()
-    declare(ops_db, "")
+    with ThreadPoolExecutor(1) as pool:  # declare() runs its own event loop: Playwright's may be running here
+        pool.submit(declare, ops_db, "").result()
     workdir = tmp_path_factory.mktemp("ui-ops-server")
     with running(AccordServer(ops_db, redis_server.url, workdir, expect_token=True)) as server:
         yield server
