@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
@@ -22,7 +23,8 @@ READ_ONLY_RULES = ["config/=read"]
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccordServer]:
     workdir = tmp_path_factory.mktemp("ui-server")
     db_url = f"sqlite:///{workdir / 'accord.db'}"
-    declare(db_url, "")
+    with ThreadPoolExecutor(1) as pool:  # declare() runs its own event loop: Playwright's may be running here
+        pool.submit(declare, db_url, "").result()
     with running(AccordServer(db_url, "", workdir / "server", expect_token=True)) as server:
         yield server
 

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
 
+from tests.cli.cli_helpers import run_cli
 from tests.harness import AccordServer
+from tests.server.server_harness import create_token
 
 SECRET_VALUE = "sk-ui-test-never-shown-0123456789"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+
+
+def snap(target: Page | Locator, name: str, *, full: bool = True) -> None:
+    """With ACCORD_UI_SCREENSHOTS=1, save docs/ui/<name>.png (how the screenshots in docs/ui.md are made)."""
+    if os.environ.get("ACCORD_UI_SCREENSHOTS") == "1":
+        path = str(SCREENSHOTS / f"{name}.png")
+        if isinstance(target, Page):
+            target.screenshot(path=path, full_page=full)
+        else:
+            target.screenshot(path=path)
+
+
+def body_of(response: Response) -> str:
+    """A response's body; the watch stream (which ends only with the page) as its change notices so far."""
+    if "/api/watch" in response.url:
+        return ""  # its events name a path and a revision, never a value (docs/ui.md, Live)
+    if 300 <= response.status < 400:
+        return response.headers.get("location", "")  # a redirect has no body
+    return response.text()
 
 
 def sign_in(page: Page, server: AccordServer, token: str) -> None:
@@ -86,6 +110,8 @@ def test_a_bad_token_is_refused_and_a_good_one_signs_in_with_a_strict_httponly_c
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{ui_server.url}/")
     expect(page).to_have_url(f"{ui_server.url}/ui/")
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()
+    snap(page, "sign-in")
     page.get_by_label("Token", exact=True).fill("acc_not-a-token-anyone-issued-0000000000")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert").filter(has_text="unknown")).to_be_visible()
@@ -95,6 +121,7 @@ def test_a_bad_token_is_refused_and_a_good_one_signs_in_with_a_strict_httponly_c
     sign_in(page, ui_server, ui_server.token)
     expect(page.get_by_text("Signed in as management")).to_be_visible()
     expect(setting_card(page, "llm.model")).to_be_visible()
+    snap(page, "settings", full=False)
     assert ui_server.token not in page.url
     (cookie,) = context.cookies()
     assert cookie["name"] == "accord_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -132,6 +159,7 @@ def test_an_invalid_value_is_refused_inline_naming_the_rule(ui_server: AccordSer
     card.get_by_role("button", name="Save").click()
     expect(card.get_by_role("alert")).to_contain_text(">= 1")
     expect(card.get_by_role("alert")).to_contain_text("embedding.batch_size")
+    snap(card, "validation-error")
     assert stored(ui_server, "embedding.batch_size") == before
 
 
@@ -160,9 +188,11 @@ def test_a_read_only_token_sees_no_edit_controls_and_a_forced_write_is_refused(
     put_as_admin(ui_server, "llm.temperature", "0.3")
     put_as_admin(ui_server, "llm.temperature", "0.4")
     before = stored(ui_server, "llm.temperature")
+    page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, ui_server, viewer_token)
     card = setting_card(page, "llm.temperature")
     expect(card).to_be_visible()
+    snap(page, "phone-read-only", full=False)
     expect(page.get_by_role("button", name="Save")).to_have_count(0)
     expect(page.get_by_role("textbox", name="llm.temperature")).to_have_count(0)
     card.get_by_role("button", name="History").click()
@@ -198,18 +228,63 @@ def test_sign_in_refuses_another_origin_and_a_form_post(ui_server: AccordServer)
         assert form.status_code == 422 and "set-cookie" not in form.headers
 
 
-def test_a_secret_is_masked_and_never_in_the_page(ui_server: AccordServer, page: Page) -> None:
+def test_a_secret_is_masked_until_an_explicit_reveal_by_a_token_with_the_right(
+    ui_server: AccordServer, page: Page
+) -> None:
     assert ui_server.token
     with ui_server.admin() as admin:
         assert admin.put("/api/config/llm.openai_api_key", json={"input": SECRET_VALUE}).status_code == 200
     bodies: list[str] = []
-    page.on("response", lambda response: bodies.append(response.text()) if response.ok else None)
+    page.on("response", lambda response: bodies.append(body_of(response)))
     sign_in(page, ui_server, ui_server.token)
     card = setting_card(page, "llm.openai_api_key")
     expect(card.locator("dt:text-is('Source') + dd")).to_have_text("stored")
     expect(card.get_by_label("llm.openai_api_key", exact=True)).to_have_value("")
     assert SECRET_VALUE not in page.content()
-    assert not any(SECRET_VALUE in body for body in bodies)
+    assert not any(SECRET_VALUE in body for body in bodies)  # before the click: in no answer at all
+
+    with page.expect_response(lambda response: "reveal=true" in response.url) as revealed:
+        card.get_by_role("button", name="Reveal llm.openai_api_key").click()
+    assert SECRET_VALUE in revealed.value.text()  # the value travels only in the answer the click asked for
+    expect(card.locator(".secret-text")).to_have_text(SECRET_VALUE)
+    snap(card, "secret-revealed")
+    card.get_by_role("button", name="Hide llm.openai_api_key").click()
+    expect(card.locator(".secret-text")).not_to_have_text(SECRET_VALUE)
+    assert SECRET_VALUE not in page.content()
+
+
+def test_a_token_without_the_reveal_right_never_receives_the_secret(
+    ui_server: AccordServer, viewer_token: str, browser: Browser
+) -> None:
+    assert ui_server.token
+    with ui_server.admin() as admin:
+        assert admin.put("/api/config/llm.openai_api_key", json={"input": SECRET_VALUE}).status_code == 200
+        writer = create_token(admin, "no-reveal-writer", ["config/=write"])  # may write, may not reveal
+    for secret in (writer, viewer_token):
+        bodies: list[str] = []
+        fresh = browser.new_context().new_page()  # its own profile: no cookie of the other token
+        fresh.on("response", lambda response, seen=bodies: seen.append(body_of(response)))
+        sign_in(fresh, ui_server, secret)
+        card = setting_card(fresh, "llm.openai_api_key")
+        expect(card).to_be_visible()
+        expect(card.get_by_role("button", name=re.compile("Reveal"))).to_have_count(0)
+        card.get_by_role("button", name="History").click()
+        expect(card.locator("li[data-version]").first).to_be_visible()
+        forced = fresh.evaluate(
+            """async (csrf) => {
+                const url = "/api/config/llm.openai_api_key?reveal=true";
+                const answer = await fetch(url, {headers: {"X-Accord-CSRF": csrf}});
+                return [answer.status, await answer.text()];
+            }""",
+            page_csrf(fresh),
+        )
+        assert forced[0] == 403 and SECRET_VALUE not in forced[1]
+        assert SECRET_VALUE not in fresh.content()
+        assert SECRET_VALUE not in fresh.evaluate("document.documentElement.outerHTML")
+        assert not any(SECRET_VALUE in body for body in bodies)
+        fresh.context.close()
+    with ui_server.admin() as admin:
+        assert admin.delete("/api/tokens/no-reveal-writer").status_code == 200
 
 
 def test_phone_width_has_no_horizontal_scroll(ui_server: AccordServer, context: BrowserContext) -> None:
@@ -242,11 +317,80 @@ def test_history_shows_the_versions_and_rollback_asks_first(ui_server: AccordSer
     card.get_by_role("button", name="Cancel").click()  # asking first: cancelling changes nothing
     assert stored(ui_server, "embedding.model")["value"] == "model-b"
     card.get_by_role("button", name=f"Rollback embedding.model to version {first}").click()
+    snap(card, "history-rollback")
     card.get_by_role("button", name="Confirm rollback").click()
     expect(card.get_by_role("status")).to_have_text(f"Rolled back to version {first}: now version {first + 2}")
     expect(card.locator("dd.value")).to_have_text("model-a")
     after = stored(ui_server, "embedding.model")
     assert after["value"] == "model-a" and after["version"] == first + 2
+
+
+def test_history_diffs_any_two_versions(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    for value in ("diff-one", "diff-two", "diff-three"):
+        put_as_admin(ui_server, "llm.model", value)
+    newest = stored(ui_server, "llm.model")["version"]
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.model")
+    card.get_by_role("button", name="History").click()
+    compare = card.get_by_role("form", name="Compare versions of llm.model")
+    expect(compare.get_by_label("From version", exact=True)).to_have_value(str(newest - 1))  # last change
+    expect(compare.get_by_label("To version", exact=True)).to_have_value(str(newest))
+    compare.get_by_label("From version", exact=True).select_option(str(newest - 2))
+    compare.get_by_role("button", name="Show diff").click()
+    diff = compare.get_by_role("list", name=f"Diff of llm.model from version {newest - 2} to version {newest}")
+    expect(diff.locator("li.diff-removed")).to_have_text("-diff-one")
+    expect(diff.locator("li.diff-added")).to_have_text("+diff-three")
+    compare.get_by_label("To version", exact=True).select_option(str(newest - 2))
+    compare.get_by_role("button", name="Show diff").click()
+    expect(compare.get_by_text("identical")).to_be_visible()
+    snap(card, "history-diff")
+
+
+def test_a_profile_value_is_set_and_unset_and_a_stored_value_unset(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    put_as_admin(ui_server, "llm.org_id", "org-ui-unset")
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "embedding.model")
+    card.get_by_role("button", name="Profiles of embedding.model").click()
+    card.get_by_label("Profile", exact=True).fill("staging")
+    card.get_by_role("button", name="Show").click()
+    expect(card.locator(".profile-value")).to_contain_text("Not set in staging")
+    card.get_by_label("embedding.model in staging", exact=True).fill("stage-model")
+    card.get_by_role("button", name="Save embedding.model in staging").click()
+    expect(card.locator(".profile-value .value")).to_have_text("In staging: stage-model (version 1)")
+    with ui_server.admin() as admin:
+        assert admin.get("/api/config/embedding.model?env=staging").json()["value"] == "stage-model"
+    card.get_by_role("button", name="Unset embedding.model in staging").click()
+    expect(card.locator(".profile-value")).to_contain_text("Not set in staging")
+    with ui_server.admin() as admin:
+        assert admin.get("/api/config/embedding.model?env=staging").status_code == 404
+    snap(card, "profile")
+
+    secret_card = setting_card(page, "llm.org_id")
+    secret_card.get_by_role("button", name="Unset llm.org_id").click()
+    secret_card.get_by_role("button", name="Cancel").click()
+    assert stored(ui_server, "llm.org_id")["source"] == "stored"
+    secret_card.get_by_role("button", name="Unset llm.org_id").click()
+    secret_card.get_by_role("button", name="Confirm unset").click()
+    expect(secret_card.get_by_role("status").filter(has_text="Unset")).to_have_text("Unset: now default")
+    expect(secret_card.locator("dt:text-is('Source') + dd")).to_have_text("default")
+    assert stored(ui_server, "llm.org_id")["source"] == "default"
+    expect(secret_card.get_by_role("button", name="Unset llm.org_id")).to_have_count(0)
+
+
+def test_a_read_only_token_sees_profiles_without_edit_controls(
+    ui_server: AccordServer, viewer_token: str, page: Page
+) -> None:
+    sign_in(page, ui_server, viewer_token)
+    expect(page.get_by_role("button", name=re.compile("^Unset"))).to_have_count(0)
+    card = setting_card(page, "embedding.model")
+    card.get_by_role("button", name="Profiles of embedding.model").click()
+    card.get_by_label("Profile", exact=True).fill("staging")
+    card.get_by_role("button", name="Show").click()
+    expect(card.locator(".profile-value")).to_contain_text(re.compile("may not read|Not set in staging"))
+    expect(card.get_by_role("textbox", name="embedding.model in staging")).to_have_count(0)
+    expect(card.get_by_role("button", name=re.compile("^Save"))).to_have_count(0)
 
 
 def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServer, page: Page) -> None:
@@ -260,6 +404,18 @@ def test_a_change_made_elsewhere_appears_without_a_reload(ui_server: AccordServe
     version = stored(ui_server, "llm.temperature")["version"]
     expect(card.locator("dd.value")).to_have_text(value)  # event-driven: the watch stream, no reload
     expect(card.locator("dt:text-is('Version') + dd")).to_have_text(str(version))
+
+
+def test_a_change_made_with_the_cli_appears_in_an_open_page_within_2_s(ui_server: AccordServer, page: Page) -> None:
+    assert ui_server.token
+    sign_in(page, ui_server, ui_server.token)
+    card = setting_card(page, "llm.max_output")
+    page.wait_for_function("() => document.querySelector('#settings-status').textContent.includes('revision')")
+    value = "2222" if stored(ui_server, "llm.max_output")["value"] != 2222 else "3333"
+    run_cli("config", "set", "llm.max_output", value, db=ui_server.db_url)  # another process, on the database
+    done = time.monotonic()
+    expect(card.locator("dd.value")).to_have_text(value, timeout=2000)
+    assert time.monotonic() - done < 2.0
 
 
 def test_the_session_expires_with_the_token_and_ends_when_it_is_revoked(
@@ -294,6 +450,7 @@ def test_the_audit_view_filters_and_pages(ui_server: AccordServer, page: Page) -
     page.get_by_role("button", name="Filter").click()
     expect(records.first).to_contain_text("llm.max_output: 153 → 154")
     expect(records).to_have_count(50)
+    snap(page, "audit", full=False)
     page.get_by_role("button", name="Older").click()
     expect(records.nth(50)).to_be_visible()
     texts = records.all_inner_texts()
@@ -303,3 +460,24 @@ def test_the_audit_view_filters_and_pages(ui_server: AccordServer, page: Page) -
     page.get_by_label("Actor", exact=True).fill("nobody-wrote-this")
     page.get_by_role("button", name="Filter").click()
     expect(page.get_by_text("No records match.")).to_be_visible()
+
+
+def test_the_ui_json_routes_check_the_acl_and_name_a_missing_redis(ui_server: AccordServer, viewer_token: str) -> None:
+    """GET /api/services, /api/events/dlq[/replay], /api/vault/stats: the API's ACL; no Redis, no DLQ, said so."""
+    assert ui_server.token
+    with ui_server.client() as client:
+        viewer = {"Authorization": f"Bearer {viewer_token}"}
+        admin = {"Authorization": f"Bearer {ui_server.token}"}
+        assert client.get("/api/vault/stats", headers=viewer).status_code == 403
+        assert client.get("/api/vault/stats?scope=team-a", headers=viewer).status_code == 403
+        assert client.get("/api/events/dlq", headers=viewer).status_code == 403
+        assert client.post("/api/events/dlq/replay", json={}, headers=viewer).status_code == 403
+        assert client.get("/api/services", headers=viewer).json() == []  # it may read no catalog key
+        assert client.get("/api/services").status_code == 401
+        stats = client.get("/api/vault/stats?scope=team-a", headers=admin)
+        assert stats.status_code == 200 and stats.json()["scope"] == "team-a" and stats.json()["total"] == 0
+        assert client.get("/api/vault/stats?scope=bad%20scope", headers=admin).status_code == 422
+        no_redis = client.get("/api/events/dlq", headers=admin)
+        assert no_redis.status_code == 400 and "--redis-url" in no_redis.json()["detail"]
+        bad_ids = client.post("/api/events/dlq/replay", json={"ids": ["not-an-id"]}, headers=admin)
+        assert bad_ids.status_code == 422

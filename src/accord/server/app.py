@@ -32,13 +32,16 @@ from accord.server.routes import (
     audit,
     config,
     events,
+    events_dlq,
     health,
     instances,
     remote,
     remote_stream,
+    services,
     tokens,
     ui,
     vault,
+    vault_stats,
     watch,
 )
 from accord.server.state import ServerState
@@ -129,7 +132,22 @@ def _routes() -> list[BaseRoute]:
     which cost about a sixth of a GET's CPU time (docs/BENCHMARKS.md, the server section). The OpenAPI
     document is the same either way: each router carries its error responses itself.
     """
-    modules = (config, watch, audit, tokens, health, instances, remote, remote_stream, events, ui, vault)
+    modules = (
+        config,
+        watch,
+        audit,
+        tokens,
+        health,
+        instances,
+        remote,
+        remote_stream,
+        events,
+        ui,
+        vault,
+        events_dlq,
+        services,
+        vault_stats,
+    )
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
 

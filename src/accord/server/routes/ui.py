@@ -7,6 +7,7 @@ header (deps.get_caller), so the UI has exactly the API's ACL. docs/ui.md descri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
@@ -17,7 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accord.auth.tokens import Token
 from accord.core.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
+from accord.registry.fleet import FLEET_ACL_KEY
 from accord.server.deps import State
+from accord.server.routes.events import EVENTS_ACL_KEY
+from accord.server.routes.tokens import ACL_KEY
+from accord.server.routes.vault_stats import VAULT_ACL_KEY
 from accord.server.ui.session import COOKIE, csrf_for
 
 router = APIRouter(include_in_schema=False)
@@ -116,14 +121,36 @@ async def sign_out() -> Response:
 
 def _who(state: State, token: Token, secret: str) -> dict[str, Any]:
     """What the page needs to draw itself; writability is the server's decision, never the page's."""
-    readable = token.policy.can_read
-    writable = [
-        row["path"]
-        for row in state.admin.settings(readable=readable)
-        if token.policy.can_write(state.live.spec(row["path"]).key)
-    ]
+    writable: list[str] = []
+    revealable: list[str] = []
+    for row in state.admin.settings(readable=token.policy.can_read):
+        key = state.live.spec(row["path"]).key
+        if token.policy.can_write(key):
+            writable.append(row["path"])
+        if row["secret"] and token.policy.can_reveal(key):
+            revealable.append(row["path"])
     expires = token.expires_at.isoformat() if token.expires_at else None
-    return {"name": token.name, "csrf": csrf_for(secret), "writable": writable, "expires_at": expires}
+    return {
+        "name": token.name,
+        "csrf": csrf_for(secret),
+        "writable": writable,
+        "revealable": revealable,
+        "can": {name: check(key) for name, (check, key) in _views(token).items()},
+        "expires_at": expires,
+    }
+
+
+def _views(token: Token) -> dict[str, tuple[Callable[[str], bool], str]]:
+    """Which views the page offers: each is the API's own rule on the key its route checks."""
+    policy = token.policy
+    return {
+        "tokens": (policy.can_read, ACL_KEY),
+        "tokens_write": (policy.can_write, ACL_KEY),
+        "fleet": (policy.can_read, FLEET_ACL_KEY),
+        "events": (policy.can_read, EVENTS_ACL_KEY),
+        "events_write": (policy.can_write, EVENTS_ACL_KEY),
+        "vault": (policy.can_read, VAULT_ACL_KEY),
+    }
 
 
 def _lifetime(token: Token) -> int:

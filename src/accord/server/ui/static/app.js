@@ -3,7 +3,8 @@
 // so the server's ACL decides everything; the page only hides controls the server says are useless.
 // The DOM is built with textContent only: no value from the server is ever parsed as HTML.
 
-const session = { csrf: "", writable: new Set(), watch: null };
+const session = { csrf: "", writable: new Set(), revealable: new Set(), can: {}, watch: null, poll: null };
+const VIEWS = ["settings", "audit", "tokens", "services", "fleet", "events", "vault"];
 let settings = [];
 let revision = 0;
 
@@ -41,8 +42,9 @@ function asText(value) {
 function show(view) {
   $("loading").hidden = true;
   $("signin").hidden = view !== "signin";
-  $("settings").hidden = view !== "settings";
-  $("audit").hidden = view !== "audit";
+  for (const name of VIEWS) $(name).hidden = view !== name;
+  const heading = VIEWS.includes(view) ? $(`${view}-title`) : null;
+  if (heading) { heading.tabIndex = -1; heading.focus(); }  // a keyboard or screen-reader user lands on the view
   $("sign-out").hidden = view === "signin";
   $("views").hidden = view === "signin";
   for (const button of $("views").querySelectorAll("button")) {
@@ -87,11 +89,39 @@ function auditItem(row) {
     el("p", { class: "value", text: `${what}: ${change}` }));
 }
 
+// The operational views re-read their data every POLL_MS while shown (they have no watch stream).
+const POLL_MS = 2000;
+const LOADERS = {
+  tokens: () => loadTokens(),
+  services: () => loadServices(),
+  fleet: () => loadFleet(),
+  events: () => loadEvents(),
+  vault: () => loadVault(),
+};
+
+// A re-read redraws the view: a keyboard user's focus goes back to the control with the same label.
+async function keepingFocus(view, load) {
+  const active = document.activeElement;
+  const inside = active && active !== document.body && $(view).contains(active);
+  const label = inside ? active.getAttribute("aria-label") || active.textContent : null;
+  await load();
+  if (!label || $(view).contains(active)) return;
+  const again = [...$(view).querySelectorAll("button, a, input, select, textarea")].find(
+    (node) => (node.getAttribute("aria-label") || node.textContent) === label);
+  again?.focus();
+}
+
 function switchTo(view) {
+  clearInterval(session.poll);
+  session.poll = null;
   show(view);
   if (view === "audit") {
     auditBefore = null;
     return loadAudit();
+  }
+  if (LOADERS[view]) {
+    if (view !== "tokens") session.poll = setInterval(() => keepingFocus(view, LOADERS[view]), POLL_MS);
+    return LOADERS[view]();
   }
   return loadSettings();
 }
@@ -99,7 +129,15 @@ function switchTo(view) {
 function signedIn(who) {
   session.csrf = who.csrf;
   session.writable = new Set(who.writable);
+  session.revealable = new Set(who.revealable);
+  session.can = who.can || {};
+  for (const button of $("views").querySelectorAll("button")) {
+    const need = { tokens: "tokens", fleet: "fleet", events: "events", vault: "vault" }[button.dataset.view];
+    button.hidden = need !== undefined && !session.can[need];
+  }
+  $("token-form").hidden = !session.can.tokens_write;
   $("who").textContent = `Signed in as ${who.name}`;
+  $("who").dataset.name = who.name;
   show("settings");
   return loadSettings();
 }
@@ -107,12 +145,15 @@ function signedIn(who) {
 function signedOut(message = "") {
   session.watch?.abort();
   session.watch = null;
+  clearInterval(session.poll);
+  session.poll = null;
   session.csrf = "";
   session.writable = new Set();
   settings = [];
   $("who").textContent = "";
   $("settings-list").replaceChildren();
   $("audit-list").replaceChildren();
+  forgetNewSecret();
   $("signin-error").textContent = message;
   show("signin");
   $("token").focus();
@@ -248,6 +289,7 @@ function card(row) {
   const facts = el("dl");
   detail(facts, "Value", asText(row.value));
   facts.lastChild.classList.add("value");
+  if (row.secret && session.revealable.has(row.path)) facts.lastChild.append(revealControl(row, facts.lastChild));
   detail(facts, "Type", row.type);
   detail(facts, "Default", asText(row.default));
   detail(facts, "Source", row.source);
@@ -255,15 +297,51 @@ function card(row) {
   detail(facts, "Version", String(row.version));
   if (row.description) detail(facts, "Description", row.description);
   article.append(facts);
-  if (session.writable.has(row.path)) article.append(editor(row));
-  article.append(historyPanel(row));
+  // one row of actions (Unset, History, Profiles); the disclosures open below it, full width
+  const actions = el("div", { class: "actions" });
+  if (session.writable.has(row.path)) {
+    article.append(editor(row));
+    if (row.source === "stored" && row.version > 0) actions.append(unsetControl(row));
+  }
+  const [historyToggle, historyBody] = historyPanel(row);
+  const [profileToggle, profileBody] = profilePanel(row);
+  actions.append(historyToggle, profileToggle);
+  article.append(actions, historyBody, profileBody);
   return article;
+}
+
+// Reveal: only for a token the server says may reveal this secret, and only on an explicit click; the
+// value is fetched then (GET ?reveal=true), shown until "Hide" or the card is redrawn, and never kept.
+function revealControl(row, cell) {
+  const masked = asText(row.value);
+  const text = el("span", { class: "secret-text", text: masked });
+  cell.replaceChildren(text, " ");
+  const button = el("button", { type: "button", class: "secondary small", "aria-pressed": "false", text: "Reveal" });
+  button.setAttribute("aria-label", `Reveal ${row.path}`);
+  button.addEventListener("click", async () => {
+    if (button.getAttribute("aria-pressed") === "true") {
+      text.textContent = masked;
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = "Reveal";
+      button.setAttribute("aria-label", `Reveal ${row.path}`);
+      return;
+    }
+    const answer = await api("GET", `/api/config/${encodeURIComponent(row.path)}?reveal=true`);
+    if (!answer.ok) {
+      text.textContent = (answer.data && answer.data.detail) || `refused (${answer.status})`;
+      return;
+    }
+    text.textContent = asText(answer.data.value);
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "Hide";
+    button.setAttribute("aria-label", `Hide ${row.path}`);
+  });
+  return button;
 }
 
 // History: the stored versions, newest first, each with the value it replaced; Rollback (writers only)
 // asks for a confirmation in the page, then restores that version's value as a new version.
 function historyPanel(row) {
-  const panel = el("div", { class: "history" });
   const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "History" });
   const body = el("div", { class: "history-body" });
   body.hidden = true;
@@ -273,8 +351,7 @@ function historyPanel(row) {
     body.hidden = !open;
     if (open) await loadHistory(row, body);
   });
-  panel.append(toggle, body);
-  return panel;
+  return [toggle, body];
 }
 
 async function loadHistory(row, body) {
@@ -301,6 +378,75 @@ async function loadHistory(row, body) {
     list.append(entry);
   });
   body.replaceChildren(list);
+  if (versions.length > 1) body.append(compareForm(row, versions));
+}
+
+// Diff between any two stored versions: both chosen from the history, compared line by line (values as
+// they are shown: pretty JSON, strings bare, secrets masked).
+function compareForm(row, versions) {
+  const form = el("form", { class: "compare", "aria-label": `Compare versions of ${row.path}` });
+  const pick = (label, chosen) => {
+    const id = `cmp-${label.split(" ")[0].toLowerCase()}-${row.path}`;
+    const select = el("select", { id });
+    for (const item of versions) {
+      const option = el("option", { value: String(item.version), text: `version ${item.version}` });
+      if (item.version === chosen) option.selected = true;
+      select.append(option);
+    }
+    form.append(el("label", { for: id, text: label }), select);
+    return select;
+  };
+  const from = pick("From version", versions[1].version);
+  const to = pick("To version", versions[0].version);
+  const out = el("div", { class: "diff-out" });
+  form.append(el("button", { type: "submit", class: "secondary", text: "Show diff" }), out);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const a = versions.find((item) => String(item.version) === from.value);
+    const b = versions.find((item) => String(item.version) === to.value);
+    out.replaceChildren(diffView(row.path, a, b));
+  });
+  return form;
+}
+
+function shown(item) {
+  if (item.op === "delete") return ["(removed)"];
+  const value = item.value;
+  return (typeof value === "string" ? value : JSON.stringify(value, null, 2)).split("\n");
+}
+
+// A line diff by longest common subsequence (values are small: a setting, not a file).
+function diffLines(a, b) {
+  const n = a.length, m = b.length;
+  const table = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
+    }
+  }
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
+    else if (j < m && (i === n || table[i][j + 1] >= table[i + 1][j])) { out.push(["+", b[j]]); j++; }
+    else { out.push(["-", a[i]]); i++; }
+  }
+  return out;
+}
+
+function diffView(path, a, b) {
+  const label = `Diff of ${path} from version ${a.version} to version ${b.version}`;
+  const lines = diffLines(shown(a), shown(b));
+  const list = el("ol", { class: "diff", "aria-label": label });
+  const word = { "+": "added", "-": "removed", " ": "same" };
+  for (const [sign, line] of lines) {
+    const item = el("li", { class: `diff-${word[sign]}`, "data-sign": sign });
+    item.append(el("span", { class: "sign", "aria-label": word[sign], text: sign }), el("span", { text: line }));
+    list.append(item);
+  }
+  const same = lines.every(([sign]) => sign === " ");
+  const box = el("div", {}, el("p", { class: "version-head", text: same ? `${label}: identical` : label }), list);
+  return box;
 }
 
 function rollbackControl(row, item) {
@@ -329,6 +475,109 @@ function rollbackControl(row, item) {
   });
   box.append(start, error);
   return box;
+}
+
+// Unset: remove the stored value (DELETE, expecting the version shown), back to the env or the default.
+function unsetControl(row) {
+  const box = el("div", { class: "rollback" });
+  const start = el("button", { type: "button", class: "secondary", text: "Unset" });
+  start.setAttribute("aria-label", `Unset ${row.path}`);
+  const error = el("p", { class: "error", role: "alert" });
+  start.addEventListener("click", () => {
+    const confirm = el("button", { type: "button", text: "Confirm unset" });
+    const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
+    const dialog = el("div", { class: "confirm", role: "group", "aria-label": "Confirm unset" },
+      el("p", { text: `Remove the stored value of ${row.path}? It falls back to the environment or the default.` }), confirm, cancel);
+    cancel.addEventListener("click", () => { dialog.remove(); start.hidden = false; start.focus(); });
+    confirm.addEventListener("click", async () => {
+      const url = `/api/config/${encodeURIComponent(row.path)}?expect_version=${row.version}`;
+      const answer = await api("DELETE", url);
+      if (!answer.ok) { error.textContent = refused(answer); return; }
+      const now = await api("GET", `/api/config/${encodeURIComponent(row.path)}`);
+      if (now.ok) replaceRow(now.data, `Unset: now ${now.data.source}`);
+    });
+    start.hidden = true;
+    box.append(dialog);
+    confirm.focus();
+  });
+  box.append(start, error);
+  return box;
+}
+
+// Profiles (environments): a setting's value in one profile's layer (?env=), set and unset there. The
+// server decides who may write env/<profile>/...: a refusal is shown next to the field.
+function profilePanel(row) {
+  const toggle = el("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "Profiles" });
+  toggle.setAttribute("aria-label", `Profiles of ${row.path}`);
+  const body = el("div", { class: "history-body" });
+  body.hidden = true;
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    body.hidden = !open;
+    if (open && !body.children.length) body.append(profileForm(row));
+  });
+  return [toggle, body];
+}
+
+function profileForm(row) {
+  const id = `profile-${row.path}`;
+  const name = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false", placeholder: "production" });
+  const pick = el("form", { class: "edit", "aria-label": `Profile of ${row.path}` },
+    el("label", { for: id, text: "Profile" }), name, el("button", { type: "submit", class: "secondary", text: "Show" }));
+  const out = el("div", { class: "profile-out" });
+  pick.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const profile = name.value.trim();
+    if (profile) await showProfile(row, profile, out);
+  });
+  return el("div", {}, pick, out);
+}
+
+async function showProfile(row, profile, out) {
+  const url = `/api/config/${encodeURIComponent(row.path)}?env=${encodeURIComponent(profile)}`;
+  const answer = await api("GET", url);
+  const box = el("div", { class: "profile-value", "data-env": profile });
+  if (answer.ok) {
+    box.append(el("p", { class: "value", text: `In ${profile}: ${asText(answer.data.value)} (version ${answer.data.version})` }));
+  } else if (answer.status === 404) {
+    box.append(el("p", { text: `Not set in ${profile}: the base value applies there.` }));
+  } else {
+    box.append(el("p", { class: "error", role: "alert", text: refused(answer) }));
+    out.replaceChildren(box);
+    return;
+  }
+  if (session.writable.has(row.path)) {
+    const id = `edit-${profile}-${row.path}`;
+    const label = `${row.path} in ${profile}`;
+    const input = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false" });
+    if (answer.ok && !row.secret) input.value = asText(answer.data.value);
+    const error = el("p", { class: "error", role: "alert" });
+    const ok = el("p", { class: "ok", role: "status" });
+    const form = el("form", { class: "edit", novalidate: "" },
+      el("label", { for: id, text: label }), input, el("button", { type: "submit", text: "Save" }), error, ok);
+    form.querySelector("button").setAttribute("aria-label", `Save ${label}`);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      const saved = await api("PUT", url, { input: input.value });
+      if (!saved.ok) { error.textContent = refused(saved); return; }
+      await showProfile(row, profile, out);
+      out.querySelector(".ok").textContent = `Saved in ${profile}: version ${saved.data.version}`;
+    });
+    box.append(form);
+    if (answer.ok) {
+      const unset = el("button", { type: "button", class: "secondary", text: "Unset" });
+      unset.setAttribute("aria-label", `Unset ${label}`);
+      unset.addEventListener("click", async () => {
+        const removed = await api("DELETE", url);
+        if (!removed.ok) { error.textContent = refused(removed); return; }
+        await showProfile(row, profile, out);
+      });
+      box.append(unset);
+    }
+  }
+  out.replaceChildren(box);
 }
 
 function editor(row) {
@@ -384,6 +633,375 @@ function replaceRow(changed, message) {
   fresh.querySelector("input")?.focus();
 }
 
+function refused(answer) {
+  return (answer.data && answer.data.detail) || `refused (${answer.status})`;
+}
+
+function fact(list, term, value, cls) {
+  const dd = el("dd", { text: value });
+  if (cls) dd.className = cls;
+  list.append(el("dt", { text: term }), dd);
+  return dd;
+}
+
+// Tokens: GET /api/tokens (never secrets); create shows the new secret once, in the page only, with a Copy
+// button; revoke asks first. The server refuses a token that would exceed the creator's own rules (403):
+// the refusal is shown in the form, naming what is missing.
+async function loadTokens() {
+  const answer = await api("GET", "/api/tokens");
+  if (answer.status === 401) return signedOut("The session ended: sign in again.");
+  if (!answer.ok) { $("tokens-status").textContent = refused(answer); return; }
+  $("tokens-list").replaceChildren(...answer.data.map(tokenItem));
+  $("tokens-status").textContent = `${answer.data.length} tokens`;
+}
+
+function tokenItem(token) {
+  const item = el("li", { "data-name": token.name });
+  item.append(el("p", { class: "version-head", text: token.expired ? `${token.name} (expired)` : token.name }));
+  const facts = el("dl", { class: "facts" });
+  fact(facts, "Rules", token.rules.join("\n") || "(none)", "value");
+  fact(facts, "Reveal secrets", token.reveal_secrets ? "yes" : "no");
+  fact(facts, "Created", `${token.created_at} by ${token.created_by}`);
+  fact(facts, "Expires", token.expires_at || "never");
+  fact(facts, "Accessor", token.accessor, "value");
+  item.append(facts);
+  if (session.can.tokens_write) item.append(revokeControl(token));
+  return item;
+}
+
+function revokeControl(token) {
+  const box = el("div", { class: "rollback" });
+  const start = el("button", { type: "button", class: "secondary", text: "Revoke" });
+  start.setAttribute("aria-label", `Revoke ${token.name}`);
+  const error = el("p", { class: "error", role: "alert" });
+  start.addEventListener("click", () => {
+    const confirm = el("button", { type: "button", text: "Confirm revoke" });
+    const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
+    const dialog = el("div", { class: "confirm", role: "group", "aria-label": "Confirm revoke" },
+      el("p", { text: `Revoke ${token.name}? Every client and session using it is refused at once.` }), confirm, cancel);
+    cancel.addEventListener("click", () => { dialog.remove(); start.hidden = false; start.focus(); });
+    confirm.addEventListener("click", async () => {
+      const answer = await api("DELETE", `/api/tokens/${encodeURIComponent(token.name)}`);
+      if (!answer.ok) { error.textContent = refused(answer); return; }
+      if (answer.status === 200 && token.name === $("who").dataset.name) return signedOut("You revoked your own token.");
+      await loadTokens();
+      $("tokens-status").textContent = `Revoked ${token.name}`;
+    });
+    start.hidden = true;
+    box.append(dialog);
+    confirm.focus();
+  });
+  box.append(start, error);
+  return box;
+}
+
+function forgetNewSecret() {
+  $("token-secret").textContent = "";
+  $("token-created").hidden = true;
+}
+
+async function createToken(event) {
+  event.preventDefault();
+  forgetNewSecret();
+  $("token-error").textContent = "";
+  const body = {
+    name: $("token-name").value.trim(),
+    rules: $("token-rules").value.split("\n").map((line) => line.trim()).filter(Boolean),
+    reveal_secrets: $("token-reveal").checked,
+  };
+  const ttl = $("token-ttl").value.trim();
+  if (ttl) body.ttl_seconds = Number(ttl);
+  const answer = await api("POST", "/api/tokens", body);
+  if (!answer.ok) {
+    const detail = answer.data && answer.data.detail;
+    $("token-error").textContent = Array.isArray(detail)
+      ? detail.map((item) => `${item.loc.slice(1).join(".")}: ${item.msg}`).join("; ")
+      : refused(answer);
+    return;
+  }
+  $("token-created-title").textContent = `Token ${answer.data.name} created. Its secret is shown once, now: copy it.`;
+  $("token-secret").textContent = answer.data.secret;
+  $("token-copied").textContent = "";
+  $("token-warnings").replaceChildren(...(answer.data.warnings || []).map((text) => el("li", { text })));
+  $("token-created").hidden = false;
+  $("token-form").reset();
+  $("token-copy").focus();
+  await loadTokens();
+}
+
+async function copySecret() {
+  try {
+    await navigator.clipboard.writeText($("token-secret").textContent);
+    $("token-copied").textContent = "Copied";
+  } catch {
+    const range = document.createRange();  // no clipboard access: select it for the user to copy
+    range.selectNodeContents($("token-secret"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    $("token-copied").textContent = "Selected: press Ctrl+C to copy";
+  }
+}
+
+// Services: GET /api/services (the registry's catalog, each instance's checks with status and output).
+async function loadServices() {
+  const answer = await api("GET", "/api/services");
+  if (answer.status === 401) return signedOut("The session ended: sign in again.");
+  if (!answer.ok) { $("services-status").textContent = refused(answer); return; }
+  const services = answer.data;
+  const blocks = services.map((service) => {
+    const section = el("section", { class: "category", "aria-label": `Service ${service.name}`, "data-service": service.name },
+      el("h3", { text: `${service.name} (${service.instances.length})` }));
+    for (const instance of service.instances) {
+      const article = el("article", { class: `setting status-${instance.status}`, "data-instance": instance.id },
+        el("h4", {}, el("span", { text: instance.id }), " ", badge(instance.status)));
+      const facts = el("dl");
+      fact(facts, "Node", instance.node);
+      fact(facts, "Address", `${instance.address || "(node address)"}:${instance.port}`, "value");
+      if (instance.tags.length) fact(facts, "Tags", instance.tags.join(", "));
+      article.append(facts);
+      const checks = el("ul", { class: "checks", "aria-label": `Checks of ${instance.id}` });
+      for (const check of instance.checks) {
+        checks.append(el("li", { "data-check": check.id },
+          el("p", {}, badge(check.status), " ", el("span", { text: check.name || check.id })),
+          el("pre", { class: "output", text: check.output || "(no output)" })));
+      }
+      article.append(checks);
+      section.append(article);
+    }
+    return section;
+  });
+  if (!blocks.length) blocks.push(el("p", { text: "No services registered." }));
+  $("services-list").replaceChildren(...blocks);
+  const critical = services.flatMap((s) => s.instances).filter((i) => i.status !== "passing").length;
+  $("services-status").textContent = `${services.length} services, ${critical} instances not passing`;
+}
+
+function badge(status) {
+  return el("span", { class: `badge badge-${status}`, text: status });
+}
+
+// The fleet: GET /api/instances, every announced instance's applied revision and lag; behind or stale
+// instances are highlighted (a coloured edge and the words, not colour alone).
+async function loadFleet() {
+  const answer = await api("GET", "/api/instances");
+  if (answer.status === 401) return signedOut("The session ended: sign in again.");
+  if (!answer.ok) { $("fleet-status").textContent = refused(answer); return; }
+  const rows = answer.data;
+  $("fleet-list").replaceChildren(...rows.map((row) => {
+    const behind = row.lag > 0;
+    const item = el("li", { "data-instance": row.id, class: behind || row.stale ? "behind" : "" });
+    const notes = [behind ? `behind by ${row.lag} revision${row.lag === 1 ? "" : "s"}` : "up to date"];
+    if (row.stale) notes.push("stale: no heartbeat");
+    item.append(el("p", { class: "version-head", text: `${row.service} on ${row.host} pid ${row.pid} · ${notes.join(" · ")}` }));
+    const facts = el("dl", { class: "facts" });
+    fact(facts, "Applied revision", String(row.applied_revision), "applied");
+    fact(facts, "Lag", String(row.lag), "lag");
+    fact(facts, "Version", row.version);
+    fact(facts, "Heartbeat", row.heartbeat_at);
+    fact(facts, "Id", row.id, "value");
+    item.append(facts);
+    return item;
+  }));
+  const behind = rows.filter((row) => row.lag > 0 || row.stale).length;
+  $("fleet-status").textContent = rows.length ? `${rows.length} instances, ${behind} behind or stale` : "No instance has announced itself.";
+}
+
+// Events: /api/events/stats (table counts, the stream), /api/events (the last hour, for the chart and the
+// observed sampling ratios), /readyz (the server's consumer), /api/events/dlq (with Replay for writers).
+const CHART_MINUTES = 60;
+
+async function loadEvents() {
+  const [stats, recent, ready, settingsAnswer] = await Promise.all([
+    api("GET", "/api/events/stats"),
+    api("GET", "/api/events?since=1h&limit=10000"),
+    api("GET", "/readyz"),
+    api("GET", "/api/config?category=events"),
+  ]);
+  if (stats.status === 401) return signedOut("The session ended: sign in again.");
+  if (stats.status === 403) { $("events-status").textContent = refused(stats); return; }
+  // Redis away: the stats call fails (its stream part), but the table, the chart and the consumer's and
+  // bus's state still show, with the failure named: that is when an operator looks here.
+  const counts = stats.ok ? stats.data : { stored: null, kept_by_rule: {}, by_status_class: {}, stream: null };
+  const events = recent.ok ? recent.data : [];
+  $("events-chart").replaceChildren(eventsChart(events));
+  const panels = [];
+  panels.push(rulesPanel(counts, events, settingsAnswer.ok ? settingsAnswer.data.settings : []));
+  panels.push(statusPanel(counts));
+  panels.push(streamPanel(counts.stream, ready.data && ready.data.dependencies, stats.ok ? null : refused(stats)));
+  $("events-stats").replaceChildren(...panels);
+  $("events-status").textContent = stats.ok
+    ? `${counts.stored} events stored; ${events.length} in the last hour`
+    : `Stats unavailable: ${refused(stats)}; ${events.length} events in the last hour`;
+  await loadDeadLetters(Boolean(counts.stream), stats.ok ? null : refused(stats));
+}
+
+function panel(title, ...children) {
+  return el("section", { class: "panel", "aria-label": title }, el("h3", { text: title }), ...children);
+}
+
+function rulesPanel(stats, events, settingRows) {
+  // Observed in the last hour: per rule, kept events and the events they stand for (sum of 1/sample_rate).
+  const seen = new Map();
+  for (const event of events) {
+    const rule = event.sampling_rule || "none";
+    const rate = typeof event.sample_rate === "number" && event.sample_rate > 0 ? event.sample_rate : 1;
+    const entry = seen.get(rule) || { kept: 0, weight: 0 };
+    entry.kept += 1;
+    entry.weight += 1 / rate;
+    seen.set(rule, entry);
+  }
+  const table = el("table", { class: "numbers" });
+  table.append(el("thead", {}, el("tr", {}, ...["Rule", "Kept (stored)", "Last hour", "Sampling ratio"].map((t) => el("th", { scope: "col", text: t })))));
+  const body = el("tbody");
+  const rules = new Set([...Object.keys(stats.kept_by_rule || {}), ...seen.keys()]);
+  for (const rule of [...rules].sort()) {
+    const observed = seen.get(rule);
+    const ratio = observed ? `${(100 * observed.kept / observed.weight).toFixed(1)} % (${observed.kept} of ~${Math.round(observed.weight)})` : "–";
+    body.append(el("tr", { "data-rule": rule }, el("th", { scope: "row", text: rule }),
+      el("td", { text: stats.stored === null ? "–" : String((stats.kept_by_rule || {})[rule] || 0) }),
+      el("td", { text: String(observed ? observed.kept : 0) }), el("td", { text: ratio })));
+  }
+  table.append(body);
+  const configured = settingRows.find((row) => row.path === "events.sample_rate");
+  const note = el("p", { class: "version-head", text: configured
+    ? `Configured events.sample_rate: ${asText(configured.value)} (the share of events no rule keeps). Dropped events are counted by each producer (its /metrics), not stored.`
+    : "events.sample_rate is not declared here. Dropped events are counted by each producer (its /metrics), not stored." });
+  const box = panel("Kept per rule", table, note);
+  box.classList.add("wide");
+  return box;
+}
+
+function statusPanel(stats) {
+  const facts = el("dl", { class: "facts" });
+  for (const [klass, n] of Object.entries(stats.by_status_class || {}).sort()) fact(facts, klass, String(n));
+  if (!facts.children.length) fact(facts, "(none)", "0");
+  return panel("By status class", facts);
+}
+
+function streamPanel(stream, dependencies, failure) {  // failure: the stats call's error, shown in the status line
+  const facts = el("dl", { class: "facts" });
+  const consumer = dependencies && dependencies.events;
+  const bus = dependencies && dependencies.bus;
+  if (failure) {
+    fact(facts, "Stream", "unavailable (the reason is above)", "attention fallback");
+  } else if (!stream) {
+    fact(facts, "Stream", "this server has no Redis: events go to the database directly");
+  } else {
+    fact(facts, "Stream length", String(stream.length), "stream-length");
+    fact(facts, "Consumer lag", String(stream.lag), stream.lag > 0 ? "lag attention" : "lag");
+    fact(facts, "Pending", String(stream.pending));
+    fact(facts, "Consumers", String(stream.consumers));
+    fact(facts, "DLQ length", String(stream.dlq_length), stream.dlq_length > 0 ? "attention" : "");
+  }
+  if (consumer) {
+    const state = consumer.stage || (consumer.ok ? "consuming" : "paused");
+    const why = consumer.error ? ` (${consumer.error})` : "";
+    fact(facts, "This server's consumer", state + why, state === "consuming" ? "consumer" : "consumer attention fallback");
+  }
+  if (bus) {
+    const mode = bus.degraded ? `${bus.mode} (fallback)` : String(bus.mode);
+    fact(facts, "Change bus (this server)", mode, bus.degraded ? "bus attention fallback" : "bus");
+  }
+  return panel("Stream and delivery", facts);
+}
+
+function eventsChart(events) {
+  const now = Date.now() / 1000;
+  const counts = new Array(CHART_MINUTES).fill(0);
+  for (const event of events) {
+    const slot = CHART_MINUTES - 1 - Math.floor((now - event.ts) / 60);
+    if (slot >= 0 && slot < CHART_MINUTES) counts[slot] += 1;
+  }
+  const peak = Math.max(1, ...counts);
+  const width = 600, height = 120, bar = width / CHART_MINUTES;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 16}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("class", "chart-svg");
+  const total = counts.reduce((a, b) => a + b, 0);
+  svg.setAttribute("aria-label", `Events per minute over the last hour: ${total} in all, at most ${Math.max(...counts)} in a minute`);
+  counts.forEach((n, i) => {
+    const h = Math.round((n / peak) * height);
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", String(i * bar + 1));
+    rect.setAttribute("y", String(height - h));
+    rect.setAttribute("width", String(bar - 2));
+    rect.setAttribute("height", String(Math.max(h, n ? 1 : 0)));
+    rect.setAttribute("data-count", String(n));
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${CHART_MINUTES - 1 - i} min ago: ${n} events`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  for (const [x, text, anchor] of [[0, "60 min ago", "start"], [width, "now", "end"]]) {
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", String(x));
+    label.setAttribute("y", String(height + 13));
+    label.setAttribute("text-anchor", anchor);
+    label.textContent = text;
+    svg.append(label);
+  }
+  return svg;
+}
+
+async function loadDeadLetters(hasStream, failure) {
+  $("dlq-replay-all").hidden = true;
+  if (!hasStream) {
+    $("dlq-list").replaceChildren();
+    $("dlq-status").textContent = failure ? `Unavailable: ${failure}` : "No stream (no Redis), so no dead letters.";
+    return;
+  }
+  const answer = await api("GET", "/api/events/dlq");
+  if (!answer.ok) { $("dlq-status").textContent = refused(answer); return; }
+  const letters = answer.data;
+  $("dlq-list").replaceChildren(...letters.map((letter) => {
+    const item = el("li", { "data-dlq": letter.dlq_id });
+    item.append(el("p", { class: "version-head", text: `${letter.dlq_id} · was ${letter.original_id} · ${letter.deliveries} deliveries` }),
+      el("p", { class: "error", text: letter.error }), el("pre", { class: "output", text: letter.payload }));
+    if (session.can.events_write) {
+      const replay = el("button", { type: "button", class: "secondary", text: "Replay" });
+      replay.setAttribute("aria-label", `Replay ${letter.dlq_id}`);
+      replay.addEventListener("click", () => replayDead([letter.dlq_id]));
+      item.append(replay);
+    }
+    return item;
+  }));
+  $("dlq-replay-all").hidden = !(session.can.events_write && letters.length);
+  if (!$("dlq-status").dataset.keep) $("dlq-status").textContent = letters.length ? `${letters.length} dead letters` : "The DLQ is empty.";
+}
+
+async function replayDead(ids) {
+  const answer = await api("POST", "/api/events/dlq/replay", { ids });
+  $("dlq-status").textContent = answer.ok ? `Replayed ${answer.data.replayed}` : refused(answer);
+  $("dlq-status").dataset.keep = "1";
+  await loadEvents();
+  delete $("dlq-status").dataset.keep;
+}
+
+// Vault: GET /api/vault/stats (counts only: the server reads no original to answer).
+async function loadVault() {
+  const answer = await api("GET", "/api/vault/stats");
+  if (answer.status === 401) return signedOut("The session ended: sign in again.");
+  if (!answer.ok) { $("vault-status").textContent = refused(answer); return; }
+  const stats = answer.data;
+  const table = el("table", { class: "numbers" });
+  table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Token type" }), el("th", { scope: "col", text: "Live mappings" }))));
+  const body = el("tbody");
+  for (const [type, n] of Object.entries(stats.mappings)) {
+    body.append(el("tr", { "data-type": type }, el("th", { scope: "row", text: type }), el("td", { text: String(n) })));
+  }
+  if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: "2", text: "No mappings yet." })));
+  table.append(body);
+  const facts = el("dl", { class: "facts" });
+  fact(facts, "Total live", String(stats.total), "total");
+  fact(facts, "Expired", String(stats.expired), "expired");
+  fact(facts, "Unmask misses", String(stats.unmask_misses), stats.unmask_misses ? "misses attention" : "misses");
+  fact(facts, "of them expired", String(stats.unmask_expired), "unmask-expired");
+  $("vault-stats").replaceChildren(panel("Mappings per type", table), panel("Expiry and misses", facts));
+  $("vault-status").textContent = `${stats.total} live mappings`;
+}
+
 async function boot() {
   $("signin-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
@@ -393,6 +1011,9 @@ async function boot() {
   }
   $("audit-form").addEventListener("submit", (event) => { event.preventDefault(); auditBefore = null; loadAudit(); });
   $("audit-older").addEventListener("click", () => loadAudit(true));
+  $("token-form").addEventListener("submit", createToken);
+  $("token-copy").addEventListener("click", copySecret);
+  $("dlq-replay-all").addEventListener("click", () => replayDead(null));
   const who = await api("GET", "/ui/session");
   if (who.ok) await signedIn(who.data);
   else signedOut();
