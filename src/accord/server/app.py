@@ -94,14 +94,14 @@ def create_app(
             await _bootstrap_if_empty(index, announce)
         metrics.watch_status(live.status)
         live.on_bus_change(metrics.observe_change)
-        app.state.accord = ServerState(live, index, ConfigAdmin(live), metrics)
+        app.state.accord = state = ServerState(live, index, ConfigAdmin(live), metrics)
         address = environ.current().advertise_addr or listen_addr or DEFAULT_ADDRESS
         app.state.consul = consul = ConsulState(live.replica, address)
         metrics.watch(RegistryCollector(live.replica, consul.signal))
         await consul.start(background=not embedded)
         app.state.vault = vault.ServerVault(resolve_db_url(db_url), redis_url)  # opened on first use
         try:
-            with on_exit_signal(consul.signal.drain):
+            with on_exit_signal(lambda: _drain(app, state, consul)):
                 yield
         finally:
             await app.state.vault.aclose()
@@ -150,6 +150,15 @@ def _routes() -> list[BaseRoute]:
     )
     ours = [route for module in modules for route in module.router.routes]
     return [*ours, *consul_routes()]
+
+
+def _drain(app: FastAPI, state: ServerState, consul: ConsulState) -> None:
+    """The process is stopping: answer blocking queries now and end every endless stream."""
+    consul.signal.drain()
+    state.stopping = True
+    fan_out: remote_stream.FanOut | None = getattr(app.state, "remote_fan_out", None)
+    if fan_out is not None:
+        fan_out.wake_all()
 
 
 async def _bootstrap_if_empty(index: TokenIndex, announce: Callable[[str], None]) -> None:

@@ -16,3 +16,6 @@ class ServerState:
     tokens: TokenIndex
     admin: ConfigAdmin
     metrics: Metrics
+    # Set when the process is told to stop (server/draining.py): endless streams (/api/watch, the remote
+    # stream) end, so uvicorn, which waits for every request in flight, can exit; clients resume elsewhere.
+    stopping: bool = False

@@ -48,3 +48,37 @@ def _blocking(server: AccordServer) -> float:
         text = http.get("/metrics").text
     (line,) = [row for row in text.splitlines() if row.startswith("accord_blocking_queries ")]
     return float(line.split()[1])
+
+
+def test_sigterm_ends_open_watch_and_remote_streams_and_the_server_exits(tmp_path: Path) -> None:
+    """An open admin UI page holds /api/watch, every remote client the remote stream: both end on SIGTERM."""
+    server = AccordServer(f"sqlite+aiosqlite:///{tmp_path}/accord.db", "", tmp_path / "server", expect_token=True)
+    server.start()
+    try:
+        opened: list[str] = []
+        ended: list[str] = []
+
+        def hold(name: str, path: str, params: dict[str, str]) -> None:
+            with server.client(server.token) as streaming:
+                streaming.timeout = httpx.Timeout(120.0)
+                with streaming.stream("GET", path, params=params) as answer:
+                    assert answer.status_code == 200, answer.read()
+                    opened.append(name)
+                    for _chunk in answer.iter_bytes():
+                        pass
+                ended.append(name)
+
+        streams = [
+            ("watch", "/api/watch", {"prefix": "config/"}),
+            ("remote", "/api/remote/stream", {"from_revision": "0", "prefix": "config/"}),
+        ]
+        holders = [threading.Thread(target=hold, args=stream, daemon=True) for stream in streams]
+        for holder in holders:
+            holder.start()
+        wait_until(lambda: len(opened) == 2, timeout=20, what="both streams open")
+        server.stop()  # fails the test if the server is still running after its stop timeout (10 s)
+        for holder in holders:
+            holder.join(timeout=20)
+        assert sorted(ended) == ["remote", "watch"], "each stream ended with the server"
+    finally:
+        server.kill()

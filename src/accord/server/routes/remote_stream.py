@@ -86,6 +86,11 @@ class FanOut:
         self.subscribers.add(subscriber)
         return subscriber
 
+    def wake_all(self) -> None:
+        """Every stream looks at its state now (the server is stopping: each one ends)."""
+        for subscriber in self.subscribers:
+            subscriber.wake.set()
+
     def _changed(self, change: Change) -> None:
         for subscriber in self.subscribers:
             if change.key.startswith(subscriber.prefixes):
@@ -200,7 +205,7 @@ async def _events(
         async for change in changes_after(state.live.store, start):
             if (event := cursor.change(change)) is not None:
                 yield event
-    while state.tokens.still_valid(caller):
+    while state.tokens.still_valid(caller) and not state.stopping:
         if subscriber.resync is not None:
             reason, subscriber.resync = subscriber.resync, None
             yield cursor.resync(reason, state.live.last_revision)

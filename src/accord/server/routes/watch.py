@@ -96,7 +96,7 @@ async def _live(
 ) -> AsyncIterator[bytes]:
     """Changes as they come, after ``last``; ends when the client falls behind or the token is revoked."""
     idle = 0.0
-    while state.tokens.still_valid(caller):
+    while state.tokens.still_valid(caller) and not state.stopping:  # both re-checked every RECHECK_S
         try:
             change = await asyncio.wait_for(queue.get(), RECHECK_S)
         except TimeoutError:
