@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection
@@ -255,3 +257,55 @@ async def recv(conn: Connection, within_s: float) -> Any:
         finally:
             loop.remove_reader(conn.fileno())
     return conn.recv()
+
+
+@dataclass
+class StepRun:
+    """What :func:`run_in_step` gives back: when the children started, their results, the side task's."""
+
+    start_ns: int
+    results: list[Any]
+    during: Any = None
+
+
+async def run_in_step(
+    target: Callable[..., None],
+    args_of: Callable[[int, Connection], tuple[Any, ...]],
+    count: int,
+    duration_s: float,
+    *,
+    what: str = "worker",
+    result_within_s: float = 120.0,
+    during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,
+) -> StepRun:
+    """``count`` spawned children that all start at the same instant, and what each sends back.
+
+    Each child gets ``args_of(index, its pipe end)``, sends ``"ready"`` once set up, then receives
+    ``(start_ns, duration_ns)`` (0.2 s ahead, so none starts early) and sends one result. ``during``
+    runs beside them until the last result is in (its stop event is then set).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    pipes, procs = [], []
+    for index in range(count):
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=target, args=args_of(index, theirs))
+        proc.start()
+        pipes.append(ours)
+        procs.append(proc)
+    try:
+        for pipe in pipes:
+            if await recv(pipe, 120) != "ready":
+                raise BenchError(f"a {what} did not get ready")
+        start_ns = time.monotonic_ns() + 200_000_000
+        for pipe in pipes:
+            pipe.send((start_ns, int(duration_s * 1e9)))
+        stop = asyncio.Event()
+        side = asyncio.create_task(during(stop)) if during is not None else None
+        results = [await recv(pipe, duration_s + result_within_s) for pipe in pipes]
+        stop.set()
+        return StepRun(start_ns, results, await side if side is not None else None)
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()

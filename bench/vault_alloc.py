@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import multiprocessing
 import os
 import statistics
 import sys
@@ -36,7 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 
-from _common import BenchError, Services, emit, machine, note, parser, percentile, recv, runs_and_overall, services
+from _common import (
+    BenchError,
+    Services,
+    emit,
+    machine,
+    note,
+    parser,
+    percentile,
+    recv,
+    run_in_step,
+    runs_and_overall,
+    services,
+)
 from accord.store.engine import create_engine, read_tx
 from accord.vault import Sequences, Vault
 from accord.vault._sql import tables as t
@@ -119,28 +130,15 @@ async def _work(conn: Connection, path: str, index: int, urls: dict[str, str], a
 
 
 async def one_run(path: str, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    pipes, procs = [], []
     settings = {"per_call": args.per_call, "concurrency": args.concurrency}
-    for index in range(args.processes):
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(theirs, path, index, urls, settings))
-        proc.start()
-        pipes.append(ours)
-        procs.append(proc)
-    try:
-        for pipe in pipes:
-            if await recv(pipe, 120) != "ready":
-                raise BenchError("a worker did not get ready")
-        start_ns = time.monotonic_ns() + 200_000_000
-        for pipe in pipes:
-            pipe.send((start_ns, int(args.duration * 1e9)))
-        results = [await recv(pipe, args.duration + 300) for pipe in pipes]
-    finally:
-        for proc in procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.kill()
+    run = await run_in_step(
+        worker,
+        lambda index, pipe: (pipe, path, index, urls, settings),
+        args.processes,
+        args.duration,
+        result_within_s=300,
+    )
+    results, start_ns = run.results, run.start_ns
     elapsed_s = (max(r[2] for r in results) - start_ns) / 1e9
     tokens = sum(r[1] for r in results)
     return {

@@ -44,7 +44,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 
 import accord
-from _common import BenchError, Services, emit, machine, note, parser, percentile, recv, runs_and_overall, services
+from _common import (
+    BenchError,
+    Services,
+    emit,
+    machine,
+    note,
+    parser,
+    percentile,
+    recv,
+    run_in_step,
+    runs_and_overall,
+    services,
+)
 from propagation import Bench
 from write_throughput import KEYS_PER_WRITER, MAX_WRITERS, BenchWrites
 
@@ -148,27 +160,10 @@ async def _write(conn: Connection, path: str, index: int, urls: dict[str, str], 
 
 
 async def write_run(path: str, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    pipes, procs = [], []
-    for index in range(args.writers):
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=writer, args=(theirs, path, index, urls, args.warmup))
-        proc.start()
-        pipes.append(ours)
-        procs.append(proc)
-    try:
-        for pipe in pipes:
-            if await recv(pipe, 120) != "ready":
-                raise BenchError("a writer did not get ready")
-        start_ns = time.monotonic_ns() + 200_000_000
-        for pipe in pipes:
-            pipe.send((start_ns, int(args.duration * 1e9)))
-        results = [await recv(pipe, args.duration + 120) for pipe in pipes]
-    finally:
-        for proc in procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.kill()
+    run = await run_in_step(
+        writer, lambda index, pipe: (pipe, path, index, urls, args.warmup), args.writers, args.duration, what="writer"
+    )
+    results, start_ns = run.results, run.start_ns
     latencies_ms = [ns / 1e6 for lat, _ in results for ns in lat]
     elapsed_s = (max(end for _, end in results) - start_ns) / 1e9
     return {"writes_per_s": round(len(latencies_ms) / elapsed_s, 1), "latencies_ms": latencies_ms}

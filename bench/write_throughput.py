@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import multiprocessing
 import statistics
 import sys
 import time
@@ -37,7 +36,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import accord
-from _common import BenchError, Services, emit, machine, note, parser, percentile, recv, runs_and_overall, services
+from _common import (
+    BenchError,
+    Services,
+    emit,
+    machine,
+    note,
+    parser,
+    percentile,
+    recv,
+    run_in_step,
+    runs_and_overall,
+    services,
+)
 from accord import Setting, SettingsGroup
 from accord.store.engine import normalize_url
 from accord.store.kv import SqlKVStore
@@ -184,31 +195,15 @@ async def _write(conn: Connection, path: str, index: int, urls: dict[str, str], 
 
 
 async def one_run(path: str, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    pipes, procs = [], []
-    for index in range(args.writers):
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=writer, args=(theirs, path, index, urls, args.warmup))
-        proc.start()
-        pipes.append(ours)
-        procs.append(proc)
-    try:
-        for pipe in pipes:
-            if await recv(pipe, 120) != "ready":
-                raise BenchError("a writer did not get ready")
-        start_ns = time.monotonic_ns() + 200_000_000
-        for pipe in pipes:
-            pipe.send((start_ns, int(args.duration * 1e9)))
-        stop = asyncio.Event()
-        sampler = asyncio.create_task(_sample_waits(urls["pg"], stop)) if args.sample_waits else None
-        results = [await recv(pipe, args.duration + 120) for pipe in pipes]
-        stop.set()
-        waits = await sampler if sampler is not None else None
-    finally:
-        for proc in procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.kill()
+    run = await run_in_step(
+        writer,
+        lambda index, pipe: (pipe, path, index, urls, args.warmup),
+        args.writers,
+        args.duration,
+        what="writer",
+        during=(lambda stop: _sample_waits(urls["pg"], stop)) if args.sample_waits else None,
+    )
+    results, start_ns, waits = run.results, run.start_ns, run.during
     latencies_ms = [ns / 1e6 for lat, _ in results for ns in lat]
     elapsed_s = (max(end for _, end in results) - start_ns) / 1e9
     return {
