@@ -131,16 +131,24 @@ async def _unmask_all(db_url: str, redis_url: str, token_of: dict[str, str]) -> 
 
 
 @HEAVY
+@pytest.mark.parametrize("redis_fixture", ["redis_url", "cluster_url"])
 async def test_eight_processes_share_one_numbering(
-    tmp_path: Path, pg_url: str, redis_url: str, master_key: str, workers_started: Workers
+    tmp_path: Path,
+    pg_url: str,
+    master_key: str,
+    workers_started: Workers,
+    redis_fixture: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """On one redis-server, then on a 3-node Redis Cluster (every vault script keeps its keys in one slot)."""
+    redis_url: str = request.getfixturevalue(redis_fixture)
     started = time.perf_counter()
     results = _finish(_start_workers(tmp_path, pg_url, redis_url, workers_started))
     elapsed = time.perf_counter() - started
     token_of = await _check(pg_url, results)
     assert len(token_of) == POOL + CALLS // 5
     await _unmask_all(pg_url, redis_url, token_of)
-    print(f"{PROCESSES} x {CALLS} mask calls in {elapsed:.1f} s; {len(token_of)} originals")
+    print(f"{PROCESSES} x {CALLS} mask calls on {redis_fixture} in {elapsed:.1f} s; {len(token_of)} originals")
 
 
 @HEAVY
@@ -163,20 +171,6 @@ async def test_redis_restart_mid_run_reuses_no_number(
     after = await _numbers(pg_url)
     assert after - before, "no token was allocated after the restart, so the test proved nothing"
     await _unmask_all(pg_url, own_redis.url, token_of)
-
-
-@HEAVY
-async def test_eight_processes_share_one_numbering_on_a_redis_cluster(
-    tmp_path: Path, pg_url: str, cluster_url: str, master_key: str, workers_started: Workers
-) -> None:
-    """The same run on a 3-node Redis Cluster: every vault script's keys share one slot (docs/redis-cluster.md)."""
-    started = time.perf_counter()
-    results = _finish(_start_workers(tmp_path, pg_url, cluster_url, workers_started))
-    elapsed = time.perf_counter() - started
-    token_of = await _check(pg_url, results)
-    assert len(token_of) == POOL + CALLS // 5
-    await _unmask_all(pg_url, cluster_url, token_of)
-    print(f"{PROCESSES} x {CALLS} mask calls on a cluster in {elapsed:.1f} s; {len(token_of)} originals")
 
 
 @HEAVY
