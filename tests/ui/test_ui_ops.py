@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from accord.events import SamplingPolicy, start
+from accord.events import PipelineOptions, SamplingPolicy, start
 from accord.events.keys import EventKeys
 from accord.store.deployment import redis_keys_of
 from accord.store.engine import create_engine
@@ -427,3 +428,44 @@ def test_the_views_work_from_the_keyboard_alone(ops_server: AccordServer, page: 
             pytest.fail(f"no keyboard path to the {view} button: " + page.evaluate("document.activeElement.outerHTML"))
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name=view, exact=True)).to_be_focused()
+
+
+def test_the_events_view_shows_each_producers_stage_and_highlights_its_fallback(
+    ops_server: AccordServer, ops_db: str, own_redis: RedisServer, tmp_path: Path, page: Page
+) -> None:
+    """A producer running beside the page (its own thread and loop) loses its Redis for real: its row turns to
+    the database stage, highlighted as a fallback, read from the producers' reports (events/reports.py)."""
+    assert ops_server.token
+    stop = threading.Event()
+    started = threading.Event()
+
+    async def produce() -> None:
+        options = PipelineOptions(flush_interval_s=0.01, spool_fsync="never", report_interval_s=0.2)
+        policy = SamplingPolicy.of(sample_rate=1.0)
+        pipeline = await start("checkout", ops_db, own_redis.url, tmp_path / "spool", policy=policy, options=options)
+        started.set()
+        try:
+            while not stop.is_set():
+                pipeline.emit({"route": "/pay", "status": 200})
+                await asyncio.sleep(0.05)
+        finally:
+            await pipeline.aclose()
+
+    with ThreadPoolExecutor(1) as pool:
+        producing = pool.submit(asyncio.run, produce())
+        try:
+            assert started.wait(60), "the producer started"
+            sign_in(page, ops_server, ops_server.token)
+            open_view(page, "Events")
+            producers = page.get_by_role("region", name="Producers")
+            row = producers.locator("tr", has_text="checkout")
+            expect(row.locator("td.stage")).to_have_text("redis", timeout=20_000)
+            expect(row.locator("td.stage")).not_to_have_class(re.compile("fallback"))
+            own_redis.kill()
+            expect(row.locator("td.stage")).to_have_text("database (fallback from redis)", timeout=30_000)
+            expect(row.locator("td.stage")).to_have_class(re.compile("fallback"))
+            snap(page, "events-producers")
+        finally:
+            stop.set()
+            producing.result(timeout=60)
+    expect(producers.locator("tr", has_text="checkout")).to_have_count(0, timeout=20_000)  # its row goes on close

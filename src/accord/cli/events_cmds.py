@@ -108,8 +108,26 @@ async def stats(db_url: DirectDbUrl = None, redis_url: RedisUrl = None, json_out
     if json_out:
         output.print_json(found)
         return
+    producers = found.pop("producers", [])
     for name, value in found.items():
         output.line(f"{name}: {json.dumps(value, sort_keys=True)}")
+    _print_producers(producers)
+
+
+def _print_producers(producers: list[dict[str, Any]]) -> None:
+    """Each producer's report (docs/events.md, "Producer reports"): a fallback stage or a stale row stands out."""
+    if not producers:
+        output.line("producers: none reporting (remote producers report through the server's relay)")
+        return
+    table = output.plain_table(["service", "instance", "stage", "ready", "dropped", "spooled", "reported"])
+    for p in producers:
+        stage = f"{p['stage']} (fallback from {p['top_stage']})" if p["fallback"] else p["stage"]
+        age = f"{p['age_s']:g} s ago" + (" (stale)" if p["stale"] else "")
+        dropped = str(sum(p["dropped"].values()))
+        table.add_row(
+            p["service"], p["instance"], stage, "yes" if p["ready"] else "NO", dropped, str(p["spooled"]), age
+        )
+    output.console.print(table)
 
 
 @dlq_app.command("list")

@@ -22,6 +22,7 @@ from accord.core.errors import AccordError, InvalidInputError, UnknownSettingErr
 from accord.events.keys import EventKeys
 from accord.events.pipeline import Pipeline, PipelineOptions
 from accord.events.redis_stage import RedisStage
+from accord.events.reports import Reporter
 from accord.events.sampling import SamplingPolicy
 from accord.events.server_stage import ServerStage
 from accord.events.settings import EventsSettings
@@ -133,11 +134,16 @@ async def start(
         counters=counters,
     )
     pipeline.add_closer(migrated.engine.dispose)
+    reporter = Reporter(
+        pipeline, migrated.ready, interval_s=opts.report_interval_s
+    )  # docs/events.md, "Producer reports"
+    pipeline.add_closer(reporter.aclose)  # closers run last first: the row goes before the engine
     if config is not None:
         follow(pipeline, config)
     elif policy is None:
         await _own_config(pipeline, db_url, redis_url)
     pipeline.start()
+    reporter.start()
     return pipeline
 
 

@@ -62,6 +62,7 @@ class PipelineOptions:
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_segment_bytes: int = 4 * 1024 * 1024
     loss_window_s: float = 10.0  # health(): not ready while events were shed (buffer, spool cap) this recently
+    report_interval_s: float = 5.0  # how often the producer's report row is rewritten (events/reports.py)
 
     def __post_init__(self) -> None:
         if self.unconfirmed_max >= self.stream_maxlen:
@@ -69,6 +70,8 @@ class PipelineOptions:
                 f"unconfirmed_max ({self.unconfirmed_max}) must be below stream_maxlen ({self.stream_maxlen}): "
                 "otherwise trimming removes entries the producer would keep adding again"
             )
+        if not self.report_interval_s > 0:
+            raise AccordError(f"PipelineOptions.report_interval_s must be > 0, got {self.report_interval_s}")
         for name in ("buffer_events", "batch_size", "max_event_bytes", "unconfirmed_max", "events_per_entry"):
             if getattr(self, name) < 1:
                 raise AccordError(f"PipelineOptions.{name} must be >= 1, got {getattr(self, name)}")

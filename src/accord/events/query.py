@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.core.errors import InputError
+from accord.events.reports import read_reports
 from accord.store.events import EVENT_COLUMNS, EventFilter, count_by, select_events
 
 __all__ = ["EventQuery", "parse_since", "parse_where", "run_query", "table_stats"]
@@ -105,4 +106,10 @@ async def table_stats(engine: AsyncEngine, since: float | None = None) -> dict[s
     for status, n in by_status.items():
         key = f"{status[0]}xx" if status[:1].isdigit() else "none"
         classes[key] = classes.get(key, 0) + n
-    return {"stored": sum(by_rule.values()), "kept_by_rule": by_rule, "by_status_class": classes}
+    producers = await read_reports(engine)
+    return {
+        "stored": sum(by_rule.values()),
+        "kept_by_rule": by_rule,
+        "by_status_class": classes,
+        "producers": producers,
+    }

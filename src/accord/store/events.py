@@ -18,7 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accord.store.dialect import insert
 from accord.store.engine import read_tx, write_tx
 
-__all__ = ["EVENT_COLUMNS", "EventFilter", "EventRow", "count_by", "event_table", "insert_events", "select_events"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "EventFilter",
+    "EventRow",
+    "ProducerReport",
+    "count_by",
+    "event_table",
+    "insert_events",
+    "producer_reports",
+    "remove_producer_report",
+    "select_events",
+    "write_producer_report",
+]
 
 _metadata = sa.MetaData()
 event_table = sa.Table(
@@ -36,6 +48,16 @@ event_table = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 _c = event_table.c
+producer_table = sa.Table(
+    "accord_event_producer",
+    _metadata,
+    sa.Column("producer", sa.String(32), primary_key=True),
+    sa.Column("service", sa.String(200), nullable=False),
+    sa.Column("instance", sa.String(300), nullable=False),
+    sa.Column("reported_at", sa.Float(precision=53), nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+)
+_p = producer_table.c
 EVENT_COLUMNS = ("event_id", "service", "route", "status", "request_id", "sampling_rule", "producer", "seq")
 
 
@@ -90,3 +112,38 @@ async def count_by(engine: AsyncEngine, column: str, since: float | None = None)
         stmt = stmt.where(_c.ts >= since)
     async with read_tx(engine) as conn:
         return {str(key): int(n) for key, n in (await conn.execute(stmt)).all()}
+
+
+@dataclass(frozen=True)
+class ProducerReport:
+    """One producer's last report (migration 0010): ``report`` is its JSON text."""
+
+    producer: str
+    service: str
+    instance: str
+    reported_at: float
+    report: str
+
+
+async def write_producer_report(engine: AsyncEngine, row: ProducerReport) -> None:
+    values = {"service": row.service, "instance": row.instance, "reported_at": row.reported_at, "report": row.report}
+    async with write_tx(engine) as conn:
+        done = await conn.execute(sa.update(producer_table).where(_p.producer == row.producer).values(**values))
+        if done.rowcount == 0:
+            await conn.execute(sa.insert(producer_table).values(producer=row.producer, **values))
+
+
+async def remove_producer_report(engine: AsyncEngine, producer: str) -> None:
+    async with write_tx(engine) as conn:
+        await conn.execute(sa.delete(producer_table).where(_p.producer == producer))
+
+
+async def producer_reports(engine: AsyncEngine, since: float) -> list[ProducerReport]:
+    """Reports written at or after ``since`` (unix seconds), by service and instance."""
+    async with read_tx(engine) as conn:
+        rows = (
+            await conn.execute(
+                sa.select(producer_table).where(_p.reported_at >= since).order_by(_p.service, _p.instance)
+            )
+        ).all()
+    return [ProducerReport(r.producer, r.service, r.instance, float(r.reported_at), r.report) for r in rows]

@@ -72,6 +72,16 @@ async def event_stats(state: State, caller: Caller, request: Request) -> dict[st
     return found
 
 
+@router.get("/producers", summary="Every producer's last report: its delivery stage, fallback, drops (database only)")
+async def event_producers(state: State, caller: Caller) -> list[dict[str, JsonValue]]:
+    """The producers' rows alone, read without Redis: a Redis outage is when their fallback matters."""
+    require_read(caller, EVENTS_ACL_KEY)
+    from accord.events.reports import read_reports
+
+    found: list[dict[str, JsonValue]] = await read_reports(_engine(state))
+    return found
+
+
 def _engine(state: ServerState) -> AsyncEngine:
     store = state.live.store
     if not isinstance(store, SqlKVStore):

@@ -811,11 +811,12 @@ async function loadFleet() {
 const CHART_MINUTES = 60;
 
 async function loadEvents() {
-  const [stats, recent, ready, settingsAnswer] = await Promise.all([
+  const [stats, recent, ready, settingsAnswer, producers] = await Promise.all([
     api("GET", "/api/events/stats"),
     api("GET", "/api/events?since=1h&limit=10000"),
     api("GET", "/readyz"),
     api("GET", "/api/config?category=events"),
+    api("GET", "/api/events/producers"),  // from the database alone: still there while Redis is away
   ]);
   if (stats.status === 401) return signedOut("The session ended: sign in again.");
   if (stats.status === 403) { $("events-status").textContent = refused(stats); return; }
@@ -828,6 +829,7 @@ async function loadEvents() {
   panels.push(rulesPanel(counts, events, settingsAnswer.ok ? settingsAnswer.data.settings : []));
   panels.push(statusPanel(counts));
   panels.push(streamPanel(counts.stream, ready.data && ready.data.dependencies, stats.ok ? null : refused(stats)));
+  panels.push(producersPanel(producers.ok ? producers.data : null, producers.ok ? null : refused(producers)));
   $("events-stats").replaceChildren(...panels);
   $("events-status").textContent = stats.ok
     ? `${counts.stored} events stored; ${events.length} in the last hour`
@@ -864,8 +866,8 @@ function rulesPanel(stats, events, settingRows) {
   table.append(body);
   const configured = settingRows.find((row) => row.path === "events.sample_rate");
   const note = el("p", { class: "version-head", text: configured
-    ? `Configured events.sample_rate: ${asText(configured.value)} (the share of events no rule keeps). Dropped events are counted by each producer (its /metrics), not stored.`
-    : "events.sample_rate is not declared here. Dropped events are counted by each producer (its /metrics), not stored." });
+    ? `Configured events.sample_rate: ${asText(configured.value)} (the share of events no rule keeps). Dropped events are counted by each producer: see Producers.`
+    : "events.sample_rate is not declared here. Dropped events are counted by each producer: see Producers." });
   const box = panel("Kept per rule", table, note);
   box.classList.add("wide");
   return box;
@@ -903,6 +905,34 @@ function streamPanel(stream, dependencies, failure) {  // failure: the stats cal
     fact(facts, "Change bus (this server)", mode, bus.degraded ? "bus attention fallback" : "bus");
   }
   return panel("Stream and delivery", facts);
+}
+
+// Each producer's last report (docs/events.md, "Producer reports"): its active delivery stage, highlighted
+// when it is a fallback, its drops, and a stale row (no report for a while) highlighted too.
+function producersPanel(reports, failure) {
+  if (reports === null) return panel("Producers", el("p", { text: `Unavailable: ${failure}` }));
+  if (!reports.length) {
+    return panel("Producers", el("p", { text: "No producer is reporting (remote producers report through the server's relay)." }));
+  }
+  const table = el("table", { class: "numbers" });
+  const heads = ["Producer", "Delivery stage", "Dropped", "Spooled", "Last report"];
+  table.append(el("thead", {}, el("tr", {}, ...heads.map((t) => el("th", { scope: "col", text: t })))));
+  const body = el("tbody");
+  for (const report of reports) {
+    const dropped = Object.values(report.dropped || {}).reduce((a, b) => a + b, 0);
+    const stage = report.fallback ? `${report.stage} (fallback from ${report.top_stage})` : report.stage;
+    const age = `${report.age_s} s ago${report.stale ? " (stale: not reporting)" : ""}`;
+    body.append(el("tr", { "data-producer": report.producer },
+      el("th", { scope: "row", text: `${report.service} · ${report.instance}` }),
+      el("td", { class: report.fallback ? "stage attention fallback" : "stage", text: stage }),
+      el("td", { class: dropped > 0 ? "attention" : "", text: String(dropped) }),
+      el("td", { text: String(report.spooled) }),
+      el("td", { class: report.stale ? "attention" : "", text: age })));
+  }
+  table.append(body);
+  const box = panel("Producers", table);
+  box.classList.add("wide");
+  return box;
 }
 
 function eventsChart(events) {
