@@ -17,10 +17,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from accord.core.crypto import Cipher, cipher_for_database
-from accord.core.errors import AccordError, CompactedError, NotFoundError
+from accord.core.errors import AccordError, CompactedError, ConflictError, NotFoundError
 from accord.core.keys import SCHEMA_PREFIX, check_value_size, validate_key, validate_prefix
 from accord.store import tables as t
 from accord.store.audit import audit_rows
+from accord.store.coalesce import Coalescer
 from accord.store.deployment import read_deployment
 from accord.store.dialect import (
     close_writer_queue,
@@ -47,18 +48,20 @@ from accord.store.types import (
     WriteContext,
 )
 
-_PG_PUT_MANY = sa.text(
-    "SELECT o_revision, o_version, o_at FROM accord_put_many(:keys, :values, :expects, :secrets, :actor, :action, "
-    ":request_id)"
+_PG_PUT_GROUPS = sa.text(
+    "SELECT o_group, o_revision, o_version, o_at, o_conflict_key, o_actual, o_expected FROM accord_put_groups("
+    ":groups, :keys, :values, :expects, :secrets, :actors, :actions, :request_ids)"
 ).bindparams(
+    sa.bindparam("groups", type_=postgresql.ARRAY(sa.Integer)),
     sa.bindparam("keys", type_=postgresql.ARRAY(sa.Text)),
     sa.bindparam("values", type_=postgresql.ARRAY(sa.LargeBinary)),
     sa.bindparam("expects", type_=postgresql.ARRAY(sa.BigInteger)),
     sa.bindparam("secrets", type_=postgresql.ARRAY(sa.Boolean)),
-    sa.bindparam("actor", type_=sa.Text),
-    sa.bindparam("action", type_=sa.Text),
-    sa.bindparam("request_id", type_=sa.Text),
+    sa.bindparam("actors", type_=postgresql.ARRAY(sa.Text)),
+    sa.bindparam("actions", type_=postgresql.ARRAY(sa.Text)),
+    sa.bindparam("request_ids", type_=postgresql.ARRAY(sa.Text)),
 )
+_PutRequest = tuple[Sequence[PutItem], WriteContext]  # one caller's puts, written all or nothing
 _SCHEMA_LOCK = 0x6163636F7273  # "accors": serialises schema registration
 
 
@@ -72,6 +75,7 @@ class SqlKVStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._deployment: Deployment | None = None
+        self._put_coalescer: Coalescer[_PutRequest, list[Change]] = Coalescer(self._put_groups, _request_bytes)
 
     @classmethod
     async def from_url(cls, url: str, *, migrate: bool = True) -> SqlKVStore:
@@ -116,6 +120,7 @@ class SqlKVStore:
         return SqlTimers(self.engine)
 
     async def aclose(self) -> None:
+        await self._put_coalescer.aclose()
         await self.engine.dispose()
         close_writer_queue(self.engine)
 
@@ -167,51 +172,63 @@ class SqlKVStore:
             check_value_size(item.key, item.value)
         context = ctx or WriteContext(actor)
         if uses_put_function(self.engine):
-            return await self._put_many_fn(items, context)
+            return await self._put_coalescer.submit((items, context))
         async with write_tx(self.engine) as conn:
             return [await _put_one(conn, item, context) for item in items]
 
-    async def _put_many_fn(self, items: Sequence[PutItem], ctx: WriteContext) -> list[Change]:
-        """One statement: the revision lock is held for the function and the commit, not across round trips.
+    async def _put_groups(self, requests: Sequence[_PutRequest]) -> list[list[Change] | ConflictError]:
+        """One statement for the puts of every request (``accord_put_groups``), each request all or nothing.
 
-        No ping at checkout: a transaction whose connection was lost before its COMMIT is retried once.
+        The revision lock is held for the function and the commit, not across round trips. No ping at
+        checkout: a transaction whose connection was lost before its COMMIT is retried once.
         """
+        items = [(group, item, ctx) for group, (batch, ctx) in enumerate(requests) for item in batch]
         params = {
-            "keys": [item.key for item in items],
-            "values": [item.value for item in items],
-            "expects": [item.expect_version for item in items],
-            "secrets": [item.secret for item in items],
-            "actor": ctx.actor,
-            "action": ctx.action,
-            "request_id": ctx.request_id,
+            "groups": [group for group, _, _ in items],
+            "keys": [item.key for _, item, _ in items],
+            "values": [item.value for _, item, _ in items],
+            "expects": [item.expect_version for _, item, _ in items],
+            "secrets": [item.secret for _, item, _ in items],
+            "actors": [ctx.actor for _, _, ctx in items],
+            "actions": [ctx.action for _, _, ctx in items],
+            "request_ids": [ctx.request_id for _, _, ctx in items],
         }
-
         committing: list[bool] = []
 
         async def attempt() -> Sequence[Any]:
             committing.clear()
-            async with write_tx(self.engine) as conn:  # a failed compare-and-set comes back as ConflictError
-                rows = (await conn.execute(_PG_PUT_MANY, params)).all()
+            async with write_tx(self.engine) as conn:
+                rows = (await conn.execute(_PG_PUT_GROUPS, params)).all()
                 committing.append(True)  # leaving the block sends COMMIT
             return rows
 
-        rows = await retry_unsent(attempt, committing=lambda: bool(committing))
-        return [
-            Change(
-                int(rev),
-                item.key,
-                "put",
-                int(version),
-                item.value,
-                item.secret,
-                ctx.actor,
-                utc(at),
-                False,
-                ctx.action,
-                ctx.request_id,
-            )
-            for item, (rev, version, at) in zip(items, rows, strict=True)
-        ]
+        rows = iter(await retry_unsent(attempt, committing=lambda: bool(committing)))
+        outcomes: list[list[Change] | ConflictError] = []
+        for batch, ctx in requests:
+            changes: list[Change] = []
+            for item in batch:
+                _group, rev, version, at, missed, actual, expected = next(rows)
+                if rev is None:
+                    outcomes.append(conflict_error(str(missed), int(expected), int(actual)))
+                    break
+                changes.append(
+                    Change(
+                        int(rev),
+                        item.key,
+                        "put",
+                        int(version),
+                        item.value,
+                        item.secret,
+                        ctx.actor,
+                        utc(at),
+                        False,
+                        ctx.action,
+                        ctx.request_id,
+                    )
+                )
+            else:
+                outcomes.append(changes)
+        return outcomes
 
     async def delete(
         self, key: str, *, expect_version: int | None = None, actor: str = "", ctx: WriteContext | None = None
@@ -451,3 +468,7 @@ def engine_of(store: KVStore) -> AsyncEngine:
     if not isinstance(store, SqlKVStore):
         raise AccordError(f"{type(store).__name__} is not an SQL store; this capability needs one")
     return store.engine
+
+
+def _request_bytes(request: _PutRequest) -> int:
+    return sum(len(item.value) for item in request[0])
