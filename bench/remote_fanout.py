@@ -2,7 +2,8 @@
 
 One command starts everything: a scratch database and Redis DB, two `accord serve` processes on them,
 and ``--procs`` worker processes that each open their share of ``--clients`` remote LiveConfigs
-(``accord.connect(addr=..., token=...)``, each its own SSE stream, alternating between the servers). A
+(``accord.connect(addr=..., token=...)``, each its own SSE stream, alternating between the servers; on
+uvloop by default, as under uvicorn, or ``--loop asyncio``). A
 direct LiveConfig on the database then writes ``--writes`` values, one at a time; every client's
 callback notes when it saw each one. Figures:
 
@@ -44,8 +45,13 @@ def _groups() -> list[Any]:
     return [Bench]
 
 
-def worker(conn: Connection, addrs: list[str], token: str, count: int) -> None:
-    asyncio.run(_worker(conn, addrs, token, count))
+def worker(conn: Connection, addrs: list[str], token: str, count: int, loop: str) -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(_worker(conn, addrs, token, count))
+    else:
+        asyncio.run(_worker(conn, addrs, token, count))
 
 
 async def _worker(conn: Connection, addrs: list[str], token: str, count: int) -> None:
@@ -112,7 +118,7 @@ async def _one_run(
     share = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
     for count in share:
         parent, child = context.Pipe()
-        proc = context.Process(target=worker, args=(child, addrs, token, count), daemon=True)
+        proc = context.Process(target=worker, args=(child, addrs, token, count, args.loop), daemon=True)
         proc.start()
         pipes.append(parent)
         procs.append(proc)
@@ -163,6 +169,12 @@ async def main() -> None:
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--writes", type=int, default=50)
     p.add_argument("--gap", type=float, default=1.0, help="seconds between a write and asking for the callbacks")
+    p.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the clients' event loop: uvloop is what uvicorn runs a FastAPI app on when it is installed",
+    )
     args = p.parse_args()
     from tests.harness.accord_server import AccordServer
 
@@ -194,6 +206,7 @@ async def main() -> None:
         "benchmark": "remote_fanout",
         "clients": args.clients,
         "procs": args.procs,
+        "client_loop": args.loop,
         "writes_per_run": args.writes,
         "propagation_to_last_client_ms": lag,
         "pg_connections": [{"servers_only": r["pg_base"], "with_clients": r["pg_with_clients"]} for r in runs],

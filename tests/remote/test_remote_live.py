@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 import accord
 from accord import Setting, SettingsGroup
@@ -169,3 +170,24 @@ async def test_writes_are_refused_per_acl_and_fail_fast_with_no_server(
         assert cold.status().read_only
         with pytest.raises(ReadOnlyError):
             await cold.set("app.model", "late")
+
+
+def test_a_remote_client_on_uvloop_sees_changes_as_on_asyncio(
+    accord_servers: AccordServers, pg_url: str, redis_url: str
+) -> None:
+    """uvicorn runs FastAPI apps on uvloop when it is installed: the stream reader must work on its transports."""
+    server = accord_servers.start(pg_url, redis_url, expect_token=True)
+    assert server.token is not None
+    token = server.token
+
+    async def run() -> list[object]:
+        async with await _remote(server.addr, token) as reader, await _remote(server.addr, token) as writer:
+            seen: list[object] = []
+            reader.on_change("app.limit", lambda change: seen.append(change.new))
+            for value in (21, 22, 23):
+                await writer.set("app.limit", value)
+            await _eventually(lambda: reader.app.limit == 23, "the changes on a uvloop client")
+            assert reader.status().bus == "remote" and not reader.status().bus_degraded
+            return seen
+
+    assert uvloop.run(run()) == [21, 22, 23]

@@ -96,7 +96,7 @@ def test_secrets_never_leak_in_responses_or_logs(serve: Serve, pg_url: str, redi
     logs = server.logs()
     assert "PUT /api/config/llm.openai_api_key" in logs, "the access log was not captured"
     # the store's write statement: a function call on PostgreSQL, plain INSERTs on SQLite
-    assert "accord_put_many(" in logs or "INSERT INTO accord_kv_history" in logs, "the debug SQL log was not captured"
+    assert "accord_put_groups(" in logs or "INSERT INTO accord_kv_history" in logs, "the debug SQL log was not captured"
     assert marker not in logs, "a secret leaked into the server's log"
 
 

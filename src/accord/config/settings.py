@@ -6,6 +6,7 @@ is a non-data descriptor, so a read such as ``cfg.embedding.model`` is a plain a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ def Setting(  # noqa: N802 - reads like a type in declarations, as pydantic's Fi
     return SettingInfo(default, env, description, secret, pin_env, constraints)
 
 
+_PLAIN_KEYS = {"type", "title", "description", "default"}
+_PLAIN_TYPES = ("string", "integer", "number", "boolean")
+
+
 class DeclaredSetting:
     """A setting as its application declared it: a Python type plus constraints, validated by pydantic."""
 
@@ -138,8 +143,19 @@ class DeclaredSetting:
     def _is_valid(self, value: object) -> bool:
         return bool(self._checker.is_valid(value))
 
+    @cached_property
+    def _plain(self) -> bool:
+        """A scalar type and no rules: then pydantic's strict check accepts exactly what the schema accepts."""
+        return set(self._schema) <= _PLAIN_KEYS and self._schema.get("type") in _PLAIN_TYPES
+
     def validate(self, value: object) -> object:
-        """The stored schema's rules first, so the message is the one the CLI and server give; then pydantic."""
+        """The stored schema's rules first, so the message is the one the CLI and server give; then pydantic.
+
+        A plain scalar that pydantic accepts skips the schema (every change of every replica passes
+        here); one it refuses takes the full path, so the message is the same."""
+        if self._plain:
+            with contextlib.suppress(PydanticValidationError):
+                return self._adapter.validate_python(value, strict=True)
         try:
             data = codec.to_data(value)
         except CodecError:

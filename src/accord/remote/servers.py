@@ -73,11 +73,12 @@ class Servers:
         self.addresses = list(addresses)
         self.token = token
         self.current = 0
-        headers = {"User-Agent": f"accord-remote/{package_version()}", "Authorization": f"Bearer {token}"}
+        self.headers = {"User-Agent": f"accord-remote/{package_version()}", "Authorization": f"Bearer {token}"}
+        self.tls = _tls(self.addresses)  # one trust store for the calls (httpx) and the stream (event_stream.py)
         self.client = httpx.AsyncClient(
-            headers=headers,
+            headers=self.headers,
             timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-            verify=_tls(self.addresses),
+            verify=self.tls,
         )
 
     @property
@@ -167,8 +168,9 @@ def _reason(exc: httpx.TransportError) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _tls(addresses: Sequence[str]) -> ssl.SSLContext | bool:
-    """The system trust store when any address is https; otherwise a context that trusts nothing (never used)."""
+def _tls(addresses: Sequence[str]) -> ssl.SSLContext:
+    """httpx's default trust store (SSL_CERT_FILE / SSL_CERT_DIR, else certifi's) when any address is
+    https; otherwise a context that trusts nothing (never used)."""
     if any(urlsplit(a).scheme == "https" for a in addresses):
-        return True
+        return httpx.create_ssl_context()
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
+import orjson
 
 from accord.bus.types import EventHandler, Resync
 from accord.core.errors import AccordError, CompactedError
 from accord.core.retry import backoff_delays
+from accord.remote.event_stream import open_event_stream
 from accord.remote.servers import Servers, shown_addr
 from accord.remote.wire import change_from_json, placeholder
 
 log = logging.getLogger("accord.remote")
 STALE_S = 45.0  # three missed keepalives: the server or the path to it is gone
+CONNECT_TIMEOUT_S = 5.0
 MAX_PLACEHOLDERS = 10_000  # a longer quiet stretch is cheaper as one resync
 
 
@@ -90,27 +91,25 @@ class RemoteStreamBus:
             await asyncio.sleep(next(delays))
 
     async def _listen_once(self) -> None:
-        params: dict[str, Any] = {"from_revision": self.position(), "prefix": self._prefixes}
-        url = self._servers.base + "/api/remote/stream"
-        timeout = httpx.Timeout(STALE_S, connect=5.0)
-        async with self._servers.client.stream("GET", url, params=params, timeout=timeout) as response:
-            if response.is_error:
-                await response.aread()
-                error = self._servers.error(response)
+        params: dict[str, object] = {"from_revision": self.position(), "prefix": self._prefixes}
+        servers = self._servers
+        async with open_event_stream(
+            servers.base + "/api/remote/stream",
+            params,
+            servers.headers,
+            tls=servers.tls,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            stale_s=STALE_S,
+        ) as stream:
+            if stream.status != 200:
+                error = servers.error(await stream.error_answer(CONNECT_TIMEOUT_S))
                 if isinstance(error, CompactedError):
                     await self._deliver_resync(error.detail)  # the replica reloads its snapshot, then we resume
                     return
                 raise error
             self._seen = self.position()
-            event, data = "message", ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data += line[5:].strip()
-                elif not line and data:
-                    await self._on(event, json.loads(data))
-                    event, data = "message", ""
+            async for event, data in stream.events():
+                await self._on(event, orjson.loads(data))
 
     async def _on(self, event: str, body: dict[str, Any]) -> None:
         if event == "hello":

@@ -14,11 +14,11 @@ import functools
 import json
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from accord.auth.tokens import Token
 from accord.config.history_pages import changes_after
@@ -39,15 +39,23 @@ Item = tuple[int, Change]  # (the revision of the fan-out's previous change, the
 
 
 class Subscriber:
-    """One stream's queue. ``offer`` runs inside the replica's apply: it only appends."""
+    """One stream's queue. ``offer`` runs inside the replica's apply: it only appends and wakes the stream.
+
+    The stream's task waits on a bare future, not an Event under a timeout: a change wakes hundreds of
+    streams at once, and each wait costs the same again in timer handling (docs/remote.md, "Fan-out").
+    The fan-out's ticker marks a stream that sent nothing for KEEPALIVE_S, so it sends a keepalive.
+    """
 
     def __init__(self, prefixes: tuple[str, ...], limit: int, position: int) -> None:
         self.prefixes = prefixes
         self.items: deque[Item] = deque()
         self.limit = limit
         self.offered = position  # every change up to here that this stream wants has been offered
-        self.wake = asyncio.Event()
         self.resync: str | None = None
+        self.idle_s = 0.0  # since the stream last sent something, in ticks of TICK_S
+        self.keepalive = False
+        self.closed = False  # the client went away
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, change: Change) -> None:
         item = (self.offered, change)
@@ -58,12 +66,25 @@ class Subscriber:
             self.ask_resync(f"this client fell more than {self.limit} changes behind")
             return
         self.items.append(item)
-        self.wake.set()
+        self.wake()
 
     def ask_resync(self, reason: str) -> None:
         self.items.clear()
         self.resync = reason
-        self.wake.set()
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until the next offer, resync, tick that matters, close or stop."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 class FanOut:
@@ -89,7 +110,7 @@ class FanOut:
     def wake_all(self) -> None:
         """Every stream looks at its state now (the server is stopping: each one ends)."""
         for subscriber in self.subscribers:
-            subscriber.wake.set()
+            subscriber.wake()
 
     def _changed(self, change: Change) -> None:
         for subscriber in self.subscribers:
@@ -107,10 +128,14 @@ class FanOut:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            if self._live.last_revision > self._ticked:
-                self._ticked = self._live.last_revision
-                for subscriber in self.subscribers:
-                    subscriber.wake.set()
+            moved = self._live.last_revision > self._ticked
+            self._ticked = self._live.last_revision
+            for subscriber in self.subscribers:
+                subscriber.idle_s += TICK_S
+                if subscriber.idle_s >= KEEPALIVE_S:
+                    subscriber.keepalive = True
+                if moved or subscriber.keepalive:
+                    subscriber.wake()
 
 
 def fan_out(request: Request, live: LiveConfig) -> FanOut:
@@ -124,7 +149,7 @@ def fan_out(request: Request, live: LiveConfig) -> FanOut:
 @router.get(
     "/stream",
     summary="The change stream of a remote client, resumable by revision (docs/remote.md)",
-    response_class=StreamingResponse,
+    response_class=Response,
     include_in_schema=False,  # an endless client protocol stream (docs/remote.md), not an API to explore
 )
 async def stream(
@@ -133,7 +158,7 @@ async def stream(
     request: Request,
     from_revision: Annotated[int, Query(ge=0, le=MAX_INT64)],
     prefix: Annotated[list[str] | None, Query()] = None,
-) -> StreamingResponse:
+) -> Response:
     wanted = tuple(prefix or ())
     uncovered = [p for p in wanted if not state.live.replica.covers(p)]
     if uncovered or not wanted:
@@ -147,22 +172,44 @@ async def stream(
     except BaseException:
         hub.subscribers.discard(subscriber)
         raise
-    body = _events(state, caller, view, subscriber, from_revision)
-    return StreamingResponse(
-        _closing(body, hub, subscriber),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _EventStreamResponse(_Stream(state, caller, view, subscriber, from_revision), hub)
 
 
-async def _closing(body: AsyncIterator[bytes], hub: FanOut, subscriber: Subscriber) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in body:
-            yield chunk
-    except AccordError:
-        return  # a replay page the store could not read: the client resumes from its revision elsewhere
-    finally:
-        hub.subscribers.discard(subscriber)
+class _EventStreamResponse(Response):
+    """An endless ``text/event-stream`` written with the ASGI ``send`` it is given.
+
+    Not a StreamingResponse: each event of a change goes to hundreds of streams at once, and an async
+    generator per stream (with an anyio task group around it) doubled the server's CPU per event.
+    The client's going away is noticed by one task waiting on ``receive``.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: _Stream, hub: FanOut) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._stream = stream
+        self._hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscriber = self._stream.subscriber
+        watcher = asyncio.create_task(_until_disconnect(receive, subscriber), name="accord-remote-stream-watch")
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            with contextlib.suppress(AccordError):  # a replay page the store could not read: the client resumes
+                await self._stream.run(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self._hub.subscribers.discard(subscriber)
+            watcher.cancel()
+
+
+async def _until_disconnect(receive: Receive, subscriber: Subscriber) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.closed = True
+    subscriber.wake()
 
 
 class _Cursor:
@@ -196,29 +243,52 @@ class _Cursor:
         return event
 
 
-async def _events(
-    state: ServerState, caller: Token, view: RemoteView, subscriber: Subscriber, start: int
-) -> AsyncIterator[bytes]:
-    yield _event("hello", state.live.last_revision, {"revision": state.live.last_revision, "server": _HOST})
-    cursor = _Cursor(view, start)
-    if start < state.live.last_revision:
-        async for change in changes_after(state.live.store, start):
-            if (event := cursor.change(change)) is not None:
-                yield event
-    while state.tokens.still_valid(caller) and not state.stopping:
+class _Stream:
+    """What one stream sends: hello, the replay from the client's revision, then the fan-out's changes."""
+
+    def __init__(self, state: ServerState, caller: Token, view: RemoteView, subscriber: Subscriber, start: int) -> None:
+        self.state = state
+        self.caller = caller
+        self.subscriber = subscriber
+        self.cursor = _Cursor(view, start)
+        self.start = start
+
+    async def run(self, send: Send) -> None:
+        state, subscriber, cursor = self.state, self.subscriber, self.cursor
+
+        async def out(events: list[bytes]) -> None:
+            subscriber.idle_s = 0.0
+            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
+
+        await out([_event("hello", state.live.last_revision, {"revision": state.live.last_revision, "server": _HOST})])
+        if self.start < state.live.last_revision:
+            async for change in changes_after(state.live.store, self.start):
+                if (event := cursor.change(change)) is not None:
+                    await out([event])
+        while state.tokens.still_valid(self.caller) and not state.stopping and not subscriber.closed:
+            if events := self._pending():
+                await out(events)
+            else:
+                await subscriber.wait()
+
+    def _pending(self) -> list[bytes]:
+        """The events to send now; none when the stream should wait."""
+        subscriber, cursor = self.subscriber, self.cursor
+        events: list[bytes] = []
         if subscriber.resync is not None:
             reason, subscriber.resync = subscriber.resync, None
-            yield cursor.resync(reason, state.live.last_revision)
+            events.append(cursor.resync(reason, self.state.live.last_revision))
         elif subscriber.items:
-            for event in _next(cursor, subscriber.items.popleft()):
-                yield event
+            while subscriber.items:  # everything queued goes in one write
+                events += _next(cursor, subscriber.items.popleft())
         else:
             # the queue is empty: every change up to the replica's revision has been offered
-            if (event := cursor.skip(state.live.last_revision)) is not None:
-                yield event
-            subscriber.wake.clear()
-            if not await _woken(subscriber):
-                yield b": keepalive\n\n"
+            if (event := cursor.skip(self.state.live.last_revision)) is not None:
+                events.append(event)
+            elif subscriber.keepalive:
+                events.append(b": keepalive\n\n")
+            subscriber.keepalive = False
+        return events
 
 
 def _next(cursor: _Cursor, item: Item) -> list[bytes]:
@@ -231,15 +301,6 @@ def _next(cursor: _Cursor, item: Item) -> list[bytes]:
     if (event := cursor.change(change)) is not None:
         events.append(event)
     return events
-
-
-async def _woken(subscriber: Subscriber) -> bool:
-    """Wait for the queue, a resync or a tick; False after KEEPALIVE_S of nothing."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KEEPALIVE_S):
-            await subscriber.wake.wait()
-            return True
-    return False
 
 
 def _event(name: str, revision: int, body: dict[str, Any]) -> bytes:
