@@ -87,7 +87,7 @@ def async_driver(drivername: str) -> str:
 
 
 def uses_put_function(bind: Bind) -> bool:
-    """Whether writes go through the server-side ``accord_put_many`` function (migration 0004).
+    """Whether puts go through the server-side ``accord_put_groups`` function (migration 0011).
 
     On PostgreSQL one statement holds the revision lock for the function and the commit only, not
     across round trips; SQLite has no server round trips to save.

@@ -241,7 +241,7 @@ class SqlKVStore:
     async def write_batch(self, items: Sequence[BatchItem], *, ctx: WriteContext | None = None) -> list[Change]:
         """Puts and deletes in one transaction, one revision per item; a failed compare-and-set writes nothing.
 
-        Mixed batches take the SQLAlchemy path on both dialects (PostgreSQL's ``accord_put_many`` covers puts
+        Mixed batches take the SQLAlchemy path on both dialects (PostgreSQL's ``accord_put_groups`` covers puts
         only). Deleting a missing key is a ``NotFoundError``, and nothing of the batch is written.
         """
         for item in items:
