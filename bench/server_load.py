@@ -285,8 +285,8 @@ class Bench:
         self.facts["synchronous_commit"] = await admin.fetchval("SHOW synchronous_commit")
         self.facts["autovacuum"] = await admin.fetchval("SHOW autovacuum")
         self.facts["store_write_path"] = (
-            "accord_put_many() function"
-            if await admin.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'accord_put_many'")
+            "accord_put_groups() function, concurrent writes of a worker coalesced"
+            if await admin.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'accord_put_groups'")
             else "statements from SQLAlchemy"
         )
 

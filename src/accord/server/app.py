@@ -26,6 +26,7 @@ from accord.server.consul.state import DEFAULT_ADDRESS, REGISTRY_PREFIXES, Consu
 from accord.server.docs import docs_router
 from accord.server.draining import on_exit_signal
 from accord.server.fast_reads import FastReads
+from accord.server.fast_writes import FastWrites
 from accord.server.metrics import Metrics
 from accord.server.middleware import AccordMiddleware
 from accord.server.routes import (
@@ -121,7 +122,12 @@ def create_app(
     )
     app.router.routes.extend(docs_router(app).routes)
     errors.install(app)
-    app.add_middleware(AccordMiddleware, metrics=metrics, fast=FastReads(metrics.fast_reads))
+    app.add_middleware(
+        AccordMiddleware,
+        metrics=metrics,
+        fast=FastReads(metrics.fast_reads),
+        fast_writes=FastWrites(metrics.fast_writes),
+    )
     return app
 
 

@@ -27,14 +27,28 @@ def error_body(name: str, detail: str, request: Request) -> dict[str, str]:
     return {"error": name, "detail": detail, "request_id": getattr(request.state, "request_id", "")}
 
 
+def error_answer(exc: AccordError, request_id: str) -> JSONResponse:
+    """The answer to an accord error outside /v1/, from the route handlers and the fast paths alike."""
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": exc.error_code, "detail": exc.detail, "request_id": request_id}
+    return JSONResponse(body, status, headers=headers)
+
+
+def crash_answer(exc: Exception, method: str, path: str, request_id: str) -> JSONResponse:
+    """A bug: logged with its traceback, answered without it."""
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
+    return JSONResponse(
+        {"error": "InternalError", "detail": "internal error; see the server log", "request_id": request_id}, 500
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AccordError)
     async def _accord(request: Request, exc: AccordError) -> Response:
         if request.url.path.startswith(CONSUL_PATH):
             return wire.error_response(exc)
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(exc.error_code, exc.detail, request), status, headers=headers)
+        return error_answer(exc, getattr(request.state, "request_id", ""))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,8 +72,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("InternalError", "internal error; see the server log", request), 500)
+        return crash_answer(exc, request.method, request.url.path, getattr(request.state, "request_id", ""))
 
 
 def _invalid_request(request: Request, detail: str) -> JSONResponse:

@@ -65,7 +65,7 @@ class FastReads:
             return None
         app = scope.get("app")
         state: ServerState | None = getattr(getattr(app, "state", None), "accord", None)
-        secret = _bearer(scope)
+        secret = bearer_token(scope)
         if state is None or secret is None:
             return None  # starting up, or no token / a session cookie: FastAPI answers (and refuses) as usual
         body = self._row(state, secret, path, reveal)  # scope's path is already percent-decoded
@@ -113,7 +113,7 @@ class FastReads:
             return None  # FastAPI gives the error its documented answer
 
 
-def _bearer(scope: Scope) -> str | None:
+def bearer_token(scope: Scope) -> str | None:
     """What deps.presented_token reads: ``Authorization: Bearer``, else ``X-Consul-Token``."""
     consul: str | None = None
     name: bytes

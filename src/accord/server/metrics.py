@@ -86,6 +86,11 @@ class Metrics:
             "GET /api/config/{path} answered before FastAPI's routing (server/fast_reads.py)",
             registry=self.registry,
         )
+        self.fast_writes = Counter(
+            "accord_http_fast_writes",
+            "PUT /api/config/{path} answered before FastAPI's routing (server/fast_writes.py)",
+            registry=self.registry,
+        )
         self.propagation_lag = Histogram(
             "accord_propagation_lag_seconds",
             "Commit-to-apply delay of changes written by other processes",

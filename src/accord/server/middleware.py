@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from accord.core.errors import BodyTooLargeError, RequestTooLargeError
 from accord.core.keys import MAX_VALUE_BYTES
 from accord.server.fast_reads import FastReads
+from accord.server.fast_writes import FastWrites
 from accord.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024  # above the 512 KiB value limit, so a full-size Consul KV value gets through
@@ -22,12 +23,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 class AccordMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body: int = MAX_BODY_BYTES, fast: FastReads | None = None
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body: int = MAX_BODY_BYTES,
+        fast: FastReads | None = None,
+        fast_writes: FastWrites | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
         self.fast = fast
+        self.fast_writes = fast_writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +85,10 @@ class AccordMiddleware:
         """The fast path's route template when it answered, else FastAPI answers (and None)."""
         if self.fast is not None and (route := await self.fast.serve(scope, send)) is not None:
             return route
+        if self.fast_writes is not None and self.fast_writes.wants(scope):
+            route, receive = await self.fast_writes.serve(scope, receive, send)
+            if route is not None:
+                return route
         await self.app(scope, receive, send)
         return None
 
