@@ -84,9 +84,12 @@ class Texts:
         return any(changed)
 
 
-async def mask_texts(vault: Vault, texts: list[str], scope: str) -> tuple[list[str], dict[str, str]]:
-    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings."""
-    return await mask_many(vault, texts, scope)
+async def mask_texts(
+    vault: Vault, texts: list[str], scope: str, *, max_new: int | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings.
+    More than ``max_new`` distinct values raises ``RequestTooLargeError`` with nothing stored."""
+    return await mask_many(vault, texts, scope, max_new=max_new)
 
 
 class Unmasker:
