@@ -174,9 +174,9 @@ class MaskingProxy:
             body, unmasker = await self._masked_body(request, dialect, token)
             deadline = asyncio.get_running_loop().time() + self.timeout
             answer = await self._send("POST", request, body, deadline)
-            log.debug(
-                "%s %s -> %d, %d tokens", dialect.name, request.url.path, answer.status_code, len(unmasker.mappings)
-            )
+            if log.isEnabledFor(logging.DEBUG):  # request.url builds a URL object: not on every request
+                path = request.scope["path"]
+                log.debug("%s %s -> %d, %d tokens", dialect.name, path, answer.status_code, len(unmasker.mappings))
             return await self._respond(answer, dialect, unmasker, deadline)
         except (AuthenticationError, PermissionDeniedError) as exc:
             return _denied(dialect, exc)
@@ -306,7 +306,7 @@ class MaskingProxy:
         parser = SseParser()
         size = 0
         try:
-            async for chunk in answer.aiter_bytes():
+            async for chunk in answer.aiter_bytes(each_within_timeout=True):
                 size += len(chunk)
                 if size > self.max_answer:
                     detail = self._answer_too_large().detail

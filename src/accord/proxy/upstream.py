@@ -52,15 +52,18 @@ class Answer(Protocol):
         """The first value of ``name`` (lower case), or ``""``."""
         ...
 
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body, decoded (gzip, deflate) and in the pieces it came in; each read waits at most the timeout."""
+    def aiter_bytes(self, *, each_within_timeout: bool = False) -> AsyncIterator[bytes]:
+        """The body, decoded (gzip, deflate) and in the pieces it came in. ``each_within_timeout``: a read that
+        waits longer than the timeout raises ``httpx.ReadTimeout`` (a stream's quiet spell); otherwise the
+        caller bounds the whole read with its deadline, which costs no timer per read."""
         ...
 
     async def aclose(self) -> None: ...
 
 
 class Upstream(Protocol):
-    """Sends a request to the upstream; ``target`` is the path and query under its base URL."""
+    """Sends a request to the upstream; ``target`` is the path and query under its base URL. The caller bounds
+    ``send`` by its deadline (connecting, sending, and waiting for the status and headers)."""
 
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> Answer: ...
 
@@ -86,9 +89,8 @@ def _environment_proxy(parts: SplitResult) -> bool:
 class _Connection:
     """One kept-alive connection and its h11 state."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, read_timeout_s: float) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
-        self.read_timeout_s = read_timeout_s
         self.writer = writer
         self.state = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
@@ -100,14 +102,17 @@ class _Connection:
     def close(self) -> None:
         self.writer.close()
 
-    async def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        """The next event, reading from the socket as needed, each read within the timeout."""
+    async def next_event(self, limit_s: float | None = None) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """The next event, reading from the socket as needed, each read within ``limit_s`` if given."""
         while True:
             event = self.state.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            async with asyncio.timeout(self.read_timeout_s):
+            if limit_s is None:
                 data = await self.reader.read(READ_SIZE)
+            else:
+                async with asyncio.timeout(limit_s):
+                    data = await self.reader.read(READ_SIZE)
             self.state.receive_data(data)  # b"" is the end of the stream; h11 then says what that means
 
 
@@ -121,7 +126,7 @@ class H11Upstream:
         self._port = parts.port or (443 if self._tls is not None else 80)
         self._authority = parts.netloc.encode("ascii")
         self._prefix = parts.path.rstrip("/")
-        self._timeout = timeout
+        self.timeout = timeout
         self._idle: list[_Connection] = []
         self._closed = False
         self.opened = 0  # connections made so far (tests check that they are reused)
@@ -169,7 +174,7 @@ class H11Upstream:
                 self._host, self._port, ssl=self._tls, server_hostname=self._host if self._tls else None
             )
         self.opened += 1
-        return _Connection(reader, writer, self._timeout)
+        return _Connection(reader, writer)
 
     def release(self, connection: _Connection) -> None:
         """Keep a connection whose request and answer both ended cleanly; close any other."""
@@ -201,14 +206,15 @@ class H11Answer:
     def header(self, name: bytes) -> str:
         return next((value.decode("latin-1") for key, value in self.raw_headers if key == name), "")
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self, *, each_within_timeout: bool = False) -> AsyncIterator[bytes]:
         connection = self._connection
         if connection is None:
             return
         decoder = _decoder(self.header(b"content-encoding"))
+        limit_s = self._pool.timeout if each_within_timeout else None
         with _translated("reading the answer from"):
             while True:
-                event = await connection.next_event()
+                event = await connection.next_event(limit_s)
                 if isinstance(event, h11.Data):
                     data = decoder.decompress(event.data) if decoder is not None else bytes(event.data)
                     if data:
@@ -280,8 +286,8 @@ class HttpxAnswer:
     def header(self, name: bytes) -> str:
         return str(self._response.headers.get(name.decode("latin-1"), ""))
 
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
+    def aiter_bytes(self, *, each_within_timeout: bool = False) -> AsyncIterator[bytes]:
+        return self._response.aiter_bytes()  # httpx's read timeout applies to every read
 
     async def aclose(self) -> None:
         await self._response.aclose()
