@@ -98,6 +98,7 @@ class _Parsed:
         self.body: list[bytes] = []
         self.done = False
         self.extra = False  # bytes after the answer's end: the connection is not reused
+        self.keep_alive = False
 
     def on_message_begin(self) -> None:
         self.extra = self.extra or self.done
@@ -110,6 +111,7 @@ class _Parsed:
             self.headers = []
         else:
             self.head_done = True
+            self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the answer ends
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -226,7 +228,7 @@ class FastUpstream:
 
     def release(self, connection: _Connection, parsed: _Parsed) -> None:
         """Keep a connection whose answer ended cleanly and that both sides would keep open; close any other."""
-        if self._closed or len(self._idle) >= MAX_IDLE or parsed.extra or not parsed.parser.should_keep_alive():
+        if self._closed or len(self._idle) >= MAX_IDLE or parsed.extra or not parsed.keep_alive:
             connection.close()
             return
         connection.idle_since = time.monotonic()
