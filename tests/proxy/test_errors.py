@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -111,6 +113,30 @@ def test_a_valid_request_is_stored(stack: Stack, echo_seed: int) -> None:
     assert len(tokens) == 2 and not any(value in stack.upstream.received()[-1]["body"] for value in own)
     assert sorted(resolve(stack, tokens).originals.values()) == sorted(own), "its own two values are stored"
     assert stack.stats().total == before.total + 2, "as two new mappings"
+
+
+@pytest.mark.parametrize(
+    ("extra", "check"),
+    [
+        ('"seed":18446744073709551616', lambda body: body["seed"] == 2**64),
+        ('"temperature":NaN', lambda body: math.isnan(body["temperature"])),
+        ('"top_p":1e400', lambda body: body["top_p"] == math.inf),
+        ('"user":"\\ud800"', lambda body: body["user"] == "\ud800"),
+    ],
+    ids=["int beyond 64 bits", "NaN", "overflow", "lone surrogate"],
+)
+def test_a_masked_body_keeps_what_orjson_would_change(
+    stack: Stack, echo_seed: int, extra: str, check: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Masked bodies are written back by orjson, except those holding what it refuses or writes as null."""
+    text = f"mail number-{echo_seed}@example.com"
+    raw = '{"model":"m",' + extra + ',"messages":[{"role":"user","content":' + json.dumps(text) + "}]}"
+    headers = {"content-type": "application/json"}
+    answer = httpx.post(stack.proxy.url + PATHS["openai"], content=raw.encode(), headers=headers, timeout=30)
+    assert read_answer("openai", answer, stream=False).texts[0] == text
+    sent = json.loads(stack.upstream.received()[-1]["body"])
+    assert check(sent), stack.upstream.received()[-1]["body"][:200]
+    assert TOKEN_RE.fullmatch(sent["messages"][0]["content"].removeprefix("mail ")), "and it was masked"
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -214,7 +214,7 @@ class MaskingProxy:
         parsed = parse_body(raw)
         texts = Texts()
         try:
-            dialect.collect(parsed, texts)
+            dialect.collect(parsed.value, texts)
         except RecursionError:
             raise BadRequestError("the body is nested too deeply") from None
         values = texts.values()
