@@ -42,7 +42,8 @@ def measure(
     for _ in range(20):
         client.post(direct, json=body).raise_for_status()
         client.post(proxied, json=body).raise_for_status()
-    d, p = [], []
+    d: list[float] = []
+    p: list[float] = []
     for _ in range(calls):
         for url, sink in ((direct, d), (proxied, p)):
             started = time.perf_counter()
