@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -161,6 +162,24 @@ def test_hanging_upstream_is_cut_off_with_504(stack: Stack, dialect: str) -> Non
     error = answer.json()["error"]
     assert "did not answer within 3 s" in error["message"]
     assert error["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_a_stream_is_passed_on_while_the_upstream_is_still_sending(stack: Stack, dialect: str) -> None:
+    """The upstream sends a few pieces and then nothing: the caller has them long before the 3 s timeout
+    ends the stream (a proxy that read the answer whole would send nothing until then)."""
+    text = "nothing sensitive in this one"
+    body = openai_body(text, stream=True) if dialect == "openai" else anthropic_body(text, stream=True)
+    headers = {"x-echo-hang": "stream"}
+    started = time.monotonic()
+    with httpx.stream("POST", stack.proxy.url + PATHS[dialect], json=body, headers=headers, timeout=60) as answer:
+        pieces = answer.iter_raw()
+        first = next(pieces)
+        waited = time.monotonic() - started
+        rest = b"".join(pieces)
+    assert first and waited < 2.0, f"the first bytes came after {waited:.1f} s"
+    assert (first + rest).startswith(b"data: " if dialect == "openai" else b"event: message_start")
+    assert b"sent nothing for 3 s" in rest, "and the timeout still ends the stream"
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
