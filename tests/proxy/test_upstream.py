@@ -281,3 +281,35 @@ def test_an_environment_proxy_or_credentials_send_through_httpx(monkeypatch: pyt
     assert isinstance(open_upstream("https://api.openai.com", 5.0), FastUpstream)
     monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
     assert isinstance(open_upstream("http://127.0.0.1:9", 5.0), HttpxUpstream)
+
+
+@pytest.mark.parametrize("kind", [FastUpstream, HttpxUpstream])
+async def test_a_cookie_one_answer_set_is_not_sent_for_the_next_caller(
+    kind: type[FastUpstream | HttpxUpstream],
+) -> None:
+    """The proxy serves many callers over the same client: it keeps no cookie jar (httpx's would replay one
+    caller's session cookie to every other); a caller's own Cookie header goes on as sent."""
+    heads: list[bytes] = []
+
+    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                heads.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nset-cookie: session=callerA; Path=/\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async with scripted(set_cookie) as url:
+        upstream = kind(url, 5.0)
+        try:
+            assert await body_of(upstream) == (200, b"ok")
+            assert await body_of(upstream) == (200, b"ok")
+            answer = await upstream.send("POST", "/x", [(b"cookie", b"mine=1")], b"{}")
+            assert answer.header(b"set-cookie") == "session=callerA; Path=/", "the caller gets it back"
+            assert b"".join([chunk async for chunk in answer.aiter_bytes()]) == b"ok"
+        finally:
+            await upstream.aclose()
+    lines = [head.lower().split(b"\r\n") for head in heads]
+    assert not any(line.startswith(b"cookie") for head in lines[:2] for line in head)
+    assert [line for line in lines[2] if line.startswith(b"cookie")] == [b"cookie: mine=1"]

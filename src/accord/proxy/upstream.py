@@ -315,7 +315,10 @@ class HttpxUpstream:
 
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> Answer:
         content = body if body or method not in ("GET", "HEAD") else None
-        request = self._client.build_request(method, self._base + target, headers=headers, content=content)
+        headers = [*headers, (b"accept-encoding", ACCEPT_ENCODING)]
+        # Not client.build_request: that adds the client's cookie jar, which holds what earlier answers set, to
+        # every caller's request. The caller's own Cookie header goes on as sent, as with FastUpstream.
+        request = httpx.Request(method, self._base + target, headers=headers, content=content)
         return HttpxAnswer(await self._client.send(request, stream=True))
 
     async def aclose(self) -> None:
