@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -113,6 +116,30 @@ def test_a_valid_request_is_stored(stack: Stack, echo_seed: int) -> None:
     assert stack.stats().total == before.total + 2, "as two new mappings"
 
 
+@pytest.mark.parametrize(
+    ("extra", "check"),
+    [
+        ('"seed":18446744073709551616', lambda body: body["seed"] == 2**64),
+        ('"temperature":NaN', lambda body: math.isnan(body["temperature"])),
+        ('"top_p":1e400', lambda body: body["top_p"] == math.inf),
+        ('"user":"\\ud800"', lambda body: body["user"] == "\ud800"),
+    ],
+    ids=["int beyond 64 bits", "NaN", "overflow", "lone surrogate"],
+)
+def test_a_masked_body_keeps_what_orjson_would_change(
+    stack: Stack, echo_seed: int, extra: str, check: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Masked bodies are written back by orjson, except those holding what it refuses or writes as null."""
+    text = f"mail number-{echo_seed}@example.com"
+    raw = '{"model":"m",' + extra + ',"messages":[{"role":"user","content":' + json.dumps(text) + "}]}"
+    headers = {"content-type": "application/json"}
+    answer = httpx.post(stack.proxy.url + PATHS["openai"], content=raw.encode(), headers=headers, timeout=30)
+    assert read_answer("openai", answer, stream=False).texts[0] == text
+    sent = json.loads(stack.upstream.received()[-1]["body"])
+    assert check(sent), stack.upstream.received()[-1]["body"][:200]
+    assert TOKEN_RE.fullmatch(sent["messages"][0]["content"].removeprefix("mail ")), "and it was masked"
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 def test_upstream_error_status_passes_through_unmasked(stack: Stack, dialect: str, stream: bool) -> None:
@@ -135,6 +162,24 @@ def test_hanging_upstream_is_cut_off_with_504(stack: Stack, dialect: str) -> Non
     error = answer.json()["error"]
     assert "did not answer within 3 s" in error["message"]
     assert error["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_a_stream_is_passed_on_while_the_upstream_is_still_sending(stack: Stack, dialect: str) -> None:
+    """The upstream sends a few pieces and then nothing: the caller has them long before the 3 s timeout
+    ends the stream (a proxy that read the answer whole would send nothing until then)."""
+    text = "nothing sensitive in this one"
+    body = openai_body(text, stream=True) if dialect == "openai" else anthropic_body(text, stream=True)
+    headers = {"x-echo-hang": "stream"}
+    started = time.monotonic()
+    with httpx.stream("POST", stack.proxy.url + PATHS[dialect], json=body, headers=headers, timeout=60) as answer:
+        pieces = answer.iter_raw()
+        first = next(pieces)
+        waited = time.monotonic() - started
+        rest = b"".join(pieces)
+    assert first and waited < 2.0, f"the first bytes came after {waited:.1f} s"
+    assert (first + rest).startswith(b"data: " if dialect == "openai" else b"event: message_start")
+    assert b"sent nothing for 3 s" in rest, "and the timeout still ends the stream"
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])

@@ -10,9 +10,11 @@ import redis
 import sqlalchemy as sa
 
 import accord
+from accord.core.errors import RequestTooLargeError
 from accord.store.engine import read_tx
 from accord.vault import InvalidInputError, Vault, VaultError, VaultSettings
 from accord.vault._sql import tables as t
+from accord.vault.batch import mask_many
 from accord.vault.sequences import sequence_name
 from tests.bus.deployment import redis_keys_at
 from tests.vault.vault_helpers import VaultBackend
@@ -122,6 +124,27 @@ async def test_bad_input_is_refused_and_nothing_is_stored(vault: Vault, bad: obj
         await vault.unmask(bad)  # type: ignore[arg-type]
     assert await _rows(vault) == 0
     assert (await vault.stats()).mappings == {}
+
+
+async def test_max_new_refuses_a_text_over_it_and_stores_nothing(vault: Vault) -> None:
+    # TEXT holds 4 distinct values; the same value twice counts once.
+    with pytest.raises(RequestTooLargeError, match="more than 3 distinct values"):
+        await vault.mask(f"{TEXT} {EKS}", max_new=3)
+    assert await _rows(vault) == 0
+    assert (await vault.mask(f"{TEXT} {EKS}", max_new=4)).text.count("AWS_EKS_CLUSTER_001") == 2
+    assert await _rows(vault) == 4
+
+
+async def test_mask_many_counts_max_new_over_all_texts_on_both_paths(vault: Vault) -> None:
+    texts = ["mail ops@example.com from 10.1.2.3", f"deploy {EKS}", "ops@example.com again"]
+    with pytest.raises(RequestTooLargeError):
+        await mask_many(vault, texts, "default", max_new=2)
+    with pytest.raises(RequestTooLargeError):  # a NUL: masked one by one, still counted first
+        await mask_many(vault, [*texts, "a NUL \x00 here"], "default", max_new=2)
+    assert await _rows(vault) == 0
+    masked, mappings = await mask_many(vault, texts, "default", max_new=3)
+    assert masked == ["mail EMAIL_001 from IPV4_001", "deploy AWS_EKS_CLUSTER_001", "EMAIL_001 again"]
+    assert set(mappings) == {"EMAIL_001", "IPV4_001", "AWS_EKS_CLUSTER_001"}
 
 
 async def test_bad_scope_is_refused(vault: Vault) -> None:

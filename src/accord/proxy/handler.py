@@ -29,6 +29,7 @@ from accord.proxy.guard import TOKEN_HEADER, ProxyAuth, presented
 from accord.proxy.masking import Masking
 from accord.proxy.sse import SseEvent, SseParser
 from accord.proxy.texts import BadRequestError, Texts, Unmasker, dump_body, parse_body, unmask_body
+from accord.proxy.upstream import Answer, Upstream, open_upstream
 from accord.vault import InvalidInputError
 from accord.vault.types import DEFAULT_SCOPE, check_scope
 
@@ -96,7 +97,7 @@ class MaskingProxy:
         self._require_token = require_token
         self._auth: ProxyAuth | None = None
         self._vault: Masking | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._upstream: Upstream | None = None
 
     async def start(self) -> None:
         self._vault = await self._open_vault()
@@ -104,14 +105,13 @@ class MaskingProxy:
             if self._open_auth is None:
                 raise InvalidInputError("require_token needs open_auth when the vault does not check tokens")
             self._auth = await self._open_auth()
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits)
+        self._upstream = open_upstream(self.upstream, self.timeout)
 
     async def aclose(self) -> None:
         if self._auth is not None:
             await self._auth.aclose()
-        if self._client is not None:
-            await self._client.aclose()
+        if self._upstream is not None:
+            await self._upstream.aclose()
         if self._vault is not None:
             await self._vault.aclose()
 
@@ -121,9 +121,9 @@ class MaskingProxy:
         return self._vault
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        assert self._client is not None, "the proxy has not started"
-        return self._client
+    def client(self) -> Upstream:
+        assert self._upstream is not None, "the proxy has not started"
+        return self._upstream
 
     def endpoint(self, dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -139,11 +139,10 @@ class MaskingProxy:
                 token = self._authenticate(request)
                 if token is not None:  # the server checks the caller's token: an empty mask call
                     await self.vault.mask([], self.scope, max_new=self.max_mappings, token=token)
-                outgoing = self.client.build_request("GET", self._url(request), headers=_forwarded(request.headers.raw))
                 deadline = asyncio.get_running_loop().time() + self.timeout
-                answer = await self._send(outgoing, deadline)
+                answer = await self._send("GET", request, b"", deadline)
                 response = Response(await self._read(answer, deadline), answer.status_code)
-                response.raw_headers += _returned(answer.headers.multi_items())
+                response.raw_headers += _returned(answer.raw_headers)
                 return response
             except (AuthenticationError, PermissionDeniedError) as exc:
                 return _denied(dialect, exc)
@@ -173,14 +172,11 @@ class MaskingProxy:
         try:
             token = self._authenticate(request)
             body, unmasker = await self._masked_body(request, dialect, token)
-            outgoing = self.client.build_request(
-                "POST", self._url(request), headers=_forwarded(request.headers.raw), content=body
-            )
             deadline = asyncio.get_running_loop().time() + self.timeout
-            answer = await self._send(outgoing, deadline)
-            log.debug(
-                "%s %s -> %d, %d tokens", dialect.name, request.url.path, answer.status_code, len(unmasker.mappings)
-            )
+            answer = await self._send("POST", request, body, deadline)
+            if log.isEnabledFor(logging.DEBUG):  # request.url builds a URL object: not on every request
+                path = request.scope["path"]
+                log.debug("%s %s -> %d, %d tokens", dialect.name, path, answer.status_code, len(unmasker.mappings))
             return await self._respond(answer, dialect, unmasker, deadline)
         except (AuthenticationError, PermissionDeniedError) as exc:
             return _denied(dialect, exc)
@@ -198,19 +194,18 @@ class MaskingProxy:
             log.error("masking failed: %s", exc.detail)
             return _error(dialect, 503, f"masking failed, nothing was sent: {exc.detail}", "masking_failed")
 
-    async def _respond(self, answer: httpx.Response, dialect: Dialect, unmasker: Unmasker, deadline: float) -> Response:
+    async def _respond(self, answer: Answer, dialect: Dialect, unmasker: Unmasker, deadline: float) -> Response:
         """The upstream's answer with the request's originals back: relayed event by event, or read whole."""
         response: Response
-        if 200 <= answer.status_code < 300 and answer.headers.get("content-type", "").startswith("text/event-stream"):
+        content_type = answer.header(b"content-type")
+        if 200 <= answer.status_code < 300 and content_type.startswith("text/event-stream"):
             relay = self._relay(answer, dialect, unmasker)
             # The task closes the upstream answer even if the client left before the relay started.
             response = StreamingResponse(relay, answer.status_code, background=BackgroundTask(answer.aclose))
         else:
             content = await self._read(answer, deadline)
-            response = Response(
-                unmask_body(content, answer.headers.get("content-type", ""), unmasker), answer.status_code
-            )
-        response.raw_headers += _returned(answer.headers.multi_items())
+            response = Response(unmask_body(content, content_type, unmasker), answer.status_code)
+        response.raw_headers += _returned(answer.raw_headers)
         return response
 
     async def _masked_body(self, request: Request, dialect: Dialect, token: str | None) -> tuple[bytes, Unmasker]:
@@ -219,7 +214,7 @@ class MaskingProxy:
         parsed = parse_body(raw)
         texts = Texts()
         try:
-            dialect.collect(parsed, texts)
+            dialect.collect(parsed.value, texts)
         except RecursionError:
             raise BadRequestError("the body is nested too deeply") from None
         values = texts.values()
@@ -243,18 +238,22 @@ class MaskingProxy:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _url(self, request: Request) -> str:
-        path = request.url.path
+    def _target(self, request: Request) -> str:
+        """The path and query to send under the upstream's base URL (a base ending in /v1 takes /v1/... once),
+        as the caller wrote them (percent-escapes kept)."""
+        raw: bytes | None = request.scope.get("raw_path")
+        path: str = raw.decode("latin-1") if raw else request.scope["path"]
         if self.upstream.endswith("/v1") and path.startswith("/v1/"):
             path = path[3:]
-        query = request.url.query
-        return self.upstream + path + (f"?{query}" if query else "")
+        query = request.scope["query_string"]
+        return path + ("?" + query.decode("latin-1") if query else "")
 
-    async def _send(self, outgoing: httpx.Request, deadline: float) -> httpx.Response:
+    async def _send(self, method: str, request: Request, body: bytes, deadline: float) -> Answer:
         """Send and wait for the answer's status and headers, within the timeout."""
+        headers = _forwarded(request.headers.raw)
         try:
             async with asyncio.timeout_at(deadline):
-                return await self.client.send(outgoing, stream=True)
+                return await self.client.send(method, self._target(request), headers, body)
         except (TimeoutError, httpx.TimeoutException):
             raise self._timed_out() from None
         except httpx.TransportError as exc:
@@ -262,7 +261,7 @@ class MaskingProxy:
                 f"the upstream could not be reached ({type(exc).__name__})", status=502, code="upstream_unreachable"
             ) from None
 
-    async def _read(self, answer: httpx.Response, deadline: float) -> bytes:
+    async def _read(self, answer: Answer, deadline: float) -> bytes:
         """A whole answer, by the same deadline as its headers."""
         try:
             async with asyncio.timeout_at(deadline):
@@ -276,8 +275,8 @@ class MaskingProxy:
         finally:
             await answer.aclose()
 
-    async def _read_limited(self, answer: httpx.Response) -> bytes:
-        declared = answer.headers.get("content-length", "")
+    async def _read_limited(self, answer: Answer) -> bytes:
+        declared = answer.header(b"content-length")
         if declared.isdigit() and int(declared) > self.max_answer:
             raise self._answer_too_large()
         chunks: list[bytes] = []
@@ -301,13 +300,13 @@ class MaskingProxy:
             f"the upstream did not answer within {self.timeout:g} s", status=504, code="upstream_timeout"
         )
 
-    async def _relay(self, answer: httpx.Response, dialect: Dialect, unmasker: Unmasker) -> AsyncIterator[bytes]:
+    async def _relay(self, answer: Answer, dialect: Dialect, unmasker: Unmasker) -> AsyncIterator[bytes]:
         """The upstream's event stream, unmasked event by event (or as it comes, if nothing was masked)."""
         rewriter = dialect.stream(unmasker)
         parser = SseParser()
         size = 0
         try:
-            async for chunk in answer.aiter_bytes():
+            async for chunk in answer.aiter_bytes(each_within_timeout=True):
                 size += len(chunk)
                 if size > self.max_answer:
                     detail = self._answer_too_large().detail
@@ -353,12 +352,9 @@ def _forwarded(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
     return [(name, value) for name, value in headers if name.lower().decode("latin-1") not in _NOT_FORWARDED]
 
 
-def _returned(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in headers
-        if name.lower() not in _NOT_RETURNED
-    ]
+def _returned(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` come with lower-case names (Answer.raw_headers)."""
+    return [(name, value) for name, value in headers if name.decode("latin-1") not in _NOT_RETURNED]
 
 
 def _too_large(limit: int) -> BadRequestError:

@@ -17,7 +17,6 @@ from accord.core.errors import BadRequestError, RequestTooLargeError
 from accord.proxy.texts import mask_texts
 from accord.remote.vault import RemoteVault
 from accord.vault import BUILTIN_DETECTORS, DetectorSet, TokenGrammar, Vault
-from accord.vault.batch import distinct_values
 
 __all__ = ["LocalMasking", "Masking", "RemoteMasking", "open_masking"]
 
@@ -71,9 +70,10 @@ class LocalMasking:
     async def mask(
         self, texts: list[str], scope: str, *, max_new: int, token: str | None = None
     ) -> tuple[list[str], dict[str, str]]:
-        if distinct_values(self.vault.detectors, texts, max_new) > max_new:  # before anything is stored
-            raise too_many(max_new)
-        return await mask_texts(self.vault, texts, scope)
+        try:  # counted in the masking's own detection pass, before anything is stored
+            return await mask_texts(self.vault, texts, scope, max_new=max_new)
+        except RequestTooLargeError:
+            raise too_many(max_new) from None
 
     async def aclose(self) -> None:
         if self._close is not None:

@@ -7,8 +7,12 @@ would do), so a request costs one vault call however many deltas its answer stre
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from accord.core.errors import BadRequestError
 from accord.vault import TokenGrammar, Vault
@@ -16,11 +20,13 @@ from accord.vault.batch import mask_many
 
 __all__ = [
     "BadRequestError",
+    "Parsed",
     "StreamText",
     "Texts",
     "Unmasker",
     "dump_body",
     "dump_json",
+    "load_json",
     "mask_texts",
     "parse_body",
     "unmask_body",
@@ -84,9 +90,12 @@ class Texts:
         return any(changed)
 
 
-async def mask_texts(vault: Vault, texts: list[str], scope: str) -> tuple[list[str], dict[str, str]]:
-    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings."""
-    return await mask_many(vault, texts, scope)
+async def mask_texts(
+    vault: Vault, texts: list[str], scope: str, *, max_new: int | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings.
+    More than ``max_new`` distinct values raises ``RequestTooLargeError`` with nothing stored."""
+    return await mask_many(vault, texts, scope, max_new=max_new)
 
 
 class Unmasker:
@@ -172,7 +181,8 @@ class StreamText:
         return self._unmasker.json_text(text) if self._json else self._unmasker.text(text)
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
+def parse_body(raw: bytes) -> Parsed:
+    """The request body, a JSON object; its ``value`` is a dict."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -180,15 +190,40 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             f"the body is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}", code="invalid_utf8"
         ) from None
     try:
-        parsed = json.loads(text)
+        parsed = load_json(text)
     except ValueError as exc:
         raise BadRequestError(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
         raise BadRequestError("the body is nested too deeply", code="invalid_json") from None
-    if not isinstance(parsed, dict):
-        raise BadRequestError(f"the body must be a JSON object, not {type(parsed).__name__}")
-    if "stream" in parsed and not isinstance(parsed["stream"], bool):
+    if not isinstance(parsed.value, dict):
+        raise BadRequestError(f"the body must be a JSON object, not {type(parsed.value).__name__}")
+    if "stream" in parsed.value and not isinstance(parsed.value["stream"], bool):
         raise BadRequestError("'stream' must be true or false")
+    return parsed
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A JSON value and whether orjson can write it back: not if it holds NaN or ±Infinity (orjson writes null)."""
+
+    value: Any
+    finite: bool = True
+
+    def constant(self, name: str) -> float:
+        self.finite = False
+        return float(name)  # NaN, Infinity, -Infinity: float() reads them as json does
+
+    def real(self, text: str) -> float:
+        number = float(text)
+        if math.isinf(number):  # 1e400
+            self.finite = False
+        return number
+
+
+def load_json(text: str | bytes) -> Parsed:
+    """``json.loads`` (its grammar and its error messages), noting what ``dump_body`` needs to know."""
+    parsed = Parsed(None)
+    parsed.value = json.loads(text, parse_constant=parsed.constant, parse_float=parsed.real)
     return parsed
 
 
@@ -197,7 +232,16 @@ def dump_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def dump_body(value: object) -> bytes:
+def dump_body(parsed: Parsed) -> bytes:
+    """Compact JSON bytes. orjson when it can (a 64 KiB prompt: 5 µs instead of 180 µs; numbers in their
+    shortest form, e.g. 1e-05 as 0.00001); json for what orjson refuses or would change: integers beyond
+    64 bits, lone surrogates, NaN and ±Infinity."""
+    value = parsed.value
+    if parsed.finite:
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            pass
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:  # a lone surrogate in a field nobody masks: escape it as it came
@@ -210,10 +254,11 @@ def unmask_body(content: bytes, content_type: str, unmasker: Unmasker) -> bytes:
         return content
     if "json" in content_type:
         try:
-            parsed = json.loads(content)
+            parsed = load_json(content)
         except (ValueError, RecursionError):
             return content
-        return dump_body(parsed) if isinstance(parsed, dict | list) and unmasker.in_place(parsed) else content
+        changed = isinstance(parsed.value, dict | list) and unmasker.in_place(parsed.value)
+        return dump_body(parsed) if changed else content
     if content_type.startswith("text/"):
         try:
             return unmasker.text(content.decode("utf-8")).encode()

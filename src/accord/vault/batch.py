@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 
 from accord.vault.detectors import DetectorSet
 from accord.vault.types import check_scope
-from accord.vault.vault import Vault
+from accord.vault.vault import Vault, too_many_values
 
 __all__ = ["SEPARATOR", "distinct_values", "mask_many", "unmask_many"]
 
@@ -19,20 +19,27 @@ __all__ = ["SEPARATOR", "distinct_values", "mask_many", "unmask_many"]
 SEPARATOR = "\n\x00\x1f\x00\n"
 
 
-async def mask_many(vault: Vault, texts: Sequence[str], scope: str) -> tuple[list[str], dict[str, str]]:
-    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings."""
+async def mask_many(
+    vault: Vault, texts: Sequence[str], scope: str, *, max_new: int | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Mask all ``texts`` in one vault call (one atomic get-or-create); returns masked texts and mappings.
+
+    More than ``max_new`` distinct values raises ``RequestTooLargeError`` and stores nothing.
+    """
     if not texts:
         return [], {}
     if len(texts) == 1:
-        result = await vault.mask(texts[0], scope)
+        result = await vault.mask(texts[0], scope, max_new=max_new)
         return [result.text], result.mappings
     if not any("\x00" in text for text in texts):
-        result = await vault.mask(SEPARATOR.join(texts), scope)
+        result = await vault.mask(SEPARATOR.join(texts), scope, max_new=max_new)
         parts = result.text.split(SEPARATOR)
         if len(parts) == len(texts):
             return parts, result.mappings
     # A detection ran across two texts (a PEM block begun in one message and ended in another), or a
-    # text holds a NUL: mask them one by one.
+    # text holds a NUL: mask them one by one, counted first so that nothing is stored over the limit.
+    if max_new is not None and distinct_values(vault.detectors, texts, max_new) > max_new:
+        raise too_many_values(max_new)
     mappings: dict[str, str] = {}
     masked: list[str] = []
     for text in texts:

@@ -23,7 +23,7 @@ from accord.bus.redis_url import resolve_redis_url
 from accord.config.live import LiveConfig
 from accord.config.values import SettingChange
 from accord.core.crypto import Cipher, cipher_for_database
-from accord.core.errors import AccordError, StoreUnavailableError, UnknownSettingError
+from accord.core.errors import AccordError, RequestTooLargeError, StoreUnavailableError, UnknownSettingError
 from accord.core.retry import retry_for
 from accord.store.dialect import sqlite_holds_sealed
 from accord.store.engine import create_engine, read_tx, resolve_db_url
@@ -151,8 +151,12 @@ class Vault:
 
     # ----- the API -------------------------------------------------------------------------------
 
-    async def mask(self, text: str | bytes, scope: str = DEFAULT_SCOPE) -> MaskResult:
-        """Replace every detected value with its token; persisted before this returns."""
+    async def mask(self, text: str | bytes, scope: str = DEFAULT_SCOPE, *, max_new: int | None = None) -> MaskResult:
+        """Replace every detected value with its token; persisted before this returns.
+
+        ``max_new``: more distinct values than this raises ``RequestTooLargeError`` before anything is stored,
+        counted in the same detection pass that masks (a caller's separate count would detect twice).
+        """
         text = ensure_text(text)
         scope = check_scope(scope)
         detections = self._detectors.detect(text)
@@ -163,6 +167,8 @@ class Vault:
             key = (found.token_type, found.value)
             if key not in items:
                 items[key] = Item(found.token_type, found.value, self._fingerprint(scope, *key))
+        if max_new is not None and len(items) > max_new:
+            raise too_many_values(max_new)
         tokens = await self._mappings.tokens_for(scope, list(items.values()), self._ttl)
         pieces: list[str] = []
         mappings: dict[str, str] = {}
@@ -331,3 +337,7 @@ def _valid_type(name: str) -> bool:
     except InvalidInputError:
         return False
     return True
+
+
+def too_many_values(max_new: int) -> RequestTooLargeError:
+    return RequestTooLargeError(f"the texts hold more than {max_new} distinct values to mask; nothing was masked")
