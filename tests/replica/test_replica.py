@@ -93,6 +93,30 @@ async def test_a_revision_gap_is_filled_at_once_not_at_the_next_check(urls: tupl
         assert b.last_revision == announced.revision
 
 
+async def test_an_own_write_past_a_gap_returns_applied_in_order_whether_or_not_the_bus_fills_it(
+    urls: tuple[str, str],
+) -> None:
+    """The write is held for the bus briefly (message buses), then the history is read: never out of order."""
+    db_url, redis_url = urls
+    async with await open_replica(db_url, redis_url) as a, await open_replica(db_url, redis_url) as b:
+        seen: list[int] = []
+        a.on_change(lambda change: seen.append(change.revision))
+        async with await SqlKVStore.from_url(db_url, migrate=False) as raw:
+            silent = await raw.put("app/silent", b"1", actor="no-bus")  # nobody announces it: the bus never fills
+        [mine] = await a.put_keys([PutItem("app/mine", b"2")])
+        assert mine.revision == silent.revision + 1
+        assert a.last_revision == mine.revision and values(a) == {"app/silent": b"1", "app/mine": b"2"}
+        assert seen == [silent.revision, mine.revision], "applied out of order, or one was lost"
+        assert a.gap_reads == (1 if redis_url or not db_url.startswith("sqlite") else 0), "held without a message bus"
+
+        seen.clear()
+        [other] = await b.put_keys([PutItem("app/other", b"3")])  # announced: the bus fills a's coming gap
+        [again] = await a.put_keys([PutItem("app/mine", b"4")])
+        assert again.revision == other.revision + 1
+        assert a.last_revision == again.revision and values(a)["app/other"] == b"3" and values(a)["app/mine"] == b"4"
+        assert seen == [other.revision, again.revision]
+
+
 async def test_values_too_large_or_secret_for_the_bus_are_fetched_by_key(urls: tuple[str, str]) -> None:
     big = b"x" * (PG_NOTIFY_MAX_BYTES + 1000)
     quiet = {"check_interval": QUIET_POLL_S}  # no periodic resync may deliver the changes instead of the bus

@@ -33,6 +33,10 @@ log = logging.getLogger("accord.replica")
 DEFAULT_CHECK_INTERVAL_S = 5.0
 CLOSE_WAIT_S = 10.0  # longer than one Redis command (socket timeout 2 s) plus a store round trip
 DEFAULT_START_TIMEOUT_S = 30.0
+# How long an own write past a gap waits for the bus to bring the revisions before it (another process's
+# writes, committed just before and announced right after) before the history is read instead.
+HOLD_S = 0.01
+_MESSAGE_BUSES = ("redis", "postgres", "remote")  # buses that carry every change; the local bus only polls
 EntryListener = Callable[[str, Entry | None], None]
 ChangeListener = Callable[[Change], None]
 ReloadListener = Callable[[int, bool], None]
@@ -67,6 +71,9 @@ class Replica:
         self._reload_listeners: list[ReloadListener] = []
         self._recover_hooks: list[RecoverHook] = []
         self._lock = asyncio.Lock()
+        self._pending: dict[int, Change] = {}  # own writes held until the bus brings the revisions before them
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.gap_reads = 0  # own writes whose gap the bus did not fill within HOLD_S (the history was read)
         self._checker: asyncio.Task[None] | None = None
         self._closing = False
         self.last_revision = 0
@@ -252,9 +259,50 @@ class Replica:
         return WriteContext(ctx.actor or self._actor, ctx.action or action, ctx.request_id)
 
     async def _after_write(self, change: Change) -> None:
+        """Apply this process's own write, then announce it.
+
+        A write that lands past a gap usually follows another process's write whose bus message is
+        a millisecond away (writers commit in revision order and announce right after): the change is
+        held until the bus fills the gap, and only if it has not after HOLD_S does the replica read
+        the history. Either way the caller returns with its write applied (read-your-writes).
+        """
+        applied: asyncio.Future[None] | None = None
         async with self._lock:
-            await self._apply_change(change)
+            if change.revision > self.last_revision + 1 and self._bus_fills_gaps():
+                self._pending[change.revision] = change
+                applied = asyncio.get_running_loop().create_future()
+                self._waiters.append((change.revision, applied))
+            else:
+                await self._apply_change(change)
+        if applied is not None:
+            try:
+                async with asyncio.timeout(HOLD_S):
+                    await asyncio.shield(applied)
+            except TimeoutError:
+                async with self._lock:
+                    if self.last_revision < change.revision:
+                        self.gap_reads += 1
+                        await self._resync_locked()
         await self._announce(change)
+
+    def _bus_fills_gaps(self) -> bool:
+        bus = self._propagation.bus
+        return self._checker is not None and not bus.degraded and bus.mode in _MESSAGE_BUSES
+
+    def _settle_pending(self) -> None:
+        """Apply held own writes that are next in line; drop those the replica has passed; wake their writers."""
+        while (held := self._pending.pop(self.last_revision + 1, None)) is not None:
+            self._apply_one(held)
+        for revision in [r for r in self._pending if r <= self.last_revision]:
+            del self._pending[revision]
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for revision, future in self._waiters:
+            if revision <= self.last_revision:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((revision, future))
+        self._waiters = still
 
     async def _announce(self, change: Change) -> None:
         entry = (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
@@ -362,6 +410,8 @@ class Replica:
                 return
             change = confirmed
         self._apply_one(change)
+        if self._pending:
+            self._settle_pending()
 
     async def _resync_locked(self) -> None:
         if self.read_only:
@@ -379,6 +429,8 @@ class Replica:
             return
         for change in changes:
             self._apply_one(change)
+        if self._pending or self._waiters:
+            self._settle_pending()
         self._set_db_degraded(False, "")
 
     def _apply_one(self, change: Change) -> None:
@@ -404,6 +456,8 @@ class Replica:
                 entry_listener(key, entry)
         for listener in self._reload_listeners:
             listener(revision, fire)
+        if self._pending or self._waiters:
+            self._settle_pending()
 
     # ----- degraded modes -----------------------------------------------------------------------
 
