@@ -17,12 +17,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from accord.core import environ
 from accord.core.errors import AccordError, InputError, NotAppliedError
+from accord.core.version import package_version
 from accord.registry.durations import parse_duration
 from accord.store.instances import InstanceRow, InstanceStore, instance_store
 
@@ -65,13 +65,6 @@ def parse_wait(text: str) -> float:
     if not (0 < seconds <= MAX_WAIT_S):
         raise InputError(f"wait {json.dumps(text)} is not a duration up to 55s such as 5s or 500ms")
     return seconds
-
-
-def _accord_version() -> str:
-    try:
-        return version("accord")
-    except PackageNotFoundError:  # running from a source tree without metadata
-        return "0.0.0"
 
 
 def service_name() -> str:
@@ -182,7 +175,7 @@ class Announcer:
             self._service[:200],
             socket.gethostname()[:255],
             os.getpid(),
-            _accord_version(),
+            package_version(),  # cached once per process, not read from the package metadata per report
             self._replica.last_revision,
             self._started,
             datetime.now(UTC),
