@@ -49,7 +49,6 @@ T = TypeVar("T")
 log = logging.getLogger("accord.store")
 DEFAULT_DB_FILE = "accord.db"
 DEADLOCK_ATTEMPTS = 5
-_PG_CONFLICT = "AC409"  # accord_put_many (migration 0004; puts use 0011 now): key in DETAIL, "actual expected" in HINT
 _PG_DEADLOCK = "40P01"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # sqlite:, postgresql+asyncpg:, ...
 _CONNECTION_MARKERS = ("connection", "terminat", "shutdown", "the database system is", "closed")
@@ -155,14 +154,12 @@ async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @contextlib.contextmanager
 def translate_errors(engine: AsyncEngine) -> Iterator[None]:
-    """Turn driver failures into accord errors: unavailability naming the database, CAS signals into conflicts."""
+    """Turn driver failures into accord errors: unavailability naming the database."""
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as exc:
         raise StoreUnavailableError(f"database {redact(engine.url)} is unavailable: {_first_line(exc)}") from exc
     except sa.exc.DBAPIError as exc:
-        if _sqlstate(exc) == _PG_CONFLICT:
-            raise _conflict(exc) from None
         if exc.connection_invalidated or _is_connection_error(exc):
             raise StoreUnavailableError(f"database {redact(engine.url)} is unavailable: {_first_line(exc)}") from exc
         raise
@@ -190,14 +187,6 @@ def is_deadlock(exc: sa.exc.DBAPIError) -> bool:
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     cause = exc.orig.__cause__ if exc.orig is not None else None
     return getattr(exc.orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
-
-
-def _conflict(exc: sa.exc.DBAPIError) -> ConflictError:
-    """The compare-and-set failure the put function signalled, as the ConflictError the SQLite path raises."""
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    key = str(getattr(cause, "detail", ""))
-    actual, expected = (int(part) for part in str(getattr(cause, "hint", "0 0")).split())
-    return conflict_error(key, expected, actual)
 
 
 def conflict_error(key: str, expected: int, actual: int) -> ConflictError:
