@@ -71,8 +71,8 @@ class Replica:
         self._reload_listeners: list[ReloadListener] = []
         self._recover_hooks: list[RecoverHook] = []
         self._lock = asyncio.Lock()
-        self._pending: dict[int, Change] = {}  # own writes held until the bus brings the revisions before them
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # own writes held until the bus brings the revisions before them, each with its waiting writer
+        self._held: dict[int, tuple[Change, asyncio.Future[None]]] = {}
         self.gap_reads = 0  # own writes whose gap the bus did not fill within HOLD_S (the history was read)
         self._checker: asyncio.Task[None] | None = None
         self._closing = False
@@ -269,9 +269,8 @@ class Replica:
         applied: asyncio.Future[None] | None = None
         async with self._lock:
             if change.revision > self.last_revision + 1 and self._bus_fills_gaps():
-                self._pending[change.revision] = change
                 applied = asyncio.get_running_loop().create_future()
-                self._waiters.append((change.revision, applied))
+                self._held[change.revision] = (change, applied)
             else:
                 await self._apply_change(change)
         if applied is not None:
@@ -289,20 +288,14 @@ class Replica:
         bus = self._propagation.bus
         return self._checker is not None and not bus.degraded and bus.mode in _MESSAGE_BUSES
 
-    def _settle_pending(self) -> None:
-        """Apply held own writes that are next in line; drop those the replica has passed; wake their writers."""
-        while (held := self._pending.pop(self.last_revision + 1, None)) is not None:
-            self._apply_one(held)
-        for revision in [r for r in self._pending if r <= self.last_revision]:
-            del self._pending[revision]
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for revision, future in self._waiters:
-            if revision <= self.last_revision:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                still.append((revision, future))
-        self._waiters = still
+    def _settle_held(self) -> None:
+        """Apply held own writes that are next in line, drop those the replica has passed; wake their writers."""
+        while (next_in_line := self._held.get(self.last_revision + 1)) is not None:
+            self._apply_one(next_in_line[0])
+        for revision in [r for r in self._held if r <= self.last_revision]:
+            _change, applied = self._held.pop(revision)
+            if not applied.done():
+                applied.set_result(None)
 
     async def _announce(self, change: Change) -> None:
         entry = (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
@@ -410,8 +403,8 @@ class Replica:
                 return
             change = confirmed
         self._apply_one(change)
-        if self._pending:
-            self._settle_pending()
+        if self._held:
+            self._settle_held()
 
     async def _resync_locked(self) -> None:
         if self.read_only:
@@ -429,8 +422,8 @@ class Replica:
             return
         for change in changes:
             self._apply_one(change)
-        if self._pending or self._waiters:
-            self._settle_pending()
+        if self._held:
+            self._settle_held()
         self._set_db_degraded(False, "")
 
     def _apply_one(self, change: Change) -> None:
@@ -456,8 +449,8 @@ class Replica:
                 entry_listener(key, entry)
         for listener in self._reload_listeners:
             listener(revision, fire)
-        if self._pending or self._waiters:
-            self._settle_pending()
+        if self._held:
+            self._settle_held()
 
     # ----- degraded modes -----------------------------------------------------------------------
 
