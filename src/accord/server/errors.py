@@ -24,23 +24,24 @@ def status_for(exc: AccordError) -> int:
 
 
 def error_body(name: str, detail: str, request: Request) -> dict[str, str]:
-    return {"error": name, "detail": detail, "request_id": getattr(request.state, "request_id", "")}
+    return _body(name, detail, getattr(request.state, "request_id", ""))
+
+
+def _body(name: str, detail: str, request_id: str) -> dict[str, str]:
+    return {"error": name, "detail": detail, "request_id": request_id}
 
 
 def error_answer(exc: AccordError, request_id: str) -> JSONResponse:
     """The answer to an accord error outside /v1/, from the route handlers and the fast paths alike."""
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    body = {"error": exc.error_code, "detail": exc.detail, "request_id": request_id}
-    return JSONResponse(body, status, headers=headers)
+    return JSONResponse(_body(exc.error_code, exc.detail, request_id), status, headers=headers)
 
 
 def crash_answer(exc: Exception, method: str, path: str, request_id: str) -> JSONResponse:
     """A bug: logged with its traceback, answered without it."""
     log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
-    return JSONResponse(
-        {"error": "InternalError", "detail": "internal error; see the server log", "request_id": request_id}, 500
-    )
+    return JSONResponse(_body("InternalError", "internal error; see the server log", request_id), 500)
 
 
 def install(app: FastAPI) -> None:

@@ -19,7 +19,6 @@ paths answer alike.
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -36,7 +35,6 @@ from accord.store.types import WriteContext
 if TYPE_CHECKING:
     from accord.server.state import ServerState
 
-log = logging.getLogger("accord.server")
 ROUTE = "/api/config/{path}"
 _PREFIX = "/api/config/"
 _KEYS = ({"value"}, {"value", "expect_version"})
