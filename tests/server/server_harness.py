@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,3 +114,16 @@ def collect_until(events: Iterator[SseEvent], done: Callable[[SseEvent], bool]) 
         if done(event):
             return seen
     raise AssertionError(f"stream ended before the expected event; got {seen}")
+
+
+def counter_total(http: httpx.Client, metric: str) -> float:
+    """A counter's value as the server's /metrics shows it (``metric`` without the ``_total``)."""
+    found = re.search(rf"^{re.escape(metric)}_total (\S+)$", http.get("/metrics").text, re.MULTILINE)
+    assert found, f"{metric} is in /metrics"
+    return float(found.group(1))
+
+
+def client_of(server: AccordServer) -> Iterator[httpx.Client]:
+    """A plain client of ``server`` (no token), for a fixture to yield."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client

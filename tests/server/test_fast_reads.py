@@ -9,14 +9,13 @@ counter in /metrics shows it really answered the successes and declined the rest
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.harness import AccordServer
-from tests.server.server_harness import create_token
+from tests.server.server_harness import client_of, counter_total, create_token
 
 PATHS = ["llm.model", "llm.openai_api_key", "llm.org_id", "embedding.batch_size", "embedding.batch_sise", "nope"]
 
@@ -37,14 +36,11 @@ def secrets(module_server: AccordServer) -> dict[str, str]:
 
 @pytest.fixture
 def http(module_server: AccordServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=module_server.url, timeout=10) as client:
-        yield client
+    yield from client_of(module_server)
 
 
 def _fast_count(http: httpx.Client) -> float:
-    found = re.search(r"^accord_http_fast_reads_total (\S+)$", http.get("/metrics").text, re.MULTILINE)
-    assert found, "the fast path's counter is in /metrics"
-    return float(found.group(1))
+    return counter_total(http, "accord_http_fast_reads")
 
 
 def _answer(http: httpx.Client, url: str, headers: dict[str, str]) -> tuple[int, str, object]:

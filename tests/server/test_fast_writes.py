@@ -10,7 +10,6 @@ that it declined (no or unknown token, a path the caller may not write, a mistyp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from tests.harness import AccordServer
-from tests.server.server_harness import create_token
+from tests.server.server_harness import client_of, counter_total, create_token
 
 CHANGING = {"version", "revision", "mod_revision", "updated_at", "create_revision", "old"}  # old: the first write's new
 
@@ -38,14 +37,11 @@ def tokens(module_server: AccordServer) -> dict[str, str]:
 
 @pytest.fixture
 def http(module_server: AccordServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=module_server.url, timeout=10) as client:
-        yield client
+    yield from client_of(module_server)
 
 
 def _fast_count(http: httpx.Client) -> float:
-    found = re.search(r"^accord_http_fast_writes_total (\S+)$", http.get("/metrics").text, re.MULTILINE)
-    assert found, "the fast path's counter is in /metrics"
-    return float(found.group(1))
+    return counter_total(http, "accord_http_fast_writes")
 
 
 def _put(http: httpx.Client, url: str, caller: str, tokens: dict[str, str], body: Any) -> httpx.Response:
