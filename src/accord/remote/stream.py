@@ -26,7 +26,7 @@ from accord.remote.wire import change_from_json, placeholder
 
 log = logging.getLogger("accord.remote")
 STALE_S = 45.0  # three missed keepalives: the server or the path to it is gone
-CONNECT_TIMEOUT_S = 5.0
+STREAM_CONNECT_S = 5.0  # longer than a call's (servers.CONNECT_TIMEOUT_S): a reconnect after a failover may queue
 MAX_PLACEHOLDERS = 10_000  # a longer quiet stretch is cheaper as one resync
 
 
@@ -98,11 +98,11 @@ class RemoteStreamBus:
             params,
             servers.headers,
             tls=servers.tls,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=STREAM_CONNECT_S,
             stale_s=STALE_S,
         ) as stream:
             if stream.status != 200:
-                error = servers.error(await stream.error_answer(CONNECT_TIMEOUT_S))
+                error = servers.error(await stream.error_answer(STREAM_CONNECT_S))
                 if isinstance(error, CompactedError):
                     await self._deliver_resync(error.detail)  # the replica reloads its snapshot, then we resume
                     return

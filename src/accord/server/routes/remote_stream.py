@@ -52,7 +52,7 @@ class Subscriber:
         self.limit = limit
         self.offered = position  # every change up to here that this stream wants has been offered
         self.resync: str | None = None
-        self.idle_s = 0.0  # since the stream last sent something, in ticks of TICK_S
+        self.idle_s = 0.0  # seconds since the stream last sent something, as the ticker counts them
         self.keepalive = False
         self.closed = False  # the client went away
         self._waiter: asyncio.Future[None] | None = None
