@@ -26,7 +26,7 @@ from accord.remote.wire import change_from_json, placeholder
 
 log = logging.getLogger("accord.remote")
 STALE_S = 45.0  # three missed keepalives: the server or the path to it is gone
-STREAM_CONNECT_S = 5.0  # longer than a call's (servers.CONNECT_TIMEOUT_S): a reconnect after a failover may queue
+STREAM_CONNECT_S = 5.0  # the stream's bound to connect and to read an error answer (calls: servers.CONNECT_TIMEOUT_S)
 MAX_PLACEHOLDERS = 10_000  # a longer quiet stretch is cheaper as one resync
 
 
