@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
-from accord.bus.wire import PG_NOTIFY_MAX_BYTES
+from accord.bus.auth import BusAuth, claimed_revision
+from accord.bus.wire import PG_NOTIFY_MAX_BYTES, encode_change
 from accord.core.errors import ReadOnlyError
+from accord.replica import replica as replica_module
 from accord.replica import snapshot_file
 from accord.replica.replica import DEFAULT_CHECK_INTERVAL_S, Replica
 from accord.replica.status import ReplicaStatus
@@ -115,6 +118,31 @@ async def test_an_own_write_past_a_gap_returns_applied_in_order_whether_or_not_t
         assert again.revision == other.revision + 1
         assert a.last_revision == again.revision and values(a)["app/other"] == b"3" and values(a)["app/mine"] == b"4"
         assert seen == [other.revision, again.revision]
+
+
+async def test_a_held_write_is_published_before_its_hold_so_later_writers_never_wait_on_it(
+    pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers after a held write may be holding for it: its message goes out at once, not when its hold ends."""
+    monkeypatch.setattr(replica_module, "HOLD_S", 60.0)  # the hold can only end by the gap filling
+    async with await open_replica(pg_url, redis_url, check_interval=QUIET_POLL_S) as a:  # no check fills it either
+        auth = BusAuth(a.store)
+        channel = (await auth.keys()).changes_channel
+        async with aioredis.Redis.from_url(redis_url) as raw, raw.pubsub() as listener:
+            await listener.subscribe(channel)
+            silent = await a.store.put("app/silent", b"1", actor="no-bus")  # a gap only a message can fill
+            writing = asyncio.create_task(a.put_keys([PutItem("app/mine", b"2")]))
+            heard: list[int | None] = []
+            async with asyncio.timeout(10.0):  # fails here if the write is published only when its hold ends
+                while silent.revision + 1 not in heard:
+                    message = await listener.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        heard.append(claimed_revision(message["data"]))
+            assert not writing.done(), "the write was published only once its hold had ended"
+            await raw.publish(channel, await auth.seal(encode_change(silent, max_bytes=65536)))
+            [mine] = await asyncio.wait_for(writing, 10.0)
+        assert mine.revision == silent.revision + 1 and a.last_revision == mine.revision
+        assert values(a) == {"app/silent": b"1", "app/mine": b"2"} and a.gap_reads == 0
 
 
 async def test_values_too_large_or_secret_for_the_bus_are_fetched_by_key(urls: tuple[str, str]) -> None:

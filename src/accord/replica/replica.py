@@ -264,7 +264,10 @@ class Replica:
         A write that lands past a gap usually follows another process's write whose bus message is
         a millisecond away (writers commit in revision order and announce right after): the change is
         held until the bus fills the gap, and only if it has not after HOLD_S does the replica read
-        the history. Either way the caller returns with its write applied (read-your-writes).
+        the history. Either way the caller returns with its write applied (read-your-writes). A held
+        write is published before it waits: the writers after it may be holding for it, and a
+        publish delayed by this hold would chain their holds behind ours. Its cache update waits
+        for the apply, which knows the entry the write replaced.
         """
         applied: asyncio.Future[None] | None = None
         async with self._lock:
@@ -273,16 +276,22 @@ class Replica:
                 self._held[change.revision] = (change, applied)
             else:
                 await self._apply_change(change)
-        if applied is not None:
-            try:
-                async with asyncio.timeout(HOLD_S):
-                    await asyncio.shield(applied)
-            except TimeoutError:
-                async with self._lock:
-                    if self.last_revision < change.revision:
-                        self.gap_reads += 1
-                        await self._resync_locked()
-        await self._announce(change)
+        if applied is None:
+            await self._announce(change)
+            return
+        published = await self._publish(change)
+        try:
+            async with asyncio.timeout(HOLD_S):
+                await asyncio.shield(applied)
+        except TimeoutError:
+            async with self._lock:
+                if self.last_revision < change.revision:
+                    self.gap_reads += 1
+                    await self._resync_locked()
+        if published:
+            await self._propagation.cache.apply(change, self._entry_after(change))
+        else:
+            await self._announce(change)
 
     def _bus_fills_gaps(self) -> bool:
         bus = self._propagation.bus
@@ -298,13 +307,22 @@ class Replica:
                 applied.set_result(None)
 
     async def _announce(self, change: Change) -> None:
-        entry = (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
-        if await self._propagation.cache.apply_and_publish(change, entry):
+        if await self._propagation.cache.apply_and_publish(change, self._entry_after(change)):
             return  # cached and published in one round trip (Redis)
+        await self._publish(change)
+
+    async def _publish(self, change: Change) -> bool:
+        """Announce ``change`` on the bus alone; False (logged) if it could not be."""
         try:
             await self._propagation.bus.publish(change)
         except Exception as exc:  # the write is committed; others catch up by the revision check
             log.warning("could not announce revision %d: %s", change.revision, exc)
+            return False
+        return True
+
+    def _entry_after(self, change: Change) -> Entry | None:
+        """The entry a change leaves, for the value cache (None for a delete)."""
+        return (self._entries.get(change.key) or entry_from(change, None)) if change.op == "put" else None
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
@@ -316,7 +334,7 @@ class Replica:
         if not read_only:
             self._write_snapshot_file()
         if watch:
-            await self._propagation.bus.start(self._on_event)
+            await self._propagation.bus.start(self._on_event, applied=self._applied_revision)
             self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
 
     async def listen(self, wait_s: float) -> bool:
@@ -325,7 +343,7 @@ class Replica:
         For a short-lived process asked how changes travel: only a listener that tried knows.
         """
         if self._checker is None:
-            await self._propagation.bus.start(self._on_event)
+            await self._propagation.bus.start(self._on_event, applied=self._applied_revision)
             self._checker = asyncio.create_task(self._check_forever(), name="accord-revision-check")
         return await self.wait_connected(wait_s)
 
@@ -376,6 +394,9 @@ class Replica:
             if not self._closing:
                 await self.check_once()
 
+    def _applied_revision(self) -> int:
+        return self.last_revision
+
     async def _on_event(self, event: BusEvent) -> None:
         try:
             async with self._lock:
@@ -394,6 +415,8 @@ class Replica:
         if change.revision <= self.last_revision:
             return
         if change.revision != self.last_revision + 1:
+            if change.revision in self._held:
+                return  # our own held write, back from the bus before the gap filled: its hold decides
             await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
         if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
