@@ -28,9 +28,10 @@ KILL_AT = 25  # the victim is killed as it starts this write
 
 
 async def _spawn(db_url: str, redis_url: str, index: int, log: Path) -> asyncio.subprocess.Process:
+    park = [str(KILL_AT)] if index == 0 else []  # the victim waits for its SIGKILL after that write
     with log.open("ab") as err:
         return await asyncio.create_subprocess_exec(
-            sys.executable, str(WORKER), db_url, redis_url or "-", str(index), str(WRITES_EACH),
+            sys.executable, str(WORKER), db_url, redis_url or "-", str(index), str(WRITES_EACH), *park,
             stdout=asyncio.subprocess.PIPE, stderr=err, env=child_env(),
         )  # fmt: skip
 
