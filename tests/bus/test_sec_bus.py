@@ -20,7 +20,7 @@ from accord.bus.auth import BusAuth
 from accord.bus.wire import encode_change
 from accord.replica.replica import Replica
 from accord.store.kv import SqlKVStore
-from accord.store.types import Change
+from accord.store.types import Change, PutItem
 from tests.bus.deployment import redis_keys
 from tests.config.procs_worker import Knobs, eventually
 
@@ -84,6 +84,28 @@ async def test_a_forged_publish_of_a_token_or_a_setting_applies_nothing_and_is_c
     await eventually(lambda: replica.status().bus_rejected == 2, "both forgeries to be dropped and counted")
     assert replica.entry("acl/tokens/evil") is None and replica.entry("config/knobs/level") is None
     assert replica.last_revision == 0, "a forged revision is not believed either"
+
+
+async def test_a_message_at_or_below_the_applied_revision_is_dropped_unread(replica: Replica, redis_url: str) -> None:
+    """A receiver's own writes come back on the bus: it drops them, and any replay or forgery it already has,
+    without verifying or parsing them; only a newer revision is read (and, unsigned, rejected and counted)."""
+    mine = await replica.put_keys([PutItem("config/knobs/level", b"1")])
+    applied = replica.last_revision
+    assert applied == mine[-1].revision
+    channel = (await redis_keys(replica.store)).changes_channel
+    stale = encode_change(Change(applied, "config/knobs/level", "put", 9, b"666"), max_bytes=65536)
+    fresh = encode_change(Change(applied + 1, "config/knobs/level", "put", 9, b"666"), max_bytes=65536)
+    marker = await replica.store.put("config/knobs/name", b"marker")  # committed, announced below
+    auth = BusAuth(replica.store)
+    async with aioredis.Redis.from_url(redis_url) as raw:
+        for message in (f"a1.{'0' * 64}.{stale}", f"a1.{'0' * 64}.{fresh}"):
+            assert await raw.publish(channel, message) == 1
+        await raw.publish(channel, await auth.seal(encode_change(marker, max_bytes=65536)))
+    # One listener reads the channel in order: once the marker is applied, both forgeries have been handled.
+    await eventually(lambda: replica.entry("config/knobs/name") is not None, "the signed marker to be applied")
+    assert replica.status().bus_rejected == 1, "the stale message was read (and rejected) rather than dropped unread"
+    entry = replica.entry("config/knobs/level")
+    assert entry is not None and entry.value == b"1" and replica.last_revision == marker.revision
 
 
 async def test_a_signed_token_entry_is_applied_as_the_database_has_it(replica: Replica) -> None:

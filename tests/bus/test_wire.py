@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accord.bus.auth import claimed_revision
 from accord.bus.redis_bus import REDIS_MESSAGE_MAX_BYTES
-from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
+from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change, peek_revision
 from accord.store.types import Change
 
 KEY_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
@@ -82,3 +83,20 @@ def test_anything_malformed_decodes_to_none_instead_of_raising(garbage: bytes | 
 def test_known_malformed_messages_are_dropped() -> None:
     for text in ("", "[]", "{}", '{"r":"x","k":"a","o":"put","v":1}', '{"r":1,"k":"a","o":"put","v":1,"b":"!!"}'):
         assert decode_change(text) is None, text
+
+
+@given(changes(), LIMITS)
+def test_the_revision_is_read_from_the_head_of_a_message_without_parsing_it(change: Change, max_bytes: int) -> None:
+    body = encode_change(change, max_bytes=max_bytes)
+    assert peek_revision(body.encode()) == change.revision
+    assert claimed_revision(f"a1.{'f' * 64}.{body}") == change.revision
+    assert claimed_revision(f"a1.{'f' * 63}.{body}") is None, "a head of the wrong shape names no revision"
+    assert claimed_revision(body) is None
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200))
+def test_a_garbled_head_names_no_revision_or_a_plain_number(garbage: bytes | str) -> None:
+    found = claimed_revision(garbage)
+    assert found is None or (isinstance(found, int) and found >= 0)
+    raw = garbage if isinstance(garbage, bytes) else garbage.encode()
+    assert peek_revision(b'{"r":' + raw) is None or raw[:1].isdigit()

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from accord.bus.redis_url import redact_redis
-from accord.bus.types import BusUnavailableError, ChangeBus, EventHandler
+from accord.bus.types import Applied, BusUnavailableError, ChangeBus, EventHandler, nothing_applied
 from accord.store.types import Change
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ class FallbackChangeBus:
     def degraded(self) -> bool:
         return self.fallback_active or self.fallback.degraded
 
-    async def start(self, handler: EventHandler) -> None:
-        await self.fallback.start(handler)
-        await self.primary.start(handler)
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
+        await self.fallback.start(handler, applied=applied)
+        await self.primary.start(handler, applied=applied)
 
     async def wait_connected(self, wait_s: float) -> bool:
         """Whether Redis answered within ``wait_s``; if not, say so once (changes travel on the fallback meanwhile)."""

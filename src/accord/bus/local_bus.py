@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from accord.bus.types import EventHandler, Resync
+from accord.bus.types import Applied, EventHandler, Resync, nothing_applied
 from accord.core.errors import AccordError, StoreUnavailableError
 from accord.store import tables as t
 from accord.store.engine import sqlite_file
@@ -64,7 +64,7 @@ class LocalChangeBus:
     async def wait_connected(self, wait_s: float) -> bool:
         return True  # fan-out within the process needs no connection, and polling starts with start()
 
-    async def start(self, handler: EventHandler) -> None:
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
         self._handler = handler
         _handlers_by_store[self._store_id].add(handler)
         self._poller = asyncio.create_task(self._poll_forever(handler), name="accord-local-bus")

@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from accord.bus.auth import BusAuth
+from accord.bus.auth import BusAuth, claimed_revision
 from accord.bus.reconnect import Connected, ReconnectingListener
-from accord.bus.types import BusUnavailableError, EventHandler
+from accord.bus.types import Applied, BusUnavailableError, EventHandler, nothing_applied
 from accord.bus.wire import PG_NOTIFY_MAX_BYTES, decode_change, encode_change
 from accord.core.errors import StoreUnavailableError
 from accord.store.dialect import ssl_args
@@ -29,6 +29,7 @@ class PgNotifyBus:
         self.auth = auth
         self._display = display_url
         self._publisher: Any = None
+        self._applied: Applied = nothing_applied
         self._publish_lock = asyncio.Lock()
         self._listener = ReconnectingListener(
             self._listen_once,
@@ -49,7 +50,8 @@ class PgNotifyBus:
     def fallback_active(self) -> bool:
         return False
 
-    async def start(self, handler: EventHandler) -> None:
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
+        self._applied = applied
         self._listener.start(handler)
 
     async def wait_connected(self, wait_s: float) -> bool:
@@ -98,6 +100,9 @@ class PgNotifyBus:
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=2)  # a dead server is only noticed when we talk to it
                 continue
+            claimed = claimed_revision(payload)
+            if claimed is not None and claimed <= self._applied():
+                continue  # already applied (this process's own write, or one the Redis bus brought)
             body = await self.auth.open(payload)
             change = decode_change(body) if body is not None else None
             if change is not None:

@@ -7,10 +7,10 @@ import contextlib
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from accord.bus.auth import BusAuth
+from accord.bus.auth import BusAuth, claimed_revision
 from accord.bus.reconnect import Connected, ReconnectingListener
 from accord.bus.redis_conn import REDIS_DOWN_ERRORS, RedisClient, redact_redis, redis_client
-from accord.bus.types import BusUnavailableError, EventHandler
+from accord.bus.types import Applied, BusUnavailableError, EventHandler, nothing_applied
 from accord.bus.wire import decode_change, encode_change
 from accord.core.errors import StoreUnavailableError
 from accord.store.types import Change
@@ -30,6 +30,7 @@ class RedisChangeBus:
         self.auth = auth
         self._client = redis_client(url)
         self._sessions = 0
+        self._applied: Applied = nothing_applied
         self._listener = ReconnectingListener(
             self._listen_once,
             down_errors=(*REDIS_DOWN_ERRORS, StoreUnavailableError),
@@ -62,7 +63,8 @@ class RedisChangeBus:
     def client(self) -> RedisClient:
         return self._client
 
-    async def start(self, handler: EventHandler) -> None:
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
+        self._applied = applied
         self._listener.start(handler)
 
     async def wait_connected(self, wait_s: float) -> bool:
@@ -91,6 +93,9 @@ class RedisChangeBus:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
+                claimed = claimed_revision(message["data"])
+                if claimed is not None and claimed <= self._applied():
+                    continue  # this process's own write coming back, most often: nothing to verify or parse
                 body = await self.auth.open(message["data"])
                 change = decode_change(body) if body is not None else None
                 if change is not None:

@@ -19,6 +19,12 @@ class Resync:
 
 BusEvent = Change | Resync
 EventHandler = Callable[[BusEvent], Awaitable[None]]
+Applied = Callable[[], int]
+"""The receiver's applied revision: a message at or below it is news to nobody and is dropped unread."""
+
+
+def nothing_applied() -> int:
+    return 0
 
 
 class ChangeBus(Protocol):
@@ -38,7 +44,9 @@ class ChangeBus(Protocol):
         """True while a composite bus carries changes on its fallback because its primary is down."""
         ...
 
-    async def start(self, handler: EventHandler) -> None: ...
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
+        """Deliver events to ``handler`` from now on; messages at or below ``applied()`` may be dropped unread."""
+        ...
 
     async def wait_connected(self, wait_s: float) -> bool:
         """Wait up to ``wait_s`` for the listener ``start`` began to be subscribed; whether it is."""

@@ -10,6 +10,17 @@ from typing import Any
 from accord.store.types import Change, Op
 
 PG_NOTIFY_MAX_BYTES = 7900
+_REVISION_HEAD = b'{"r":'  # encode_change writes the revision first
+
+
+def peek_revision(text: bytes, start: int = 0) -> int | None:
+    """The revision at the head of an encoded change that begins at ``start``, without parsing the rest."""
+    if not text.startswith(_REVISION_HEAD, start):
+        return None
+    digits_at = start + len(_REVISION_HEAD)
+    end = text.find(b",", digits_at, digits_at + 20)
+    digits = text[digits_at:end] if end > 0 else b""
+    return int(digits) if digits.isdigit() else None
 
 
 def encode_change(change: Change, *, max_bytes: int) -> str:

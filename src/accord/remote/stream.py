@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from accord.bus.types import EventHandler, Resync
+from accord.bus.types import Applied, EventHandler, Resync, nothing_applied
 from accord.core.errors import AccordError, CompactedError
 from accord.core.retry import backoff_delays
 from accord.remote.event_stream import open_event_stream
@@ -57,7 +57,7 @@ class RemoteStreamBus:
     def fallback_active(self) -> bool:
         return False
 
-    async def start(self, handler: EventHandler) -> None:
+    async def start(self, handler: EventHandler, *, applied: Applied = nothing_applied) -> None:
         self._handler = handler
         self._task = asyncio.create_task(self._run(), name="accord-remote-stream")
 
