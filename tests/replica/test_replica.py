@@ -94,6 +94,7 @@ async def test_a_revision_gap_is_filled_at_once_not_at_the_next_check(urls: tupl
         await eventually(lambda: announced.revision in [c.revision for c in heard], "b to apply n+2 from the bus")
         assert values(b) == {"app/before": b"0", "app/silent": b"1", "app/announced": b"2"}
         assert b.last_revision == announced.revision
+        assert b.gap_reads == (1 if redis_url or not db_url.startswith("sqlite") else 0), "the history was not read"
 
 
 async def test_an_own_write_past_a_gap_returns_applied_in_order_whether_or_not_the_bus_fills_it(
@@ -143,6 +144,27 @@ async def test_a_held_write_is_published_before_its_hold_so_later_writers_never_
             [mine] = await asyncio.wait_for(writing, 10.0)
         assert mine.revision == silent.revision + 1 and a.last_revision == mine.revision
         assert values(a) == {"app/silent": b"1", "app/mine": b"2"} and a.gap_reads == 0
+
+
+async def test_a_change_heard_past_a_gap_waits_for_the_revision_before_it_instead_of_reading_the_history(
+    pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b hears n+1 before n (a server worker hears the other worker's PUT before its own is applied): it applies
+    n, then n+1, both as the bus brought them, and reads no history."""
+    monkeypatch.setattr(replica_module, "HOLD_S", 60.0)  # only n's message can end the hold
+    async with await open_replica(pg_url, redis_url, check_interval=QUIET_POLL_S) as b:
+        heard: list[int] = []
+        b.on_bus_change(lambda change: heard.append(change.revision))
+        first = await b.store.put("app/first", b"1", actor="elsewhere")  # committed; announced late, below
+        second = await b.store.put("app/second", b"2", actor="elsewhere")
+        auth = BusAuth(b.store)
+        channel = (await auth.keys()).changes_channel
+        async with aioredis.Redis.from_url(redis_url) as raw:
+            for change in (second, first):
+                await raw.publish(channel, await auth.seal(encode_change(change, max_bytes=65536)))
+        await eventually(lambda: b.last_revision == second.revision, "b to apply both changes")
+        assert heard == [first.revision, second.revision], "the early change was not held for the one before it"
+        assert values(b) == {"app/first": b"1", "app/second": b"2"} and b.gap_reads == 0
 
 
 async def test_values_too_large_or_secret_for_the_bus_are_fetched_by_key(urls: tuple[str, str]) -> None:

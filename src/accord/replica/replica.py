@@ -73,7 +73,10 @@ class Replica:
         self._lock = asyncio.Lock()
         # own writes held until the bus brings the revisions before them, each with its waiting writer
         self._held: dict[int, tuple[Change, asyncio.Future[None]]] = {}
-        self.gap_reads = 0  # own writes whose gap the bus did not fill within HOLD_S (the history was read)
+        # changes heard from the bus past a gap, waiting (at most HOLD_S) for the revisions before them
+        self._early: dict[int, Change] = {}
+        self._gap_filler: asyncio.Task[None] | None = None
+        self.gap_reads = 0  # held changes (own or heard) whose gap nothing filled within HOLD_S: the history was read
         self._checker: asyncio.Task[None] | None = None
         self._closing = False
         self.last_revision = 0
@@ -276,6 +279,8 @@ class Replica:
                 self._held[change.revision] = (change, applied)
             else:
                 await self._apply_change(change)
+                if self._early:
+                    await self._drain_early()
         if applied is None:
             await self._announce(change)
             return
@@ -353,6 +358,8 @@ class Replica:
 
     async def aclose(self) -> None:
         self._closing = True
+        if self._gap_filler is not None:
+            self._gap_filler.cancel()
         if self._checker:
             self._checker.cancel()
             # A driver may swallow the cancellation mid-command (seen with redis-py during a concurrent
@@ -403,22 +410,30 @@ class Replica:
                 if isinstance(event, Change):
                     before = self.last_revision
                     await self._apply_change(event)
-                    if before < event.revision <= self.last_revision:
-                        for listener in self._bus_listeners:
-                            listener(event)
+                    if before < event.revision:
+                        self._heard(event)
+                    if self._early:
+                        await self._drain_early()
                 else:
                     await self._resync_locked()
         except StoreUnavailableError as exc:
             self._set_db_degraded(True, exc.detail)
 
     async def _apply_change(self, change: Change) -> None:
+        """Apply the next revision, or hold one past a gap for the revisions before it (see ``_hold_early``)."""
         if change.revision <= self.last_revision:
             return
         if change.revision != self.last_revision + 1:
             if change.revision in self._held:
                 return  # our own held write, back from the bus before the gap filled: its hold decides
+            if self._bus_fills_gaps():
+                self._hold_early(change)
+                return
             await self._resync_locked()  # a gap: the missing revisions are in the store's history
             return
+        await self._apply_next(change)
+
+    async def _apply_next(self, change: Change) -> None:
         if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
             confirmed = await as_stored(self._store, change)
             if confirmed is None:
@@ -428,6 +443,53 @@ class Replica:
         self._apply_one(change)
         if self._held:
             self._settle_held()
+
+    def _hold_early(self, change: Change) -> None:
+        """Hold a change heard past a gap: the missing revisions are usually on their way.
+
+        Most often the gap is this process's own write, committed and about to be applied (a server
+        worker hears the other worker's PUT first), or another writer's message a moment behind. The
+        change is applied as soon as the revisions before it are; if they have not come within HOLD_S,
+        the history is read, as it was at once before.
+        """
+        self._early[change.revision] = change
+        if self._gap_filler is None or self._gap_filler.done():
+            self._gap_filler = asyncio.create_task(self._fill_gap_after(HOLD_S), name="accord-gap-fill")
+
+    async def _drain_early(self) -> None:
+        """Apply the held heard changes that are next in line (firing the bus listeners for them)."""
+        while self._early:
+            for passed in [r for r in self._early if r <= self.last_revision]:
+                del self._early[passed]
+            change = self._early.pop(self.last_revision + 1, None)
+            if change is None:
+                return
+            await self._apply_next(change)
+            self._heard(change)
+
+    async def _fill_gap_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        try:
+            async with self._lock:
+                waiting = [c for c in self._early.values() if c.revision > self.last_revision]
+                if not waiting:
+                    return
+                self.gap_reads += 1
+                await self._resync_locked()  # the held changes are committed, so the history holds them all
+                for change in waiting:
+                    self._heard(change)
+        except StoreUnavailableError as exc:
+            self._set_db_degraded(True, exc.detail)
+        finally:
+            # What the history could not bring (the database down, the replica read-only) the periodic check
+            # brings later, as for any gap it could not fill: held changes are not kept waiting for it.
+            self._early.clear()
+
+    def _heard(self, change: Change) -> None:
+        """Tell the bus listeners about a change the bus brought, once it is applied here."""
+        if change.revision <= self.last_revision:
+            for listener in self._bus_listeners:
+                listener(change)
 
     async def _resync_locked(self) -> None:
         if self.read_only:
@@ -447,6 +509,8 @@ class Replica:
             self._apply_one(change)
         if self._held:
             self._settle_held()
+        if self._early:
+            await self._drain_early()
         self._set_db_degraded(False, "")
 
     def _apply_one(self, change: Change) -> None:
