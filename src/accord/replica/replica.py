@@ -471,7 +471,7 @@ class Replica:
         await asyncio.sleep(delay_s)
         try:
             async with self._lock:
-                waiting = [c for c in self._early.values() if c.revision > self.last_revision]
+                waiting = sorted((c for c in self._early.values() if c.revision > self.last_revision), key=_revision)
                 if not waiting:
                     return
                 self.gap_reads += 1
@@ -567,3 +567,7 @@ class Replica:
         elif not degraded and self.db_degraded:
             log.info("database reachable again at revision %d", self.last_revision)
         self.db_degraded = degraded
+
+
+def _revision(change: Change) -> int:
+    return change.revision
