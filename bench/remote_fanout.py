@@ -12,7 +12,7 @@ callback notes when it saw each one. Figures:
 - a read (``cfg.get``) from a remote LiveConfig beside the same read from a direct one, in one process,
   as a ratio;
 - the CPU time both server processes used during the writes, per change, less their idle rate measured
-  just before.
+  just before; the same for the client processes together.
 
 Example: ``python bench/remote_fanout.py --private --clients 1000 --procs 4 --writes 50 --runs 3``
 """
@@ -107,6 +107,11 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_of(server_pids: list[int], client_pids: list[int]) -> tuple[float, float]:
+    """CPU seconds so far of the servers together and of the client processes together."""
+    return sum(_cpu_s(pid) for pid in server_pids), sum(_cpu_s(pid) for pid in client_pids)
+
+
 async def _one_run(
     args: Any, addrs: list[str], token: str, db_url: str, redis_url: str, server_pids: list[int]
 ) -> dict[str, Any]:
@@ -126,10 +131,13 @@ async def _one_run(
         assert await recv(pipe, 600) == "ready"
     with_clients = await _pg_connections(db_url)
     lags: list[float] = []
-    idle_before = sum(_cpu_s(pid) for pid in server_pids)
-    await asyncio.sleep(IDLE_S)  # the servers' background work (checks, tickers, keepalives) without changes
-    idle_rate = (sum(_cpu_s(pid) for pid in server_pids) - idle_before) / IDLE_S
-    cpu_before, started = sum(_cpu_s(pid) for pid in server_pids), time.monotonic()
+    client_pids = [proc.pid for proc in procs if proc.pid is not None]
+    idle_before = _cpu_of(server_pids, client_pids)
+    await asyncio.sleep(IDLE_S)  # the background work (checks, tickers, keepalives) without changes
+    idle_rate = [
+        (after - before) / IDLE_S for before, after in zip(idle_before, _cpu_of(server_pids, client_pids), strict=True)
+    ]
+    cpu_before, started = _cpu_of(server_pids, client_pids), time.monotonic()
     async with await accord.connect(db_url, redis_url, groups=_groups(), announce=False) as direct:
         for i in range(args.writes):
             value = f"v{time.time_ns()}-{i}"
@@ -145,8 +153,12 @@ async def _one_run(
                     raise RuntimeError(f"a worker missed {value} within {args.gap}s; raise --gap")
                 last = max(last, seen[value])
             lags.append((last - committed) * 1000)
-        busy = sum(_cpu_s(pid) for pid in server_pids) - cpu_before - idle_rate * (time.monotonic() - started)
-        cpu_per_change_ms = busy * 1000 / args.writes
+        elapsed = time.monotonic() - started
+        busy = [
+            now - before - rate * elapsed
+            for now, before, rate in zip(_cpu_of(server_pids, client_pids), cpu_before, idle_rate, strict=True)
+        ]
+        servers_ms, clients_ms = (round(b * 1000 / args.writes, 2) for b in busy)
         async with await accord.connect(addr=addrs[0], token=token, groups=_groups()) as remote:
             direct_ns, remote_ns = _reads(direct), _reads(remote)
     for pipe in pipes:
@@ -159,7 +171,8 @@ async def _one_run(
         "pg_base": base,
         "pg_with_clients": with_clients,
         "read_ns": (direct_ns, remote_ns),
-        "servers_cpu_ms_per_change": round(cpu_per_change_ms, 2),
+        "servers_cpu_ms_per_change": servers_ms,
+        "clients_cpu_ms_per_change": clients_ms,
     }
 
 
@@ -213,6 +226,7 @@ async def main() -> None:
         "read_ns_direct_remote": reads,
         "read_ratio_remote_over_direct_median": round(ratio, 3),
         "servers_cpu_ms_per_change": [r["servers_cpu_ms_per_change"] for r in runs],
+        "clients_cpu_ms_per_change": [r["clients_cpu_ms_per_change"] for r in runs],
         "machine": machine(found),
     }
     connections = [(r["pg_base"], r["pg_with_clients"]) for r in runs]
@@ -224,6 +238,7 @@ async def main() -> None:
             f"PostgreSQL connections (servers only, with clients): {connections}",
             f"read: remote/direct = {ratio:.3f}",
             f"both servers' CPU per change (ms, per run): {[r['servers_cpu_ms_per_change'] for r in runs]}",
+            f"all clients' CPU per change (ms, per run): {[r['clients_cpu_ms_per_change'] for r in runs]}",
         ],
     )
 
