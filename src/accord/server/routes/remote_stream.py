@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import socket
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import Receive, Scope, Send
 
 from accord.auth.tokens import Token
@@ -26,6 +28,7 @@ from accord.config.live import LiveConfig
 from accord.core.errors import AccordError, InvalidInputError
 from accord.remote.wire import change_to_json
 from accord.server.deps import Caller, State
+from accord.server.direct_body import DirectBody, direct_body
 from accord.server.routes.remote_view import RemoteView
 from accord.server.schemas import ERROR_RESPONSES, MAX_INT64
 from accord.server.state import ServerState
@@ -55,18 +58,24 @@ class Subscriber:
         self.idle_s = 0.0  # seconds since the stream last sent something, as the ticker counts them
         self.keepalive = False
         self.closed = False  # the client went away
+        # set by a stream that writes its connection directly: sends an item now, or False to queue it
+        self.direct: Callable[[Item], bool] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, change: Change) -> None:
+    def offer(self, change: Change) -> bool:
+        """Queue the change and wake the stream; True when it was handed to the stream's connection at once."""
         item = (self.offered, change)
         self.offered = change.revision
         if self.resync is not None:
-            return
+            return False
+        if self.direct is not None and self._waiter is not None and not self.items and self.direct(item):
+            return True  # the stream's task is parked with nothing queued: written now, in order, without waking it
         if len(self.items) >= self.limit:
             self.ask_resync(f"this client fell more than {self.limit} changes behind")
-            return
+            return False
         self.items.append(item)
         self.wake()
+        return False
 
     def ask_resync(self, reason: str) -> None:
         self.items.clear()
@@ -96,6 +105,8 @@ class FanOut:
 
     def __init__(self, live: LiveConfig) -> None:
         self.subscribers: set[Subscriber] = set()
+        self.offered = 0  # changes handed to streams, and how many of those went to their connection at once
+        self.written_at_once = 0
         self._live = live
         self._ticked = live.last_revision
         live.replica.on_change(self._changed)
@@ -113,9 +124,13 @@ class FanOut:
             subscriber.wake()
 
     def _changed(self, change: Change) -> None:
+        offered = at_once = 0
         for subscriber in self.subscribers:
             if change.key.startswith(subscriber.prefixes):
-                subscriber.offer(change)
+                offered += 1
+                at_once += subscriber.offer(change)
+        self.offered += offered
+        self.written_at_once += at_once
 
     def _reloaded(self, _revision: int, _fire: bool) -> None:
         for subscriber in self.subscribers:
@@ -138,11 +153,29 @@ class FanOut:
                     subscriber.wake()
 
 
-def fan_out(request: Request, live: LiveConfig) -> FanOut:
+class FanOutCollector(Collector):
+    """How the fan-out handed changes to streams, read at scrape time (this worker's streams)."""
+
+    def __init__(self, hub: FanOut) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        found = CounterMetricFamily(
+            "accord_remote_stream_changes",
+            "Changes handed to remote clients' streams: written to the connection at once, or queued for its task",
+            labels=["path"],
+        )
+        found.add_metric(["at_once"], self._hub.written_at_once)
+        found.add_metric(["queued"], self._hub.offered - self._hub.written_at_once)
+        yield found
+
+
+def fan_out(request: Request, state: ServerState) -> FanOut:
     """The app's one FanOut, made on the first stream (it lives as long as the app)."""
     found: FanOut | None = getattr(request.app.state, "remote_fan_out", None)
     if found is None:
-        found = request.app.state.remote_fan_out = FanOut(live)
+        found = request.app.state.remote_fan_out = FanOut(state.live)
+        state.metrics.watch(FanOutCollector(found))
     return found
 
 
@@ -164,7 +197,7 @@ async def stream(
     if uncovered or not wanted:
         raise InvalidInputError(f"this server's replica does not hold the prefixes {uncovered or ['(all keys)']}")
     view = RemoteView.of(request, state.live, caller, wanted)
-    hub = fan_out(request, state.live)
+    hub = fan_out(request, state)
     subscriber = hub.subscribe(wanted)
     try:
         if from_revision < state.live.last_revision:
@@ -198,9 +231,10 @@ class _EventStreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             with contextlib.suppress(AccordError):  # a replay page the store could not read: the client resumes
-                await self._stream.run(send)
+                await self._stream.run(send, direct_body(scope))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            subscriber.direct = None
             self._hub.subscribers.discard(subscriber)
             watcher.cancel()
 
@@ -224,10 +258,12 @@ class _Cursor:
         shown = self.view.change(change)
         if shown is None:
             return None
-        body = _encoded(shown) if shown is change else _json(change_to_json(shown))  # resealed: this token's own
-        data = f'{{"after":{self.told},"change":{body}}}'
+        if shown is change:
+            event = _SHARED.event(self.told, change)
+        else:  # resealed: this token's own
+            event = _change_event(self.told, shown, _json(change_to_json(shown)))
         self.told = shown.revision
-        return f"id: {shown.revision}\nevent: change\ndata: {data}\n\n".encode()
+        return event
 
     def skip(self, upto: int) -> bytes | None:
         self.clear = max(self.clear, upto)
@@ -252,8 +288,9 @@ class _Stream:
         self.subscriber = subscriber
         self.cursor = _Cursor(view, start)
         self.start = start
+        self.body: DirectBody
 
-    async def run(self, send: Send) -> None:
+    async def run(self, send: Send, body: DirectBody | None = None) -> None:
         state, subscriber, cursor = self.state, self.subscriber, self.cursor
 
         async def out(events: list[bytes]) -> None:
@@ -265,11 +302,30 @@ class _Stream:
             async for change in changes_after(state.live.store, self.start):
                 if (event := cursor.change(change)) is not None:
                     await out([event])
-        while state.tokens.still_valid(self.caller) and not state.stopping and not subscriber.closed:
+        if body is not None:
+            self.body = body
+            subscriber.direct = self._write_now  # from here on, live changes may skip the task
+        while self._open():
             if events := self._pending():
                 await out(events)
             else:
                 await subscriber.wait()
+
+    def _open(self) -> bool:
+        return self.state.tokens.still_valid(self.caller) and not self.state.stopping and not self.subscriber.closed
+
+    def _write_now(self, item: Item) -> bool:
+        """Write a live change to the connection now (the fan-out calls this); False: queue it for the task.
+
+        Only while the task is parked with nothing queued (so nothing can come between), the connection
+        takes data without waiting, and the stream is still open (a revoked token gets nothing more).
+        """
+        if not self.body.writable() or not self._open():
+            return False
+        if events := _next(self.cursor, item):
+            self.body.write(b"".join(events))
+            self.subscriber.idle_s = 0.0
+        return True
 
     def _pending(self) -> list[bytes]:
         """The events to send now; none when the stream should wait."""
@@ -311,10 +367,32 @@ def _json(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-@functools.lru_cache(maxsize=1024)
-def _encoded(change: Change) -> str:
-    """A change as every stream that shows it unchanged sends it: encoded once, not once per client."""
-    return _json(change_to_json(change))
+def _change_event(after: int, change: Change, body: str) -> bytes:
+    return f'id: {change.revision}\nevent: change\ndata: {{"after":{after},"change":{body}}}\n\n'.encode()
+
+
+class _SharedEvents:
+    """The latest change's events as every stream that shows it unchanged sends it: built once, not per stream.
+
+    Streams differ only in ``after`` (which revisions they saw before), so there are few variants. Keyed by
+    the change object itself, which the fan-out hands to every stream (hashing a Change would cost more).
+    """
+
+    def __init__(self) -> None:
+        self._change: Change | None = None
+        self._body = ""
+        self._events: dict[int, bytes] = {}
+
+    def event(self, after: int, change: Change) -> bytes:
+        if change is not self._change:
+            self._change, self._body, self._events = change, _json(change_to_json(change)), {}
+        found = self._events.get(after)
+        if found is None:
+            found = self._events[after] = _change_event(after, change, self._body)
+        return found
+
+
+_SHARED = _SharedEvents()
 
 
 _HOST = socket.gethostname()
