@@ -91,6 +91,7 @@ async def connect(
             snapshot_file=snapshot_path,
         )
         parts.bus.position = lambda: replica.last_revision  # the stream resumes from what the replica holds
+        parts.bus.apply_now = replica.apply_next
         instances = parts.instances  # the client reports what its replica applied; a server writes the row
     else:
         replica = Replica.unstarted(

@@ -6,7 +6,9 @@ and anyio alone (a timeout scope, a selector re-registration and several generat
 profiled in docs/BENCHMARKS.md, "Remote clients"), more than the replica's apply and the callbacks
 together. Here an ``asyncio.Protocol`` hands each read to httptools' C parser (status, headers,
 chunked framing) and cuts the body into Server-Sent Events as it arrives; the reading task wakes
-once per read, not once per layer. Calls other than the stream still go through httpx.
+once per read, not once per layer, and not at all for an event its ``take`` hook handles in the
+read's callback (the bus applies a change there when the replica can take it at once). Calls other
+than the stream still go through httpx.
 
 A stream that stays silent for ``stale_s`` (the server sends a keepalive every 15 s) is closed by a
 watchdog that checks a timestamp, so no timer is re-armed per event. The stream connects directly
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 from urllib.parse import urlencode, urlsplit
 
@@ -58,6 +60,8 @@ class EventStream(asyncio.Protocol):
         self._paused = False
         self._last_read = self._loop.time()
         self._watchdog: asyncio.TimerHandle | None = None
+        # handles an event as it is read, while the reader waits with nothing queued; False: it is queued
+        self.take: Callable[[str, bytes], bool] | None = None
 
     # ----- asyncio.Protocol --------------------------------------------------------------------
 
@@ -105,7 +109,7 @@ class EventStream(asyncio.Protocol):
             self._fail(StreamError(f"an event of the change stream is larger than {MAX_EVENT_BYTES} bytes"))
             return
         for block in blocks:
-            if (event := _parse_event(block)) is not None:
+            if (event := _parse_event(block)) is not None and not self._taken(event):
                 self._events.append(event)
         if self._events:
             if len(self._events) >= MAX_PENDING_EVENTS and self._transport is not None and not self._paused:
@@ -119,6 +123,17 @@ class EventStream(asyncio.Protocol):
             self._fail(StreamError("the server ended the stream"))
         else:
             self._wake()
+
+    def _taken(self, event: Event) -> bool:
+        """Whether ``take`` handled the event here, in the read's callback (only with nothing queued before it)."""
+        waiter = self._waiter
+        if self.take is None or self._events or waiter is None or waiter.done() or self._closed is not None:
+            return False  # the reader is busy, behind, or the stream is ending: the event waits its turn
+        try:
+            return self.take(*event)
+        except Exception as exc:  # as if the reader had raised it: the stream ends and is reconnected
+            self._fail(StreamError(f"an event could not be applied ({exc!r})"))
+            return True
 
     # ----- the reading side ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from accord.core.retry import backoff_delays
 from accord.remote.event_stream import open_event_stream
 from accord.remote.servers import Servers, shown_addr
 from accord.remote.wire import change_from_json, placeholder
+from accord.store.types import Change
 
 log = logging.getLogger("accord.remote")
 STALE_S = 45.0  # three missed keepalives: the server or the path to it is gone
@@ -41,6 +42,8 @@ class RemoteStreamBus:
         self._connected = asyncio.Event()
         self._seen = 0
         self.position: Callable[[], int] = lambda: self._seen
+        # the replica's apply_next: a change applied in the socket's read callback when it can be, no task woken
+        self.apply_now: Callable[[Change], bool] | None = None
         self.server: str | None = None
         self.reconnects = 0
         self.resyncs = 0  # how often the stream had the replica catch up from history
@@ -108,6 +111,8 @@ class RemoteStreamBus:
                     return
                 raise error
             self._seen = self.position()
+            if self.apply_now is not None:
+                stream.take = self._take
             async for event, data in stream.events():
                 await self._on(event, orjson.loads(data))
 
@@ -133,6 +138,30 @@ class RemoteStreamBus:
         if change is not None:
             await self._handler(change)
         self._seen = max(self._seen, upto if change is None else change.revision)
+
+    def _take(self, event: str, data: bytes) -> bool:
+        """A change or skip applied as it is read, if the replica takes all of it now; False: the task does the rest.
+
+        What was applied here moves ``_seen``, so the task's ``_advance`` of the same event starts after it.
+        """
+        apply = self.apply_now
+        if apply is None or event not in ("change", "skip"):
+            return False
+        body = orjson.loads(data)
+        change = change_from_json(body["change"]) if "change" in body else None
+        upto = change.revision - 1 if change is not None else int(body["revision"])
+        start = max(int(body["after"]), self._seen) + 1
+        if upto - start >= MAX_PLACEHOLDERS:
+            return False
+        for revision in range(start, upto + 1):
+            if not apply(placeholder(revision)):
+                return False
+            self._seen = revision
+        if change is not None:
+            if not apply(change):
+                return False
+            self._seen = change.revision
+        return True
 
     async def _deliver_resync(self, reason: str) -> None:
         assert self._handler is not None
