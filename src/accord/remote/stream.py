@@ -47,6 +47,7 @@ class RemoteStreamBus:
         self.server: str | None = None
         self.reconnects = 0
         self.resyncs = 0  # how often the stream had the replica catch up from history
+        self.applied_at_once = 0  # events applied in the read callback (the rest went through the reading task)
 
     @property
     def mode(self) -> str:
@@ -161,6 +162,7 @@ class RemoteStreamBus:
             if not apply(change):
                 return False
             self._seen = change.revision
+        self.applied_at_once += 1
         return True
 
     async def _deliver_resync(self, reason: str) -> None:
