@@ -281,3 +281,22 @@ async def test_a_read_only_replica_refuses_writes_and_changes_nothing(sqlite_url
                 await write
         assert values(replica) == {"app/a": b"1"}
         assert (await replica.store.get("app/a")) == replica.entry("app/a")
+
+
+async def test_apply_next_takes_only_the_next_revision_that_needs_nothing_else(sqlite_url: str) -> None:
+    async with await open_replica(sqlite_url) as replica:
+        heard: list[int] = []
+        replica.on_bus_change(lambda change: heard.append(change.revision))
+        start = replica.last_revision
+        change = Change(revision=start + 1, key="app/a", op="put", version=1, value=b"1")
+        assert not replica.apply_next(dataclasses.replace(change, revision=start + 2))  # a gap: nothing done
+        assert not replica.apply_next(dataclasses.replace(change, key="acl/x"))  # authority: the store confirms it
+        assert not replica.apply_next(dataclasses.replace(change, value=None, value_omitted=True))
+        assert replica.last_revision == start and values(replica) == {}
+        async with replica._lock:  # a resync or an own write in progress: it waits its turn
+            assert not replica.apply_next(change)
+        assert replica.apply_next(change)
+        assert replica.apply_next(Change(revision=start + 2, key="other/x", op="put", version=1, value=b"2"))
+        assert not replica.apply_next(change)  # already applied
+        assert values(replica) == {"app/a": b"1"} and replica.last_revision == start + 2
+        assert heard == [start + 1, start + 2]
