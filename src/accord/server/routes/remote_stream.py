@@ -56,6 +56,7 @@ class Subscriber:
         self.offered = position  # every change up to here that this stream wants has been offered
         self.resync: str | None = None
         self.idle_s = 0.0  # seconds since the stream last sent something, as the ticker counts them
+        self.told = position  # the last revision the stream has sent its client (the ticker wakes it when behind)
         self.keepalive = False
         self.closed = False  # the client went away
         # set by a stream that writes its connection directly: sends an item now, or False to queue it
@@ -99,8 +100,9 @@ class Subscriber:
 class FanOut:
     """Subscribed once to the server's replica; hands each applied change to the streams whose prefixes it is under.
 
-    A stream is not woken for changes it does not want; one ticker wakes every stream when the
-    revision has moved, so idle clients learn how far (a ``skip``) without a timer per stream.
+    A stream is not woken for changes it does not want; one ticker wakes every stream whose client has
+    not been told the current revision, so idle clients learn how far (a ``skip``) without a timer per
+    stream (and re-check their token: a revocation is a write, so it moves the revision past them).
     """
 
     def __init__(self, live: LiveConfig) -> None:
@@ -108,7 +110,6 @@ class FanOut:
         self.offered = 0  # changes handed to streams, and how many of those went to their connection at once
         self.written_at_once = 0
         self._live = live
-        self._ticked = live.last_revision
         live.replica.on_change(self._changed)
         live.replica.on_reload(self._reloaded)
         self._ticker = asyncio.create_task(self._tick(), name="accord-remote-fan-out-tick")
@@ -143,13 +144,12 @@ class FanOut:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            moved = self._live.last_revision > self._ticked
-            self._ticked = self._live.last_revision
+            revision = self._live.last_revision
             for subscriber in self.subscribers:
                 subscriber.idle_s += TICK_S
                 if subscriber.idle_s >= KEEPALIVE_S:
                     subscriber.keepalive = True
-                if moved or subscriber.keepalive:
+                if subscriber.told < revision or subscriber.keepalive:  # a stream told everything has nothing to say
                     subscriber.wake()
 
 
@@ -287,6 +287,7 @@ class _Stream:
         self.caller = caller
         self.subscriber = subscriber
         self.cursor = _Cursor(view, start)
+        subscriber.told = start
         self.start = start
         self.body: DirectBody
 
@@ -294,7 +295,7 @@ class _Stream:
         state, subscriber, cursor = self.state, self.subscriber, self.cursor
 
         async def out(events: list[bytes]) -> None:
-            subscriber.idle_s = 0.0
+            subscriber.idle_s, subscriber.told = 0.0, cursor.told
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
 
         await out([_event("hello", state.live.last_revision, {"revision": state.live.last_revision, "server": _HOST})])
@@ -324,7 +325,7 @@ class _Stream:
             return False
         if events := _next(self.cursor, item):
             self.body.write(b"".join(events))
-            self.subscriber.idle_s = 0.0
+            self.subscriber.idle_s, self.subscriber.told = 0.0, self.cursor.told
         return True
 
     def _pending(self) -> list[bytes]:
