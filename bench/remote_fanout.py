@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -107,6 +108,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def _stream_paths(addrs: list[str]) -> dict[str, float]:
+    """Both servers' changes handed to streams so far, by path (/metrics; absent on servers without the count)."""
+    import httpx
+
+    totals: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for addr in addrs:
+            text = (await http.get(f"{addr}/metrics")).text
+            for path, value in re.findall(r'^accord_remote_stream_changes_total\{path="(\w+)"\} (\S+)$', text, re.M):
+                totals[path] = totals.get(path, 0.0) + float(value)
+    return totals
+
+
 def _cpu_of(server_pids: list[int], client_pids: list[int]) -> tuple[float, float]:
     """CPU seconds so far of the servers together and of the client processes together."""
     return sum(_cpu_s(pid) for pid in server_pids), sum(_cpu_s(pid) for pid in client_pids)
@@ -137,6 +151,7 @@ async def _one_run(
     idle_rate = [
         (after - before) / IDLE_S for before, after in zip(idle_before, _cpu_of(server_pids, client_pids), strict=True)
     ]
+    paths_before = await _stream_paths(addrs)
     cpu_before, started = _cpu_of(server_pids, client_pids), time.monotonic()
     async with await accord.connect(db_url, redis_url, groups=_groups(), announce=False) as direct:
         for i in range(args.writes):
@@ -159,6 +174,7 @@ async def _one_run(
             for now, before, rate in zip(_cpu_of(server_pids, client_pids), cpu_before, idle_rate, strict=True)
         ]
         servers_ms, clients_ms = (round(b * 1000 / args.writes, 2) for b in busy)
+        paths = {path: n - paths_before.get(path, 0) for path, n in (await _stream_paths(addrs)).items()}
         async with await accord.connect(addr=addrs[0], token=token, groups=_groups()) as remote:
             direct_ns, remote_ns = _reads(direct), _reads(remote)
     for pipe in pipes:
@@ -173,6 +189,7 @@ async def _one_run(
         "read_ns": (direct_ns, remote_ns),
         "servers_cpu_ms_per_change": servers_ms,
         "clients_cpu_ms_per_change": clients_ms,
+        "stream_changes_by_path": paths,
     }
 
 
@@ -227,6 +244,7 @@ async def main() -> None:
         "read_ratio_remote_over_direct_median": round(ratio, 3),
         "servers_cpu_ms_per_change": [r["servers_cpu_ms_per_change"] for r in runs],
         "clients_cpu_ms_per_change": [r["clients_cpu_ms_per_change"] for r in runs],
+        "stream_changes_by_path": [r["stream_changes_by_path"] for r in runs],
         "machine": machine(found),
     }
     connections = [(r["pg_base"], r["pg_with_clients"]) for r in runs]
