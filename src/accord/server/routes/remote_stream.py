@@ -42,7 +42,8 @@ Item = tuple[int, Change]  # (the revision of the fan-out's previous change, the
 
 
 class Subscriber:
-    """One stream's queue. ``offer`` runs inside the replica's apply: it only appends and wakes the stream.
+    """One stream's queue. ``offer`` runs inside the replica's apply: it writes the change to the stream's
+    connection at once when the stream can take it (``direct``), else it only appends and wakes the stream.
 
     The stream's task waits on a bare future, not an Event under a timeout: a change wakes hundreds of
     streams at once, and each wait costs the same again in timer handling (docs/remote.md, "Fan-out").
@@ -209,7 +210,8 @@ async def stream(
 
 
 class _EventStreamResponse(Response):
-    """An endless ``text/event-stream`` written with the ASGI ``send`` it is given.
+    """An endless ``text/event-stream`` written with the ASGI ``send`` it is given (and live changes with the
+    request's DirectBody, when the server hands one: server/direct_body.py).
 
     Not a StreamingResponse: each event of a change goes to hundreds of streams at once, and an async
     generator per stream (with an anyio task group around it) doubled the server's CPU per event.
