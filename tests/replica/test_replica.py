@@ -295,6 +295,9 @@ async def test_apply_next_takes_only_the_next_revision_that_needs_nothing_else(s
         assert replica.last_revision == start and values(replica) == {}
         async with replica._lock:  # a resync or an own write in progress: it waits its turn
             assert not replica.apply_next(change)
+        replica._early[start + 5] = dataclasses.replace(change, revision=start + 5)  # heard past a gap: it waits
+        assert not replica.apply_next(change)
+        replica._early.clear()
         assert replica.apply_next(change)
         assert replica.apply_next(Change(revision=start + 2, key="other/x", op="put", version=1, value=b"2"))
         assert not replica.apply_next(change)  # already applied

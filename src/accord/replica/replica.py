@@ -423,18 +423,18 @@ class Replica:
         """Apply a bus change now, without awaiting, when nothing stands in its way; False: nothing was done.
 
         For a bus that reads on the event loop's callbacks (the remote stream): the change must be the next
-        revision, need no confirmation from the store, and find the lock free (no resync or own write in
-        progress). Otherwise the bus hands it to ``_on_event`` as usual, which orders it behind them.
+        revision, need no confirmation from the store, find the lock free (no resync or own write in
+        progress) and no heard change held past a gap. Otherwise the bus hands it to ``_on_event`` as
+        usual, which orders it behind them.
         """
-        if self._lock.locked() or change.revision != self.last_revision + 1:
+        if self._lock.locked() or self._early or change.revision != self.last_revision + 1:
             return False
         if self.covers(change.key) and (change.value_omitted or change.key.startswith(AUTHORITY_PREFIXES)):
             return False
         self._apply_one(change)
         if self._held:
             self._settle_held()
-        for listener in self._bus_listeners:
-            listener(change)
+        self._heard(change)
         return True
 
     async def _apply_change(self, change: Change) -> None:
