@@ -64,3 +64,10 @@ def direct_body(scope: Any) -> DirectBody | None:
     """The request's DirectBody when it runs under ``DirectBodyProtocol``, else None."""
     found = (scope.get("extensions") or {}).get(EXTENSION)
     return found if isinstance(found, DirectBody) else None
+
+
+def protocol_class() -> type[HttpToolsProtocol] | str:
+    """``DirectBodyProtocol`` where uvicorn has the hook it extends; else uvicorn's own choice (all via ``send``)."""
+    if callable(getattr(HttpToolsProtocol, "_start_asgi_task", None)):
+        return DirectBodyProtocol
+    return "auto"

@@ -95,7 +95,7 @@ def serve(factory: AppFactory, options: ServeOptions) -> None:
     """What ``uvicorn.run`` does, minus its rule that several workers need an import string."""
     import uvicorn
 
-    from accord.server.direct_body import DirectBodyProtocol
+    from accord.server.direct_body import protocol_class
 
     if factory.listen_addr is None:
         factory = dataclasses.replace(factory, listen_addr=f"{options.host}:{options.port}")
@@ -109,7 +109,7 @@ def serve(factory: AppFactory, options: ServeOptions) -> None:
         log_config=log_config(options.log_level),
         access_log=options.access_log,
         proxy_headers=False,
-        http=DirectBodyProtocol,  # uvicorn's httptools protocol; the change stream writes events directly
+        http=protocol_class(),  # uvicorn's httptools protocol; the change stream writes events directly
     )
     if config.workers > 1:
         _run_workers(factory, config)
