@@ -304,7 +304,7 @@ class SqlKVStore:
 
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
         """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
-        query = sa.select(t.kv_history).where(t.kv_history.c.revision > revision).order_by(t.kv_history.c.revision)
+        query = _CHANGES_SINCE if limit is None else _CHANGES_SINCE.limit(limit)
 
         def read(conn: sa.Connection) -> list[Change]:
             compacted = _meta_value(conn, t.COMPACTED_ROW)
@@ -313,7 +313,7 @@ class SqlKVStore:
                     f"history before revision {compacted} was compacted; cannot replay from {revision}",
                     compacted_revision=compacted,
                 )
-            return [change_from_row(row) for row in conn.execute(query.limit(limit))]
+            return [change_from_row(row) for row in conn.execute(query, {"after": revision})]
 
         return await run_read(self.engine, read)
 
@@ -353,18 +353,28 @@ class SqlKVStore:
         return f"SqlKVStore({self.url!r})"
 
 
+# The write path's statements, built once: building one (and its cache key) costs more than SQLite running it.
+_META = sa.select(t.meta.c.value).where(t.meta.c.name == sa.bindparam("name"))
+_BUMP = (
+    sa.update(t.meta).where(t.meta.c.name == t.REVISION_ROW).values(value=t.meta.c.value + 1).returning(t.meta.c.value)
+)
+_CURRENT = sa.select(t.kv).where(t.kv.c.key == sa.bindparam("name"))
+_LAST_VERSION = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == sa.bindparam("name"))
+_INSERT_KV = sa.insert(t.kv)
+_UPDATE_KV = sa.update(t.kv).where(t.kv.c.key == sa.bindparam("name"))  # the SET columns come with the parameters
+_DELETE_KV = sa.delete(t.kv).where(t.kv.c.key == sa.bindparam("name"))
+_INSERT_HISTORY = sa.insert(t.kv_history)
+_CHANGES_SINCE = (
+    sa.select(t.kv_history).where(t.kv_history.c.revision > sa.bindparam("after")).order_by(t.kv_history.c.revision)
+)
+
+
 def _meta_value(conn: sa.Connection, name: str) -> int:
-    return int(conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.name == name)) or 0)
+    return int(conn.scalar(_META, {"name": name}) or 0)
 
 
 def _bump_revision(conn: sa.Connection) -> int:
-    stmt = (
-        sa.update(t.meta)
-        .where(t.meta.c.name == t.REVISION_ROW)
-        .values(value=t.meta.c.value + 1)
-        .returning(t.meta.c.value)
-    )
-    return int(conn.execute(stmt).scalar_one())
+    return int(conn.execute(_BUMP).scalar_one())
 
 
 def _put_one(conn: sa.Connection, item: PutItem, ctx: WriteContext) -> Change:
@@ -382,9 +392,9 @@ def _put_one(conn: sa.Connection, item: PutItem, ctx: WriteContext) -> Change:
         "updated_by": ctx.actor,
     }
     if current is None:
-        conn.execute(sa.insert(t.kv).values(key=item.key, create_revision=revision, **fields))
+        conn.execute(_INSERT_KV, {"key": item.key, "create_revision": revision, **fields})
     else:
-        conn.execute(sa.update(t.kv).where(t.kv.c.key == item.key).values(**fields))
+        conn.execute(_UPDATE_KV, {"name": item.key, **fields})
     _append_history(conn, change)
     return change
 
@@ -395,7 +405,7 @@ def _delete_one(conn: sa.Connection, item: DeleteItem, ctx: WriteContext) -> Cha
     if current is None:
         raise NotFoundError(f"key {item.key!r} does not exist")
     _check_expected(item.key, item.expect_version, current)
-    conn.execute(sa.delete(t.kv).where(t.kv.c.key == item.key))
+    conn.execute(_DELETE_KV, {"name": item.key})
     change = _change_of(revision, item.key, "delete", current.version + 1, None, current.secret, ctx)
     _append_history(conn, change)
     return change
@@ -429,14 +439,13 @@ def _change_of(
 
 
 def _current(conn: sa.Connection, key: str) -> Entry | None:
-    row = conn.execute(sa.select(t.kv).where(t.kv.c.key == key)).first()
+    row = conn.execute(_CURRENT, {"name": key}).first()
     return entry_from_row(row) if row else None
 
 
 def _last_version(conn: sa.Connection, key: str) -> int:
     """The version of a key's last change, a delete included: a key written again continues from there."""
-    query = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == key)
-    return int(conn.scalar(query) or 0)
+    return int(conn.scalar(_LAST_VERSION, {"name": key}) or 0)
 
 
 def _existing_schemas(conn: sa.Connection, paths: list[str]) -> dict[str, str]:
@@ -446,18 +455,19 @@ def _existing_schemas(conn: sa.Connection, paths: list[str]) -> dict[str, str]:
 
 def _append_history(conn: sa.Connection, change: Change) -> None:
     conn.execute(
-        sa.insert(t.kv_history).values(
-            revision=change.revision,
-            key=change.key,
-            op=change.op,
-            value=change.value,
-            version=change.version,
-            secret=change.secret,
-            actor=change.actor,
-            at=change.at,
-            action=change.action,
-            request_id=change.request_id,
-        )
+        _INSERT_HISTORY,
+        {
+            "revision": change.revision,
+            "key": change.key,
+            "op": change.op,
+            "value": change.value,
+            "version": change.version,
+            "secret": change.secret,
+            "actor": change.actor,
+            "at": change.at,
+            "action": change.action,
+            "request_id": change.request_id,
+        },
     )
 
 
