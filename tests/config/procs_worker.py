@@ -234,8 +234,9 @@ async def batches(db_url: str, start: str, stop_at: str = "-1", point: str = "be
         if point == "before_commit" and current["batch"] == stop:
             pause_inside("in_transaction", batch=stop, rows=BATCH_SIZE)
 
-    event.listen(store.engine.sync_engine, "after_cursor_execute", row_written)
-    event.listen(store.engine.sync_engine, "commit", committing)
+    # Every engine of this process: on a SQLite file the store writes through a synchronous twin (store/sqlite_hop.py).
+    event.listen(sa.engine.Engine, "after_cursor_execute", row_written)
+    event.listen(sa.engine.Engine, "commit", committing)
     try:
         while True:
             batch = current["batch"]

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from accord.store.sqlite_hop import SqliteHop
 
 __all__ = [
     "ASYNC_DRIVERS",
@@ -36,6 +38,7 @@ __all__ = [
     "is_sqlite",
     "listen_dsn",
     "lock_out_other_writers",
+    "sqlite_hop",
     "sqlite_writer_turn",
     "uses_put_function",
 ]
@@ -116,14 +119,14 @@ def db_now_plus(bind: Bind, seconds: float) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"strftime('%Y-%m-%d %H:%M:%f', 'now', '{float(seconds):+.6f} seconds')")
 
 
-async def lock_out_other_writers(conn: AsyncConnection, lock_id: int) -> None:
+def lock_out_other_writers(conn: sa.Connection, lock_id: int) -> None:
     """Serialise this transaction with every other one taking ``lock_id``, until it ends.
 
     SQLite's write transactions already hold the database's write lock (BEGIN IMMEDIATE); PostgreSQL
     needs a transaction-scoped advisory lock.
     """
     if is_postgres(conn):
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
 def listen_dsn(url: sa.URL) -> str | None:
@@ -221,10 +224,21 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         _create_private(Path(url.database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    _tune_sqlite(engine.sync_engine)
     if file_backed and url.query.get("mode") != "memory":
-        _writer_queues[engine.sync_engine] = _WriterQueue(Path(str(url.database)).expanduser().absolute())
+        path = Path(str(url.database)).expanduser().absolute()
+        lock_path = path.with_name(path.name + WRITER_LOCK_SUFFIX)
+        _writer_queues[engine.sync_engine] = _WriterQueue(lock_path)
+        twin = sa.create_engine(url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _tune_sqlite(twin)
+        _hops[engine.sync_engine] = SqliteHop(twin, lock_path, WRITE_OPTION)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    """WAL, a busy timeout, checkpoints off the write path, and BEGIN IMMEDIATE for write transactions."""
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own transaction handling would defer BEGIN; we issue BEGIN ourselves below.
         dbapi_connection.isolation_level = None
@@ -235,13 +249,11 @@ def _sqlite_engine(url: sa.URL) -> AsyncEngine:
         cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         # Writers take the write lock up front so the revision read and bump cannot interleave.
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
 
 
 class _WriterQueue:
@@ -252,8 +264,8 @@ class _WriterQueue:
     by the kernel the moment the holder releases it, and then find SQLite's write lock free.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path.with_name(path.name + WRITER_LOCK_SUFFIX)
+    def __init__(self, lock_path: Path) -> None:
+        self.path = lock_path
         self.fd = -1
         self.lock: asyncio.Lock | None = None
 
@@ -294,6 +306,7 @@ async def _flock_in_thread(fd: int) -> None:
 
 
 _writer_queues: weakref.WeakKeyDictionary[sa.Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+_hops: weakref.WeakKeyDictionary[sa.Engine, SqliteHop] = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
@@ -307,11 +320,19 @@ async def sqlite_writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
 
 
-def close_writer_queue(engine: AsyncEngine) -> None:
-    """Close the lock file of a disposed engine."""
+def sqlite_hop(engine: AsyncEngine) -> SqliteHop | None:
+    """The one-hop transactions of a SQLite file's engine (None on PostgreSQL and in-memory SQLite)."""
+    return _hops.get(engine.sync_engine)
+
+
+async def close_writers(engine: AsyncEngine) -> None:
+    """Close the lock files, the writer thread and the synchronous twin of a disposed engine."""
     queue = _writer_queues.get(engine.sync_engine)
     if queue is not None:
         queue.close()  # reopened if the engine is used again
+    hop = _hops.get(engine.sync_engine)
+    if hop is not None:
+        await hop.aclose()  # likewise
 
 
 # Tables whose rows hold blobs sealed with the master key (stored secrets and vault originals).

@@ -26,6 +26,7 @@ from accord.store.dialect import (
     async_driver,
     engine_for,
     is_sqlite,
+    sqlite_hop,
     sqlite_writer_turn,
 )
 
@@ -40,6 +41,8 @@ __all__ = [
     "resolve_db_url",
     "retry_deadlocks",
     "retry_unsent",
+    "run_read",
+    "run_write",
     "sqlite_file",
     "translate_errors",
     "write_tx",
@@ -118,6 +121,29 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+
+async def run_write(engine: AsyncEngine, body: Callable[[sa.Connection], T]) -> T:
+    """``body`` in one write transaction; on a SQLite file in one thread hop that takes and gives back the file lock.
+
+    Elsewhere (PostgreSQL, in-memory SQLite) it runs in ``write_tx`` through ``run_sync``: the same statements.
+    """
+    hop = sqlite_hop(engine)
+    if hop is None:
+        async with write_tx(engine) as conn:
+            return await conn.run_sync(body)
+    with translate_errors(engine):
+        return await hop.write(body)
+
+
+async def run_read(engine: AsyncEngine, body: Callable[[sa.Connection], T]) -> T:
+    """``body`` in one read transaction (one snapshot); on a SQLite file in one thread hop."""
+    hop = sqlite_hop(engine)
+    if hop is None:
+        async with read_tx(engine) as conn:
+            return await conn.run_sync(body)
+    with translate_errors(engine):
+        return await hop.read(body)
 
 
 async def retry_unsent(operation: Callable[[], Awaitable[T]], *, committing: Callable[[], bool]) -> T:

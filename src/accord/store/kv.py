@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accord.core.crypto import Cipher, cipher_for_database
 from accord.core.errors import AccordError, CompactedError, ConflictError, NotFoundError
@@ -24,13 +24,13 @@ from accord.store.audit import audit_rows
 from accord.store.coalesce import Coalescer
 from accord.store.deployment import read_deployment
 from accord.store.dialect import (
-    close_writer_queue,
+    close_writers,
     listen_dsn,
     lock_out_other_writers,
     sqlite_holds_sealed,
     uses_put_function,
 )
-from accord.store.engine import conflict_error, create_engine, read_tx, redact, retry_unsent, write_tx
+from accord.store.engine import conflict_error, create_engine, redact, retry_unsent, run_read, run_write, write_tx
 from accord.store.migrate import upgrade
 from accord.store.rows import change_from_row, entry_from_row, utc
 from accord.store.timers import SqlTimers
@@ -122,7 +122,7 @@ class SqlKVStore:
     async def aclose(self) -> None:
         await self._put_coalescer.aclose()
         await self.engine.dispose()
-        close_writer_queue(self.engine)
+        await close_writers(self.engine)
 
     async def __aenter__(self) -> SqlKVStore:
         return self
@@ -131,13 +131,10 @@ class SqlKVStore:
         await self.aclose()
 
     async def current_revision(self) -> int:
-        async with read_tx(self.engine) as conn:
-            return await _meta_value(conn, t.REVISION_ROW)
+        return await run_read(self.engine, functools.partial(_meta_value, name=t.REVISION_ROW))
 
     async def get(self, key: str) -> Entry | None:
-        async with read_tx(self.engine) as conn:
-            row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
-        return entry_from_row(row) if row else None
+        return await run_read(self.engine, functools.partial(_current, key=key))
 
     async def snapshot(self, prefix: str | Sequence[str] = "") -> tuple[int, list[Entry]]:
         """All entries under ``prefix`` (or any of several prefixes) and the revision they reflect, in one read."""
@@ -146,10 +143,12 @@ class SqlKVStore:
         if prefixes and "" not in prefixes:
             matches = [t.kv.c.key.startswith(validate_prefix(p), autoescape=True) for p in prefixes]
             query = query.where(sa.or_(*matches))
-        async with read_tx(self.engine) as conn:
-            revision = await _meta_value(conn, t.REVISION_ROW)
-            rows = (await conn.execute(query)).all()
-        return revision, [entry_from_row(row) for row in rows]
+
+        def read(conn: sa.Connection) -> tuple[int, list[Entry]]:
+            revision = _meta_value(conn, t.REVISION_ROW)
+            return revision, [entry_from_row(row) for row in conn.execute(query)]
+
+        return await run_read(self.engine, read)
 
     async def put(
         self,
@@ -173,8 +172,7 @@ class SqlKVStore:
         context = ctx or WriteContext(actor)
         if uses_put_function(self.engine):
             return await self._put_coalescer.submit((items, context))
-        async with write_tx(self.engine) as conn:
-            return [await _put_one(conn, item, context) for item in items]
+        return await run_write(self.engine, lambda conn: [_put_one(conn, item, context) for item in items])
 
     async def _put_groups(self, requests: Sequence[_PutRequest]) -> list[list[Change] | ConflictError]:
         """One statement for the puts of every request (``accord_put_groups``), each request all or nothing.
@@ -235,8 +233,9 @@ class SqlKVStore:
     ) -> Change:
         validate_key(key)
         context = ctx or WriteContext(actor)
-        async with write_tx(self.engine) as conn:
-            return await _delete_one(conn, DeleteItem(key, expect_version), context)
+        return await run_write(
+            self.engine, functools.partial(_delete_one, item=DeleteItem(key, expect_version), ctx=context)
+        )
 
     async def write_batch(self, items: Sequence[BatchItem], *, ctx: WriteContext | None = None) -> list[Change]:
         """Puts and deletes in one transaction, one revision per item; a failed compare-and-set writes nothing.
@@ -249,14 +248,14 @@ class SqlKVStore:
             if isinstance(item, PutItem):
                 check_value_size(item.key, item.value)
         context = ctx or WriteContext()
-        async with write_tx(self.engine) as conn:
-            changes: list[Change] = []
-            for item in items:
-                if isinstance(item, PutItem):
-                    changes.append(await _put_one(conn, item, context))
-                else:
-                    changes.append(await _delete_one(conn, item, context))
-            return changes
+
+        def write(conn: sa.Connection) -> list[Change]:
+            return [
+                _put_one(conn, item, context) if isinstance(item, PutItem) else _delete_one(conn, item, context)
+                for item in items
+            ]
+
+        return await run_write(self.engine, write)
 
     async def latest_deletes(self, prefix: str) -> dict[str, int]:
         h = t.kv_history.c
@@ -266,16 +265,15 @@ class SqlKVStore:
             .where(h.key.not_in(sa.select(t.kv.c.key)))
             .group_by(h.key)
         )
-        async with read_tx(self.engine) as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await run_read(self.engine, lambda conn: conn.execute(query).all())
         return {str(key): int(revision) for key, revision in rows}
 
     async def history(self, key: str, *, limit: int | None = None) -> list[Change]:
         """Mutations of ``key``, newest first."""
         query = sa.select(t.kv_history).where(t.kv_history.c.key == key).order_by(t.kv_history.c.revision.desc())
-        async with read_tx(self.engine) as conn:
-            rows = (await conn.execute(query.limit(limit))).all()
-        return [change_from_row(row) for row in rows]
+        return await run_read(
+            self.engine, lambda conn: [change_from_row(row) for row in conn.execute(query.limit(limit))]
+        )
 
     async def rollback(self, key: str, to_version: int, *, actor: str = "", ctx: WriteContext | None = None) -> Change:
         """Write the value ``key`` had at ``to_version`` as a new revision; history is never rewritten.
@@ -288,8 +286,7 @@ class SqlKVStore:
             .order_by(t.kv_history.c.revision.desc())
             .limit(1)
         )
-        async with read_tx(self.engine) as conn:
-            row = (await conn.execute(query)).first()
+        row = await run_read(self.engine, lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFoundError(f"key {key!r} has no version {to_version} in its history")
         old = change_from_row(row)
@@ -302,36 +299,39 @@ class SqlKVStore:
         """The last change of ``key`` at or before ``revision`` (None if it had none then)."""
         h = t.kv_history.c
         query = sa.select(t.kv_history).where(h.key == key, h.revision <= revision).order_by(h.revision.desc()).limit(1)
-        async with read_tx(self.engine) as conn:
-            row = (await conn.execute(query)).first()
+        row = await run_read(self.engine, lambda conn: conn.execute(query).first())
         return change_from_row(row) if row else None
 
     async def changes_since(self, revision: int, *, limit: int | None = None) -> list[Change]:
         """Every change after ``revision`` in revision order; CompactedError if that range is gone."""
-        query = sa.select(t.kv_history).where(t.kv_history.c.revision > revision).order_by(t.kv_history.c.revision)
-        async with read_tx(self.engine) as conn:
-            compacted = await _meta_value(conn, t.COMPACTED_ROW)
+        query = _CHANGES_SINCE if limit is None else _CHANGES_SINCE.limit(limit)
+
+        def read(conn: sa.Connection) -> list[Change]:
+            compacted = _meta_value(conn, t.COMPACTED_ROW)
             if revision < compacted:
                 raise CompactedError(
                     f"history before revision {compacted} was compacted; cannot replay from {revision}",
                     compacted_revision=compacted,
                 )
-            rows = (await conn.execute(query.limit(limit))).all()
-        return [change_from_row(row) for row in rows]
+            return [change_from_row(row) for row in conn.execute(query, {"after": revision})]
+
+        return await run_read(self.engine, read)
 
     async def compact(self, below_revision: int) -> int:
         """Drop history rows older than ``below_revision``, keeping each key's latest row; returns rows removed."""
         latest = sa.select(sa.func.max(t.kv_history.c.revision)).group_by(t.kv_history.c.key)
-        async with write_tx(self.engine) as conn:
-            current = await _meta_value(conn, t.REVISION_ROW)
-            target = min(below_revision, current)
-            result = await conn.execute(
+
+        def write(conn: sa.Connection) -> int:
+            target = min(below_revision, _meta_value(conn, t.REVISION_ROW))
+            result = conn.execute(
                 sa.delete(t.kv_history).where(t.kv_history.c.revision < target, t.kv_history.c.revision.not_in(latest))
             )
-            await conn.execute(
+            conn.execute(
                 sa.update(t.meta).where(t.meta.c.name == t.COMPACTED_ROW, t.meta.c.value < target).values(value=target)
             )
-        return int(result.rowcount or 0)
+            return int(result.rowcount or 0)
+
+        return await run_write(self.engine, write)
 
     async def put_schemas(self, specs: dict[str, str], *, actor: str = "") -> list[Change]:
         """Register declared setting schemas (path -> JSON spec); existing paths are replaced.
@@ -341,53 +341,47 @@ class SqlKVStore:
         """
         if not specs:
             return []
-        now = datetime.now(UTC)
-        ctx = WriteContext(actor or "schema", "schema")
-        changes: list[Change] = []
-        async with write_tx(self.engine) as conn:
-            # Processes starting together would both see a path missing and both insert it.
-            await lock_out_other_writers(conn, _SCHEMA_LOCK)
-            existing = await _existing_schemas(conn, list(specs))
-            for path, spec in specs.items():
-                if existing.get(path) == spec and await _current(conn, SCHEMA_PREFIX + path) is not None:
-                    continue
-                if path not in existing:
-                    await conn.execute(sa.insert(t.setting_schema).values(path=path, spec=spec, updated_at=now))
-                elif existing[path] != spec:
-                    stmt = sa.update(t.setting_schema).where(t.setting_schema.c.path == path)
-                    await conn.execute(stmt.values(spec=spec, updated_at=now))
-                changes.append(await _put_one(conn, PutItem(SCHEMA_PREFIX + path, spec.encode(), None, False), ctx))
-        return changes
+        return await run_write(self.engine, functools.partial(_put_schemas, specs=specs, actor=actor))
 
     async def get_schemas(self) -> dict[str, str]:
-        async with read_tx(self.engine) as conn:
-            rows = (await conn.execute(sa.select(t.setting_schema.c.path, t.setting_schema.c.spec))).all()
+        rows = await run_read(
+            self.engine, lambda conn: conn.execute(sa.select(t.setting_schema.c.path, t.setting_schema.c.spec)).all()
+        )
         return {row.path: row.spec for row in rows}
 
     def __repr__(self) -> str:
         return f"SqlKVStore({self.url!r})"
 
 
-async def _meta_value(conn: AsyncConnection, name: str) -> int:
-    value = await conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.name == name))
-    return int(value or 0)
+# The write path's statements, built once: building one (and its cache key) costs more than SQLite running it.
+_META = sa.select(t.meta.c.value).where(t.meta.c.name == sa.bindparam("name"))
+_BUMP = (
+    sa.update(t.meta).where(t.meta.c.name == t.REVISION_ROW).values(value=t.meta.c.value + 1).returning(t.meta.c.value)
+)
+_CURRENT = sa.select(t.kv).where(t.kv.c.key == sa.bindparam("name"))
+_LAST_VERSION = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == sa.bindparam("name"))
+_INSERT_KV = sa.insert(t.kv)
+_UPDATE_KV = sa.update(t.kv).where(t.kv.c.key == sa.bindparam("name"))  # the SET columns come with the parameters
+_DELETE_KV = sa.delete(t.kv).where(t.kv.c.key == sa.bindparam("name"))
+_INSERT_HISTORY = sa.insert(t.kv_history)
+_CHANGES_SINCE = (
+    sa.select(t.kv_history).where(t.kv_history.c.revision > sa.bindparam("after")).order_by(t.kv_history.c.revision)
+)
 
 
-async def _bump_revision(conn: AsyncConnection) -> int:
-    stmt = (
-        sa.update(t.meta)
-        .where(t.meta.c.name == t.REVISION_ROW)
-        .values(value=t.meta.c.value + 1)
-        .returning(t.meta.c.value)
-    )
-    return int((await conn.execute(stmt)).scalar_one())
+def _meta_value(conn: sa.Connection, name: str) -> int:
+    return int(conn.scalar(_META, {"name": name}) or 0)
 
 
-async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> Change:
-    revision = await _bump_revision(conn)
-    current = await _current(conn, item.key)
+def _bump_revision(conn: sa.Connection) -> int:
+    return int(conn.execute(_BUMP).scalar_one())
+
+
+def _put_one(conn: sa.Connection, item: PutItem, ctx: WriteContext) -> Change:
+    revision = _bump_revision(conn)
+    current = _current(conn, item.key)
     _check_expected(item.key, item.expect_version, current)
-    version = (current.version if current else await _last_version(conn, item.key)) + 1
+    version = (current.version if current else _last_version(conn, item.key)) + 1
     change = _change_of(revision, item.key, "put", version, item.value, item.secret, ctx)
     fields = {
         "value": item.value,
@@ -398,23 +392,43 @@ async def _put_one(conn: AsyncConnection, item: PutItem, ctx: WriteContext) -> C
         "updated_by": ctx.actor,
     }
     if current is None:
-        await conn.execute(sa.insert(t.kv).values(key=item.key, create_revision=revision, **fields))
+        conn.execute(_INSERT_KV, {"key": item.key, "create_revision": revision, **fields})
     else:
-        await conn.execute(sa.update(t.kv).where(t.kv.c.key == item.key).values(**fields))
-    await _append_history(conn, change)
+        conn.execute(_UPDATE_KV, {"name": item.key, **fields})
+    _append_history(conn, change)
     return change
 
 
-async def _delete_one(conn: AsyncConnection, item: DeleteItem, ctx: WriteContext) -> Change:
-    revision = await _bump_revision(conn)
-    current = await _current(conn, item.key)
+def _delete_one(conn: sa.Connection, item: DeleteItem, ctx: WriteContext) -> Change:
+    revision = _bump_revision(conn)
+    current = _current(conn, item.key)
     if current is None:
         raise NotFoundError(f"key {item.key!r} does not exist")
     _check_expected(item.key, item.expect_version, current)
-    await conn.execute(sa.delete(t.kv).where(t.kv.c.key == item.key))
+    conn.execute(_DELETE_KV, {"name": item.key})
     change = _change_of(revision, item.key, "delete", current.version + 1, None, current.secret, ctx)
-    await _append_history(conn, change)
+    _append_history(conn, change)
     return change
+
+
+def _put_schemas(conn: sa.Connection, specs: dict[str, str], actor: str) -> list[Change]:
+    now = datetime.now(UTC)
+    ctx = WriteContext(actor or "schema", "schema")
+    # Processes starting together would both see a path missing and both insert it.
+    lock_out_other_writers(conn, _SCHEMA_LOCK)
+    existing = _existing_schemas(conn, list(specs))
+    changes: list[Change] = []
+    for path, spec in specs.items():
+        if existing.get(path) == spec and _current(conn, SCHEMA_PREFIX + path) is not None:
+            continue
+        if path not in existing:
+            conn.execute(sa.insert(t.setting_schema).values(path=path, spec=spec, updated_at=now))
+        elif existing[path] != spec:
+            conn.execute(
+                sa.update(t.setting_schema).where(t.setting_schema.c.path == path).values(spec=spec, updated_at=now)
+            )
+        changes.append(_put_one(conn, PutItem(SCHEMA_PREFIX + path, spec.encode(), None, False), ctx))
+    return changes
 
 
 def _change_of(
@@ -424,36 +438,36 @@ def _change_of(
     return Change(revision, key, op, version, value, secret, ctx.actor, now, False, ctx.action, ctx.request_id)
 
 
-async def _current(conn: AsyncConnection, key: str) -> Entry | None:
-    row = (await conn.execute(sa.select(t.kv).where(t.kv.c.key == key))).first()
+def _current(conn: sa.Connection, key: str) -> Entry | None:
+    row = conn.execute(_CURRENT, {"name": key}).first()
     return entry_from_row(row) if row else None
 
 
-async def _last_version(conn: AsyncConnection, key: str) -> int:
+def _last_version(conn: sa.Connection, key: str) -> int:
     """The version of a key's last change, a delete included: a key written again continues from there."""
-    query = sa.select(sa.func.max(t.kv_history.c.version)).where(t.kv_history.c.key == key)
-    return int(await conn.scalar(query) or 0)
+    return int(conn.scalar(_LAST_VERSION, {"name": key}) or 0)
 
 
-async def _existing_schemas(conn: AsyncConnection, paths: list[str]) -> dict[str, str]:
+def _existing_schemas(conn: sa.Connection, paths: list[str]) -> dict[str, str]:
     query = sa.select(t.setting_schema.c.path, t.setting_schema.c.spec).where(t.setting_schema.c.path.in_(paths))
-    return {row.path: row.spec for row in (await conn.execute(query)).all()}
+    return {row.path: row.spec for row in conn.execute(query).all()}
 
 
-async def _append_history(conn: AsyncConnection, change: Change) -> None:
-    await conn.execute(
-        sa.insert(t.kv_history).values(
-            revision=change.revision,
-            key=change.key,
-            op=change.op,
-            value=change.value,
-            version=change.version,
-            secret=change.secret,
-            actor=change.actor,
-            at=change.at,
-            action=change.action,
-            request_id=change.request_id,
-        )
+def _append_history(conn: sa.Connection, change: Change) -> None:
+    conn.execute(
+        _INSERT_HISTORY,
+        {
+            "revision": change.revision,
+            "key": change.key,
+            "op": change.op,
+            "value": change.value,
+            "version": change.version,
+            "secret": change.secret,
+            "actor": change.actor,
+            "at": change.at,
+            "action": change.action,
+            "request_id": change.request_id,
+        },
     )
 
 

@@ -30,7 +30,7 @@ async def upgrade(engine: AsyncEngine) -> None:
     if await _at_head(engine):
         return
     async with write_tx(engine) as conn:
-        await lock_out_other_writers(conn, _MIGRATION_LOCK)
+        await conn.run_sync(lock_out_other_writers, _MIGRATION_LOCK)
         await conn.run_sync(_upgrade_sync)
 
 
