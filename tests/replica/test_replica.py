@@ -56,6 +56,12 @@ async def open_replica(db_url: str, redis_url: str = "", **options: object) -> R
     return replica
 
 
+async def settled(replica: Replica) -> None:
+    """Both listeners of a Redis replica connected and their connect-time resyncs done: none can fill a gap later."""
+    assert await replica._propagation.bus.fallback.wait_connected(10)  # type: ignore[attr-defined]
+    await replica.resync()  # queued behind the listeners' own resyncs on the replica's lock
+
+
 def values(replica: Replica) -> dict[str, bytes]:
     return {e.key: e.value for e in replica.entries()}
 
@@ -127,6 +133,7 @@ async def test_a_held_write_is_published_before_its_hold_so_later_writers_never_
     """Writers after a held write may be holding for it: its message goes out at once, not when its hold ends."""
     monkeypatch.setattr(replica_module, "HOLD_S", 60.0)  # the hold can only end by the gap filling
     async with await open_replica(pg_url, redis_url, check_interval=QUIET_POLL_S) as a:  # no check fills it either
+        await settled(a)
         auth = BusAuth(a.store)
         channel = (await auth.keys()).changes_channel
         async with aioredis.Redis.from_url(redis_url) as raw, raw.pubsub() as listener:
@@ -153,6 +160,7 @@ async def test_a_change_heard_past_a_gap_waits_for_the_revision_before_it_instea
     n, then n+1, both as the bus brought them, and reads no history."""
     monkeypatch.setattr(replica_module, "HOLD_S", 60.0)  # only n's message can end the hold
     async with await open_replica(pg_url, redis_url, check_interval=QUIET_POLL_S) as b:
+        await settled(b)
         heard: list[int] = []
         b.on_bus_change(lambda change: heard.append(change.revision))
         first = await b.store.put("app/first", b"1", actor="elsewhere")  # committed; announced late, below
