@@ -128,22 +128,21 @@ async def run_write(engine: AsyncEngine, body: Callable[[sa.Connection], T]) -> 
 
     Elsewhere (PostgreSQL, in-memory SQLite) it runs in ``write_tx`` through ``run_sync``: the same statements.
     """
-    hop = sqlite_hop(engine)
-    if hop is None:
-        async with write_tx(engine) as conn:
-            return await conn.run_sync(body)
-    with translate_errors(engine):
-        return await hop.write(body)
+    return await _run(engine, body, write=True)
 
 
 async def run_read(engine: AsyncEngine, body: Callable[[sa.Connection], T]) -> T:
     """``body`` in one read transaction (one snapshot); on a SQLite file in one thread hop."""
+    return await _run(engine, body, write=False)
+
+
+async def _run(engine: AsyncEngine, body: Callable[[sa.Connection], T], *, write: bool) -> T:
     hop = sqlite_hop(engine)
     if hop is None:
-        async with read_tx(engine) as conn:
+        async with (write_tx if write else read_tx)(engine) as conn:
             return await conn.run_sync(body)
     with translate_errors(engine):
-        return await hop.read(body)
+        return await (hop.write if write else hop.read)(body)
 
 
 async def retry_unsent(operation: Callable[[], Awaitable[T]], *, committing: Callable[[], bool]) -> T:
